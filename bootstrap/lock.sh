@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Regenerates the hashed, wheels-only lock files in locks/ from pyproject.toml.
+# Usage: bash bootstrap/lock.sh        (needs uv: pip install uv)
+set -Eeuo pipefail
+
+readonly PLATFORM="x86_64-manylinux_2_28"
+readonly -a PYTHONS=("3.8" "3.11")
+
+compile() {
+  local py="$1" out="$2"; shift 2
+  uv pip compile pyproject.toml "$@" \
+    --python-version "$py" --python-platform "$PLATFORM" \
+    --only-binary :all: --generate-hashes --no-header --quiet \
+    -o "$out"
+}
+
+main() {
+  cd "$(dirname "$0")/.."
+  command -v uv >/dev/null || { echo "lock.sh: uv not found; install it with: pip install uv" >&2; exit 2; }
+  local py tag
+  for py in "${PYTHONS[@]}"; do
+    tag="py${py/./}"
+    compile "$py" "locks/${tag}.txt"
+    compile "$py" "locks/dev-${tag}.txt" --extra dev
+  done
+}
+
+main "$@"

@@ -1,0 +1,108 @@
+"""Configuration, parsed once from the environment into a frozen object.
+
+Every setting is an environment variable (the way Batch passes configuration to a task:
+pool or task ``environmentSettings``); the command line may override a few. The table in
+README.md lists the same variables.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Mapping, Optional
+
+from .errors import ConfigError
+
+LOG_FORMATS = ("text", "json")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The worker's settings; build it with :meth:`from_env`."""
+
+    #: WORKER_LAKE_URL: the lake root (abfss://, https:// or file://); None = no lake.
+    lake_url: Optional[str] = None
+    #: WORKER_VAULT_URL: the Key Vault (https://<vault>.vault.azure.net).
+    vault_url: Optional[str] = None
+    #: WORKER_SECRETS_FILE: a JSON object of name -> value, the local secrets backend.
+    secrets_file: Optional[str] = None
+    #: WORKER_CLIENT_ID, else AZURE_CLIENT_ID: the user-assigned managed identity.
+    client_id: Optional[str] = None
+    #: WORKER_LOG_FORMAT: "text" (default) or "json".
+    log_format: str = "text"
+    #: WORKER_LOG_LEVEL: a logging level name (default INFO).
+    log_level: str = "INFO"
+    #: WORKER_SCRATCH_DIR: where scratch directories go (default: the task directory).
+    scratch_root: Optional[str] = None
+    #: WORKER_TIMEOUT: seconds before the deadline (default: none).
+    timeout: Optional[float] = None
+    #: WORKER_GRACE: seconds a handler gets to stop after a signal or the deadline.
+    grace: float = 10.0
+    #: WORKER_TRANSFER_CONCURRENCY: files moved in parallel by the lake.
+    transfer_concurrency: int = 16
+    #: WORKER_RETRY_TOTAL: retries of the Azure SDK's own retry policies.
+    retry_total: int = 5
+    #: WORKER_RETRY_BACKOFF: first backoff in seconds of those retries (then doubled).
+    retry_backoff: float = 1.0
+    #: WORKER_TASK_SLOTS: tasks that share this node (the pool's taskSlotsPerNode).
+    task_slots: int = 1
+    #: WORKER_REQUIRED_SLOTS: slots this task takes (the task's requiredSlots).
+    required_slots: int = 1
+    #: The raw environment, for Batch variables read by other modules.
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "Config":
+        """Parse the settings from ``environ`` (default ``os.environ``)."""
+        env = dict(os.environ if environ is None else environ)
+        return cls(
+            lake_url=_text(env, "WORKER_LAKE_URL"),
+            vault_url=_text(env, "WORKER_VAULT_URL"),
+            secrets_file=_text(env, "WORKER_SECRETS_FILE"),
+            client_id=_text(env, "WORKER_CLIENT_ID") or _text(env, "AZURE_CLIENT_ID"),
+            log_format=_choice(env, "WORKER_LOG_FORMAT", LOG_FORMATS, "text"),
+            log_level=_log_level(env),
+            scratch_root=_text(env, "WORKER_SCRATCH_DIR"),
+            timeout=_number(env, "WORKER_TIMEOUT", None, minimum=0.0),
+            grace=_number(env, "WORKER_GRACE", 10.0, minimum=0.0),
+            transfer_concurrency=int(_number(env, "WORKER_TRANSFER_CONCURRENCY", 16, minimum=1)),
+            retry_total=int(_number(env, "WORKER_RETRY_TOTAL", 5, minimum=0)),
+            retry_backoff=_number(env, "WORKER_RETRY_BACKOFF", 1.0, minimum=0.0),
+            task_slots=int(_number(env, "WORKER_TASK_SLOTS", 1, minimum=1)),
+            required_slots=int(_number(env, "WORKER_REQUIRED_SLOTS", 1, minimum=1)),
+            environ=env,
+        )
+
+
+def _text(env: Mapping[str, str], name: str) -> Optional[str]:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple, default: str) -> str:
+    value = (_text(env, name) or default).lower()
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} is not valid; use one of: {', '.join(choices)}")
+    return value
+
+
+def _log_level(env: Mapping[str, str]) -> str:
+    value = (_text(env, "WORKER_LOG_LEVEL") or "INFO").upper()
+    if value not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ConfigError(
+            f"WORKER_LOG_LEVEL={value!r} is not valid; use DEBUG, INFO, WARNING or ERROR"
+        )
+    return value
+
+
+def _number(env: Mapping[str, str], name: str, default, *, minimum: float):
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number; set it to e.g. {name}=10") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={raw!r} must be at least {minimum:g}")
+    return value
