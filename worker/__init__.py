@@ -1,5 +1,34 @@
-"""batch-worker: the node-side runtime for Python batch work on Azure Batch."""
+"""batch-worker: the node-side runtime for Python batch work on Azure Batch.
+
+Handlers receive a :class:`Context`; they raise :class:`RetryableError` for transient
+failures (exit 3) and :class:`PermanentError` for bad input (exit 4). See README.md.
+"""
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+from .context import Context  # noqa: E402
+from .errors import (  # noqa: E402
+    Cancelled,
+    ConfigError,
+    DeadlineExceeded,
+    Interrupted,
+    PermanentError,
+    RetryableError,
+    UsageError,
+    WorkerError,
+)
+
+__all__ = [
+    "Cancelled",
+    "ConfigError",
+    "Context",
+    "DeadlineExceeded",
+    "Interrupted",
+    "PermanentError",
+    "RetryableError",
+    "UsageError",
+    "WorkerError",
+    "__version__",
+]

@@ -1,0 +1,174 @@
+"""The command line: ``python -m worker run|doctor|emulate``.
+
+``main(argv) -> int`` is the one place that turns outcomes into exit codes; it is testable
+in-process, and only ``__main__`` (or the ``batch-worker`` script) calls ``sys.exit``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from . import __version__
+from .errors import USAGE, WorkerError
+
+log = logging.getLogger("worker")
+
+_EPILOG = """exit codes: 0 success, 1 handler error, 2 usage/configuration error,
+3 transient failure (retry), 4 permanent input failure, 124 deadline exceeded,
+130 SIGINT, 143 SIGTERM"""
+
+
+def build_parser(argv: Optional[List[str]] = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m worker",
+        description="Task harness for Python batch work on Azure Batch.",
+        epilog=_EPILOG,
+    )
+    parser.add_argument("--version", action="version", version=f"batch-worker {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    _add_run(commands.add_parser("run", help="run a handler as a task", epilog=_EPILOG))
+    doctor = commands.add_parser("doctor", help="check the installation and configuration")
+    doctor.add_argument(
+        "--offline", action="store_true", help="only check that the dependencies import"
+    )
+    _add_log_options(doctor)
+    emulate = commands.add_parser(
+        "emulate", help="run loopback Data Lake, Key Vault and managed-identity emulators"
+    )
+    if argv and argv[0] == "emulate":  # its module is imported only when it is used
+        _add_emulator_arguments(emulate)
+    return parser
+
+
+def _add_run(run: argparse.ArgumentParser) -> None:
+    run.add_argument(
+        "handler", metavar="HANDLER", help="package.module:function or path/file.py:function"
+    )
+    run.add_argument(
+        "--param", action="append", default=[], metavar="KEY=VALUE",
+        help="a parameter, passed as a string (repeatable)",
+    )
+    run.add_argument("--params-file", metavar="FILE", help="a JSON object of parameters")
+    run.add_argument("--params-json", metavar="JSON", help="a JSON object of parameters")
+    run.add_argument(
+        "--timeout", type=float, metavar="SECONDS",
+        help="deadline; the task stops with exit 124 (default WORKER_TIMEOUT or none)",
+    )
+    run.add_argument(
+        "--grace", type=float, metavar="SECONDS",
+        help="time to stop after a signal or the deadline (default WORKER_GRACE or 10)",
+    )
+    run.add_argument(
+        "--result", metavar="PATH",
+        help="where to write the result record (default: result.json in the task working dir)",
+    )
+    _add_log_options(run)
+
+
+def _add_log_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-format", choices=("text", "json"), help="log line format (default WORKER_LOG_FORMAT)"
+    )
+    parser.add_argument("--log-level", help="log level (default WORKER_LOG_LEVEL or INFO)")
+
+
+def _add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
+    from .emulators import cli as emulators_cli
+
+    emulators_cli.add_arguments(parser)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Parse ``argv``, run the command, return the exit code."""
+    _line_buffered_output()
+    try:
+        argv = sys.argv[1:] if argv is None else list(argv)
+        args = build_parser(argv).parse_args(argv)
+    except SystemExit as e:  # argparse reports usage errors itself, with exit status 2
+        return int(e.code) if isinstance(e.code, int) else USAGE
+    try:
+        return _dispatch(args)
+    except WorkerError as e:  # configuration errors found before a task could start
+        _setup_fallback_logging()
+        log.error("%s (exit %d)", e, e.exit_code)
+        return e.exit_code
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "emulate":
+        from .emulators import cli as emulators_cli
+
+        return emulators_cli.run(args)
+    config = _config(args)
+    _setup_logging(config)
+    if args.command == "doctor":
+        from .doctor import run_doctor
+
+        return run_doctor(config, offline=args.offline, out=sys.stdout)
+    return _run(args, config)
+
+
+def _config(args: argparse.Namespace):
+    from .config import Config
+
+    config = Config.from_env()
+    overrides = {}
+    if getattr(args, "log_format", None):
+        overrides["log_format"] = args.log_format
+    if getattr(args, "log_level", None):
+        overrides["log_level"] = args.log_level.upper()
+    if overrides:
+        import dataclasses
+
+        config = dataclasses.replace(config, **overrides)
+    return config
+
+
+def _setup_logging(config) -> None:
+    from .batch import TaskInfo
+    from .logs import setup_logging
+
+    task = TaskInfo.from_env(config.environ)
+    setup_logging(config.log_format, config.log_level, task.job_id, task.task_id)
+
+
+def _setup_fallback_logging() -> None:
+    if not logging.getLogger().handlers:
+        from .logs import setup_logging
+
+        setup_logging("text", "INFO", "-", "-")
+
+
+def _run(args: argparse.Namespace, config) -> int:
+    from .params import collect_params
+    from .runner import RunRequest, record_usage_failure, run_task
+
+    result_path = Path(args.result) if args.result else None
+    try:
+        params = collect_params(args.param, args.params_file, args.params_json)
+    except WorkerError as e:
+        return record_usage_failure(args.handler, e, config, result_path)
+    request = RunRequest(
+        spec=args.handler, params=params, config=config, result_path=result_path,
+        timeout=args.timeout, grace=args.grace,
+    )
+    return run_task(request).exit_code
+
+
+def _line_buffered_output() -> None:
+    """Batch copies stdout/stderr to files: flush each line so nothing is lost on a kill."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
+        except (AttributeError, ValueError):
+            pass
+
+
+def main_exit() -> None:
+    """Entry point of the ``batch-worker`` console script."""
+    sys.exit(main())

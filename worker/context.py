@@ -1,0 +1,155 @@
+"""The ``Context`` a handler receives: task metadata, scratch space, logging, cancellation,
+and lazy handles to the lake, secrets and DuckDB.
+
+Handles are created on first use, so a handler that never reads a secret never talks to
+Key Vault, and a task's start-up imports no Azure SDK, pyarrow or DuckDB.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+from .batch import TaskInfo
+from .cancel import Cancellation
+from .config import Config
+
+log = logging.getLogger(__name__)
+
+
+class Context:
+    """What a handler gets as its first parameter (or ``ctx=``)."""
+
+    def __init__(
+        self,
+        config: Config,
+        task: TaskInfo,
+        params: Optional[Dict[str, Any]] = None,
+        cancellation: Optional[Cancellation] = None,
+        logger: Optional[logging.Logger] = None,
+        run_id: str = "run",
+    ) -> None:
+        self.config = config
+        self.task = task
+        self.params = dict(params or {})
+        self.run_id = run_id
+        self.log = logger or logging.getLogger("worker.handler")
+        self._cancellation = cancellation or Cancellation(config.grace, config.timeout)
+        self._handles: Dict[str, Any] = {}
+        self._lock = threading.RLock()
+        self._scratch: Optional[Path] = None
+
+    # -- task metadata -------------------------------------------------------------------
+
+    @property
+    def attempt(self) -> int:
+        """1 on the first run of this task on this node, 2 on the next, and so on."""
+        return self.task.attempt
+
+    # -- cancellation --------------------------------------------------------------------
+
+    @property
+    def cancelled(self) -> bool:
+        """True once SIGTERM/SIGINT or the deadline asked the task to stop."""
+        return self._cancellation.requested
+
+    @property
+    def cancel_event(self) -> threading.Event:
+        """Set on a stop request; ``ctx.cancel_event.wait(5)`` is an interruptible sleep."""
+        return self._cancellation.event
+
+    def check_cancelled(self) -> None:
+        """Raise the pending stop (Cancelled or DeadlineExceeded) if there is one."""
+        self._cancellation.check()
+
+    def time_left(self) -> Optional[float]:
+        """Seconds until the ``--timeout`` deadline, or None without one."""
+        return self._cancellation.time_left()
+
+    # -- scratch -------------------------------------------------------------------------
+
+    @property
+    def scratch(self) -> Path:
+        """A private folder on the node's local disk, removed when the task ends."""
+        with self._lock:
+            if self._scratch is None:
+                root = Path(self.config.scratch_root or self.task.task_dir)
+                root.mkdir(parents=True, exist_ok=True)
+                self._scratch = Path(tempfile.mkdtemp(prefix="scratch-", dir=str(root)))
+            return self._scratch
+
+    # -- lazy handles --------------------------------------------------------------------
+
+    @property
+    def lake(self):
+        """The lake at ``WORKER_LAKE_URL`` (see ``worker.lake.Lake``)."""
+        return self._handle("lake", self._open_lake)
+
+    @property
+    def secrets(self):
+        """Secrets by name (see ``worker.secrets.Secrets``)."""
+        return self._handle("secrets", self._open_secrets)
+
+    @property
+    def credential(self):
+        """The process's one Azure credential (managed identity on Batch)."""
+        from .identity import get_credential
+
+        return get_credential(self.config)
+
+    def _handle(self, name: str, factory: Callable[[], Any]) -> Any:
+        with self._lock:
+            if name not in self._handles:
+                self._handles[name] = factory()
+            return self._handles[name]
+
+    def _open_lake(self):
+        from .errors import ConfigError
+        from .lake import Lake, open_store
+
+        if not self.config.lake_url:
+            raise ConfigError(
+                "ctx.lake needs WORKER_LAKE_URL (abfss://FS@ACCOUNT.dfs.core.windows.net/PREFIX "
+                "or file:///some/dir)"
+            )
+        store = open_store(self.config.lake_url, config=self.config)
+        return Lake(store, self.run_id, self.config.transfer_concurrency)
+
+    def _open_secrets(self):
+        from .secrets import open_secrets
+
+        return open_secrets(self.config)
+
+    # -- end of task (called by the runner) ----------------------------------------------
+
+    def commit(self) -> List[Dict[str, Any]]:
+        """Put staged outputs in place; returns what was committed."""
+        lake = self._handles.get("lake")
+        return lake.commit() if lake is not None else []
+
+    def abort(self) -> None:
+        """Drop staged outputs."""
+        lake = self._handles.get("lake")
+        if lake is not None:
+            lake.abort()
+
+    def close(self) -> None:
+        """Close every handle (DuckDB first: it may read lake-staged files) and scratch."""
+        for name in ("duckdb", "lake", "secrets"):
+            handle = self._handles.pop(name, None)
+            if handle is not None:
+                _close_quietly(name, handle)
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
+
+
+def _close_quietly(name: str, handle: Any) -> None:
+    try:
+        handle.close()
+    except Exception as e:  # closing must not mask the task's own outcome
+        log.warning("closing %s failed: %s", name, e)

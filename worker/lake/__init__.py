@@ -1,0 +1,333 @@
+"""``ctx.lake``: files in the Data Lake (or a local folder) by paths relative to a root.
+
+Writes are atomic and transactional: each write lands at a staging path in the same file
+system (``.worker-staging/<run>/...``) and is renamed into place only when the handler
+returns successfully (:meth:`Lake.commit`, called by the harness). A failed, cancelled or
+killed task leaves nothing at the final paths. Reads see the task's own staged writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from ..progress import Progress
+from .paths import glob_regex, has_magic, split_glob, to_key
+from .store import FileInfo, Store
+
+log = logging.getLogger(__name__)
+
+STAGING_DIR = ".worker-staging"
+_DATA_SUFFIXES = (".parquet", ".pq", ".csv", ".json", ".jsonl", ".ndjson")
+
+__all__ = ["Lake", "FileInfo", "Store", "open_store"]
+
+
+@dataclass
+class _Staged:
+    tmp: str
+    size: int
+    md5: str
+    overwrite: bool
+    rows: Optional[int] = None
+
+
+class Lake:
+    """A lake root with staged, committed writes. Created by the context on first use."""
+
+    def __init__(self, store: Store, run_id: str, concurrency: int = 16) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.concurrency = max(1, concurrency)
+        self._staged: Dict[str, _Staged] = {}
+        self._outputs: List[Dict[str, Any]] = []
+
+    @property
+    def url(self) -> str:
+        """Where the root is (no credentials in it)."""
+        return self.store.url
+
+    # -- reading -------------------------------------------------------------------------
+
+    def exists(self, path: str) -> bool:
+        """True when ``path`` is a file or folder (or a write staged by this task)."""
+        key = to_key(path)
+        if key in self._staged:
+            return True
+        try:
+            self.store.info(key)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def info(self, path: str) -> FileInfo:
+        """Size, kind and modification time of ``path``."""
+        return self.store.info(self._readable(to_key(path)))
+
+    def ls(self, path: str = "", recursive: bool = False) -> List[FileInfo]:
+        """Entries under folder ``path`` (the staging area is never listed)."""
+        key = to_key(path)
+        return [e for e in self.store.list(key, recursive) if not _is_staging(e.path)]
+
+    def glob(self, pattern: str) -> List[str]:
+        """Paths of the files matching ``pattern``; ``**`` matches any depth."""
+        folder, rest = split_glob(pattern)
+        regex = glob_regex(rest)
+        recursive = "**" in rest or "/" in rest
+        try:
+            entries = self.ls(folder, recursive=recursive)
+        except FileNotFoundError:
+            return []
+        start = len(folder) + 1 if folder else 0
+        return [e.path for e in entries if not e.is_dir and regex.match(e.path[start:])]
+
+    def read_bytes(self, path: str) -> bytes:
+        """The whole content of a file."""
+        return self.store.read_bytes(self._readable(to_key(path)))
+
+    def read_text(self, path: str, encoding: str = "utf-8") -> str:
+        """The content of a text file."""
+        return self.read_bytes(path).decode(encoding)
+
+    def open(self, path: str, mode: str = "rb") -> BinaryIO:
+        """A seekable stream reading ranges on demand: a 50 GB file never sits in memory."""
+        if mode != "rb":
+            raise ValueError(f"lake.open supports mode 'rb' only, not {mode!r}; use write_*")
+        return self.store.open_read(self._readable(to_key(path)))
+
+    def files(self, path_or_glob: str) -> List[str]:
+        """The data files a path names: one file, every file in a folder, or a glob."""
+        if has_magic(path_or_glob):
+            found = self.glob(path_or_glob)
+        elif self.info(path_or_glob).is_dir:
+            found = [
+                e.path
+                for e in self.ls(path_or_glob, recursive=True)
+                if not e.is_dir and _is_data_file(e.path)
+            ]
+        else:
+            found = [to_key(path_or_glob)]
+        if not found:
+            raise FileNotFoundError(f"no files match {path_or_glob!r} in the lake {self.url}")
+        return sorted(found)
+
+    def download(self, remote: str, local: str) -> List[str]:
+        """Copy a file, or every file below a folder or glob, to local disk; returns paths."""
+        key = to_key(remote)
+        if not has_magic(remote) and not self.info(remote).is_dir:
+            target = Path(local)
+            if target.is_dir():
+                target = target / Path(key).name
+            pairs = [(key, target)]
+        else:
+            base = split_glob(remote)[0] if has_magic(remote) else key
+            names = self.glob(remote) if has_magic(remote) else self._all_files(key)
+            pairs = [(k, Path(local) / _relative(k, base)) for k in names]
+        self._transfer("download", pairs, self._download_one)
+        return [str(p) for _, p in pairs]
+
+    # -- writing (staged until commit) ---------------------------------------------------
+
+    def write_bytes(self, path: str, data: bytes, overwrite: bool = True) -> None:
+        """Stage ``data`` for ``path``; it appears there when the task succeeds."""
+        key = self._writable(path)
+        tmp = self._tmp_key(key)
+        self.store.write_bytes(tmp, bytes(data))
+        self._stage(key, tmp, len(data), hashlib.md5(data).hexdigest(), overwrite)
+
+    def write_text(
+        self, path: str, text: str, overwrite: bool = True, encoding: str = "utf-8"
+    ) -> None:
+        """Stage ``text`` for ``path``."""
+        self.write_bytes(path, text.encode(encoding), overwrite=overwrite)
+
+    def upload(self, local: str, remote: str, overwrite: bool = True) -> List[str]:
+        """Stage a local file, or a folder's files, for ``remote``; returns lake paths."""
+        source = Path(local)
+        if not source.exists():
+            raise FileNotFoundError(f"cannot upload {local!r}: no such file or folder")
+        if source.is_dir():
+            base = self._writable(remote)
+            files = sorted(p for p in source.rglob("*") if p.is_file())
+            pairs = [(p, _join(base, p.relative_to(source).as_posix())) for p in files]
+        else:
+            pairs = [(source, self._writable(remote))]
+        self._transfer("upload", pairs, lambda item: self._upload_one(item, overwrite))
+        return [key for _, key in pairs]
+
+    def delete(self, path: str, recursive: bool = False) -> None:
+        """Delete a file, or a folder with ``recursive=True``; immediate, not staged."""
+        key = self._writable(path)
+        staged = self._staged.pop(key, None)
+        if staged is not None:
+            self.store.delete(staged.tmp)
+            return
+        self.store.delete(key, recursive=recursive)
+
+    # -- Arrow / Parquet -----------------------------------------------------------------
+
+    def read_table(self, path_or_glob: str, columns: Optional[Sequence[str]] = None):
+        """A ``pyarrow.Table`` from one parquet file, a folder of them, or a glob."""
+        from .arrow import read_table
+
+        return read_table(self, self.files(path_or_glob), columns)
+
+    def write_table(self, table, path: str, overwrite: bool = True, **parquet_options) -> None:
+        """Write an Arrow table (or anything DuckDB/pandas converts) as one parquet file."""
+        from .arrow import table_to_parquet
+
+        data, rows = table_to_parquet(table, **parquet_options)
+        self.write_bytes(path, data, overwrite=overwrite)
+        self._staged[to_key(path)].rows = rows
+
+    # -- commit protocol (called by the harness) -----------------------------------------
+
+    @property
+    def outputs(self) -> List[Dict[str, Any]]:
+        """What :meth:`commit` put in place: path, bytes, md5 (and rows for tables)."""
+        return list(self._outputs)
+
+    @property
+    def pending(self) -> List[str]:
+        """Paths staged and not yet committed."""
+        return sorted(self._staged)
+
+    def commit(self) -> List[Dict[str, Any]]:
+        """Rename every staged write into place; then drop the staging folder."""
+        for key in sorted(self._staged):
+            staged = self._staged[key]
+            self.store.rename(staged.tmp, key, overwrite=staged.overwrite)
+            record: Dict[str, Any] = {"path": key, "bytes": staged.size, "md5": staged.md5}
+            if staged.rows is not None:
+                record["rows"] = staged.rows
+            self._outputs.append(record)
+            del self._staged[key]
+        self._drop_staging()
+        return self.outputs
+
+    def abort(self) -> None:
+        """Forget every staged write and delete its temporary data."""
+        if self._staged:
+            log.info("not committing %d staged write(s): %s", len(self._staged), self.pending)
+        self._staged.clear()
+        self._drop_staging()
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _readable(self, key: str) -> str:
+        staged = self._staged.get(key)
+        return staged.tmp if staged else key
+
+    def _writable(self, path: str) -> str:
+        key = to_key(path)
+        if not key or _is_staging(key):
+            raise ValueError(f"cannot write to {path!r}: name a file path below the lake root")
+        return key
+
+    def _tmp_key(self, key: str) -> str:
+        return f"{STAGING_DIR}/{self.run_id}/{key}"
+
+    def _stage(self, key: str, tmp: str, size: int, md5: str, overwrite: bool) -> None:
+        self._staged[key] = _Staged(tmp=tmp, size=size, md5=md5, overwrite=overwrite)
+
+    def _drop_staging(self) -> None:
+        try:
+            self.store.delete(f"{STAGING_DIR}/{self.run_id}", recursive=True)
+        except FileNotFoundError:
+            pass
+        except Exception as e:  # cleanup is best effort: the data is already safe or gone
+            log.warning("could not remove the staging folder of this run: %s", e)
+
+    def _all_files(self, key: str) -> List[str]:
+        return [e.path for e in self.ls(key, recursive=True) if not e.is_dir]
+
+    def _download_one(self, item: Tuple[str, Path]) -> int:
+        key, target = item
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.store.download_file(self._readable(key), str(target))
+        return target.stat().st_size
+
+    def _upload_one(self, item: Tuple[Path, str], overwrite: bool) -> int:
+        source, key = item
+        tmp = self._tmp_key(key)
+        self.store.upload_file(str(source), tmp)
+        size = source.stat().st_size
+        self._stage(key, tmp, size, _file_md5(source), overwrite)
+        return size
+
+    def _transfer(self, what: str, pairs: List[tuple], one: Callable[[Any], int]) -> None:
+        total = sum(_size_hint(a) for a, _ in pairs)
+        with Progress(f"{what} {len(pairs)} file(s)", len(pairs), total) as progress:
+            run_parallel(lambda item: progress.advance(one(item)), pairs, self.concurrency)
+
+
+def run_parallel(fn: Callable[[Any], Any], items: Iterable[Any], concurrency: int) -> List[Any]:
+    """Run ``fn`` over ``items`` on a bounded thread pool; the first error cancels the rest."""
+    items = list(items)
+    if len(items) <= 1 or concurrency <= 1:
+        return [fn(item) for item in items]
+    pool = ThreadPoolExecutor(max_workers=min(concurrency, len(items)))
+    futures = [pool.submit(fn, item) for item in items]
+    try:
+        done, _ = wait(futures, return_when="FIRST_EXCEPTION")
+        for future in futures:
+            if future.done() and future.exception() is not None:
+                raise future.exception()  # type: ignore[misc]
+        return [f.result() for f in futures]
+    finally:
+        for future in futures:
+            future.cancel()
+        pool.shutdown(wait=False)
+
+
+def open_store(url: str, **azure_options: Any) -> Store:
+    """The store a ``WORKER_LAKE_URL`` names: ``file://`` locally, else the Data Lake."""
+    if url.startswith("file:"):
+        from .local import LocalStore
+
+        return LocalStore.from_url(url)
+    from .azure import AzureStore  # the Azure SDK is imported only when a lake is used
+
+    return AzureStore.from_url(url, **azure_options)
+
+
+def _is_staging(key: str) -> bool:
+    return key == STAGING_DIR or key.startswith(STAGING_DIR + "/")
+
+
+def _is_data_file(key: str) -> bool:
+    name = key.rsplit("/", 1)[-1]
+    return not name.startswith(("_", ".")) and name.lower().endswith(_DATA_SUFFIXES)
+
+
+def _relative(key: str, base: str) -> str:
+    return key[len(base) + 1 :] if base else key
+
+
+def _join(base: str, rel: str) -> str:
+    return f"{base}/{rel}" if base else rel
+
+
+def _size_hint(item: Any) -> int:
+    try:
+        return os.path.getsize(item) if isinstance(item, Path) else 0
+    except OSError:
+        return 0
+
+
+def _file_md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+

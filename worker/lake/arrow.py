@@ -1,0 +1,52 @@
+"""Arrow and Parquet for the lake; pyarrow is imported only when a handler uses them."""
+
+from __future__ import annotations
+
+from typing import Any, List, Optional, Sequence, Tuple
+
+
+def read_table(lake, keys: List[str], columns: Optional[Sequence[str]] = None):
+    """Read parquet files in parallel and concatenate them into one ``pyarrow.Table``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from . import run_parallel
+
+    def one(key: str):
+        local = lake.store.local_path(lake._readable(key))
+        source = local if local else pa.BufferReader(lake.read_bytes(key))
+        return pq.read_table(source, columns=list(columns) if columns else None)
+
+    tables = run_parallel(one, keys, lake.concurrency)
+    return pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
+
+
+def table_to_parquet(table: Any, **options: Any) -> Tuple[bytes, int]:
+    """Serialise ``table`` (Arrow, or anything with ``.arrow()``/pandas) to parquet bytes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = as_arrow(table)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, **options)
+    return sink.getvalue().to_pybytes(), table.num_rows
+
+
+def as_arrow(table: Any):
+    """Accept a pyarrow Table, a DuckDB relation/result, or a pandas DataFrame."""
+    import pyarrow as pa
+
+    if isinstance(table, pa.Table):
+        return table
+    if hasattr(table, "arrow"):
+        result = table.arrow()
+        return result.read_all() if hasattr(result, "read_all") else result
+    if hasattr(table, "to_arrow_table"):
+        return table.to_arrow_table()
+    try:
+        return pa.Table.from_pandas(table)
+    except Exception as e:
+        raise TypeError(
+            f"cannot write a {type(table).__name__} as parquet: pass a pyarrow.Table, "
+            "a DuckDB relation or a pandas DataFrame"
+        ) from e

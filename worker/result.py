@@ -1,0 +1,75 @@
+"""The result record: ``result.json`` after every run, success or not, written atomically.
+
+Batch keeps the task's working directory for its retention time, so the record is where a
+job manager (or a person) reads what a task did: status, exit code, error, timings, the
+handler's return value and the outputs it committed. Secrets are redacted from all of it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from . import __version__
+from .errors import exit_meaning
+from .logs import utc_timestamp
+from .redact import redact, redact_value
+
+_REPR_LIMIT = 200
+
+
+@dataclass
+class Result:
+    """What a run produced; :meth:`to_dict` is the JSON written to disk."""
+
+    handler: str
+    started: float
+    status: str = "failed"
+    exit_code: int = 1
+    error: Optional[Dict[str, str]] = None
+    return_value: Any = None
+    outputs: List[Dict[str, Any]] = field(default_factory=list)
+    params: Dict[str, Any] = field(default_factory=dict)
+    task: Dict[str, Any] = field(default_factory=dict)
+    ended: Optional[float] = None
+
+    def to_dict(self) -> Dict[str, Any]:
+        ended = self.ended if self.ended is not None else time.time()
+        record: Dict[str, Any] = {
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "exit_meaning": exit_meaning(self.exit_code),
+            "error": self.error,
+            "handler": self.handler,
+            "params": self.params,
+            "started_at": utc_timestamp(self.started),
+            "ended_at": utc_timestamp(ended),
+            "duration_s": round(ended - self.started, 3),
+            "outputs": self.outputs,
+            "task": self.task,
+            "worker_version": __version__,
+        }
+        record.update(_return_fields(self.return_value))
+        return redact_value(record)
+
+
+def _return_fields(value: Any) -> Dict[str, Any]:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+        text = text if len(text) <= _REPR_LIMIT else text[:_REPR_LIMIT] + "..."
+        return {"return_value": None, "return_value_repr": redact(text)}
+    return {"return_value": value}
+
+
+def write_result(path: Path, result: Result) -> None:
+    """Write ``result`` as JSON to ``path`` atomically (temp file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
