@@ -203,7 +203,8 @@ def _inspect(spec: str, function: Callable[..., Any], given: Set[str]) -> Handle
 def _is_first_positional(parameters: List[inspect.Parameter], name: Optional[str]) -> bool:
     if not parameters or parameters[0].name != name:
         return False
-    return parameters[0].kind in (parameters[0].POSITIONAL_ONLY, parameters[0].POSITIONAL_OR_KEYWORD)
+    first = parameters[0]
+    return first.kind in (first.POSITIONAL_ONLY, first.POSITIONAL_OR_KEYWORD)
 
 
 def _context_param(parameters: List[inspect.Parameter], given: Set[str]) -> Optional[str]:
