@@ -1,0 +1,90 @@
+# shellcheck shell=bash
+# Configuration: every setting is an environment variable (README lists them), read once here.
+
+usage() {
+  cat <<'EOF'
+Usage: starttask.sh [--dry-run] [--help]
+
+Provisions Python and the hashed, pinned worker environment on this node, then publishes
+it at $WORKER_ENV_ROOT/venv. Safe to rerun (a stamp makes reruns exit at once) and to run
+twice at once (the second waits on a lock). --dry-run prints every command that would change
+the machine and changes nothing (same as WORKER_DRY_RUN=1).
+
+Environment: WORKER_PYTHON_VERSION (3.8), WORKER_PYTHON, WORKER_ENV_ROOT, WORKER_LOCK_FILE,
+WORKER_WHEELHOUSE, WORKER_INSTALLER (auto|uv|pip), WORKER_APT_PACKAGES, WORKER_WAIT_TIMEOUT,
+WORKER_APT_LOCK_TIMEOUT, WORKER_DRY_RUN. See README.md.
+EOF
+}
+
+parse_args() {
+  while (($#)); do
+    case $1 in
+      --dry-run) DRY_RUN=1 ;;
+      -h | --help) usage; exit 0 ;;
+      *) usage >&2; fail "$EXIT_CONFIG" "unknown argument: $1" ;;
+    esac
+    shift
+  done
+}
+
+# An absolute form of a path given relative to the working directory.
+absolute() {
+  if [[ $1 == /* ]]; then REPLY=$1; else REPLY=$PWD/$1; fi
+}
+
+is_whole_number() {
+  [[ $1 =~ ^[0-9]+$ ]]
+}
+
+load_config() {
+  PY_VERSION=${WORKER_PYTHON_VERSION:-3.8}
+  [[ $PY_VERSION =~ ^3\.[0-9]+$ ]] || die "WORKER_PYTHON_VERSION must look like 3.8, got '$PY_VERSION'"
+  local tag="py${PY_VERSION/./}"
+
+  PYTHON_EXPLICIT=${WORKER_PYTHON:-}
+  if [[ -n ${WORKER_ENV_ROOT:-} ]]; then
+    absolute "$WORKER_ENV_ROOT"
+  elif [[ -n ${AZ_BATCH_NODE_SHARED_DIR:-} ]]; then
+    REPLY=$AZ_BATCH_NODE_SHARED_DIR/batch-worker
+  else
+    REPLY=$APP_DIR/.worker
+  fi
+  ENV_ROOT=$REPLY
+
+  absolute "${WORKER_LOCK_FILE:-$APP_DIR/locks/$tag.txt}"
+  LOCK_FILE=$REPLY
+  [[ -f $LOCK_FILE ]] || die "lock file not found: $LOCK_FILE (set WORKER_LOCK_FILE)"
+  TOOLS_FILE=$BOOTSTRAP_DIR/tools.txt
+
+  load_wheelhouse
+  INSTALLER=${WORKER_INSTALLER:-auto}
+  [[ $INSTALLER =~ ^(auto|uv|pip)$ ]] || die "WORKER_INSTALLER must be auto, uv or pip, got '$INSTALLER'"
+  read -r -a APT_PACKAGES <<<"${WORKER_APT_PACKAGES:-}"
+  WAIT_TIMEOUT=${WORKER_WAIT_TIMEOUT:-1800}
+  APT_LOCK_TIMEOUT=${WORKER_APT_LOCK_TIMEOUT:-600}
+  is_whole_number "$WAIT_TIMEOUT" || die "WORKER_WAIT_TIMEOUT must be whole seconds, got '$WAIT_TIMEOUT'"
+  is_whole_number "$APT_LOCK_TIMEOUT" || die "WORKER_APT_LOCK_TIMEOUT must be whole seconds, got '$APT_LOCK_TIMEOUT'"
+  if [[ ${WORKER_DRY_RUN:-0} =~ ^(1|true|yes)$ ]]; then DRY_RUN=1; fi
+  OS_RELEASE=${WORKER_OS_RELEASE:-/etc/os-release}
+  PYENV_DIR=${PYENV_ROOT:-${HOME:-/root}/.pyenv}
+}
+
+# WORKER_WHEELHOUSE: unset = wheels/ beside the script if it exists; empty = use the index.
+load_wheelhouse() {
+  if [[ -z ${WORKER_WHEELHOUSE+set} ]]; then
+    WHEELHOUSE=""
+    [[ -d $APP_DIR/wheels ]] && WHEELHOUSE=$APP_DIR/wheels
+  elif [[ -z $WORKER_WHEELHOUSE ]]; then
+    WHEELHOUSE=""
+  else
+    absolute "$WORKER_WHEELHOUSE"
+    WHEELHOUSE=$REPLY
+    [[ -d $WHEELHOUSE ]] || die "wheelhouse not found: $WHEELHOUSE (set WORKER_WHEELHOUSE)"
+  fi
+  return 0
+}
+
+describe_config() {
+  log "python $PY_VERSION; env root $ENV_ROOT; lock $LOCK_FILE"
+  log "wheelhouse ${WHEELHOUSE:-none (package index)}; installer $INSTALLER; dry run $DRY_RUN"
+}

@@ -1,0 +1,214 @@
+# shellcheck shell=bash
+# The environment: stamp, lock, build beside the live one, verify, switch atomically.
+#
+# Layout under $ENV_ROOT:
+#   venv -> envs/<name>    the published environment (a symlink, switched by rename)
+#   envs/<name>/           one environment per stamp key; complete once .stamp exists
+#   .lock                  serialises concurrent runs (flock)
+#   cache/uv, tools/       uv's cache and uv itself, kept for the next build
+# A venv is not relocatable, so each one is built at its final path and published by the
+# symlink switch; a directory in envs/ without .stamp is a killed run's leftover.
+
+readonly STAMP=.stamp
+
+WORKER_WHEEL=""   # the worker's wheel, from the wheelhouse (else built from the checkout)
+KEY=""            # sha256 of what the environment is made of
+KEY_TEXT=""
+ENV_NAME=""
+UV=""             # uv's path when uv installs, else empty (pip)
+LOCK_FD=""
+
+# The worker wheel and version: the wheelhouse's batch_worker-*.whl, else the checkout's.
+find_worker() {
+  local wheels
+  shopt -s nullglob
+  wheels=("${WHEELHOUSE:-/nonexistent}"/batch_worker-*.whl)
+  shopt -u nullglob
+  if ((${#wheels[@]} > 1)); then
+    die "more than one worker wheel in $WHEELHOUSE: ${wheels[*]##*/}"
+  elif ((${#wheels[@]} == 1)); then
+    WORKER_WHEEL=${wheels[0]}
+    REPLY=${WORKER_WHEEL##*/batch_worker-}
+    WORKER_VERSION=${REPLY%%-*}
+    sha256_of "$WORKER_WHEEL"
+    WORKER_VERSION+=" sha256:$REPLY"
+  elif [[ -f $APP_DIR/worker/__init__.py && -f $APP_DIR/pyproject.toml ]]; then
+    WORKER_VERSION=$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$APP_DIR/worker/__init__.py")
+    WORKER_VERSION+=" (checkout)"
+  else
+    die "no worker wheel (batch_worker-*.whl) in ${WHEELHOUSE:-the wheelhouse} and no checkout at $APP_DIR"
+  fi
+}
+
+compute_key() {
+  find_worker
+  sha256_of "$LOCK_FILE"
+  KEY_TEXT="lock=$REPLY python=$PYTHON_ID worker=$WORKER_VERSION"
+  REPLY=$(printf '%s' "$KEY_TEXT" | sha256sum)
+  KEY=${REPLY%% *}
+  ENV_NAME="py$PY_VERSION-${KEY:0:12}"
+  log "stamp key $ENV_NAME ($KEY_TEXT)"
+}
+
+# True when envs/<name> is complete (its stamp holds our key).
+is_complete() {
+  local first=""
+  [[ -f $1/$STAMP && -x $1/bin/python ]] || return 1
+  IFS= read -r first <"$1/$STAMP" || true
+  [[ $first == "$KEY" ]]
+}
+
+is_current() {
+  is_complete "$ENV_ROOT/venv"
+}
+
+verify_wheelhouse() {
+  if [[ ! -x $PYTHON ]]; then
+    printf 'DRY-RUN: (verify %s against %s and %s)\n' "$WHEELHOUSE" "$LOCK_FILE" "$TOOLS_FILE"
+    return 0
+  fi
+  "$PYTHON" -I "$BOOTSTRAP_DIR/wheelhouse.py" verify --lock "$LOCK_FILE" --lock "$TOOLS_FILE" \
+    "$WHEELHOUSE" 2>&1 || die "wheelhouse refused, nothing changed (see the line above)"
+}
+
+acquire_lock() {
+  if ((DRY_RUN)); then
+    run flock -w "$WAIT_TIMEOUT" "$ENV_ROOT/.lock"
+    return 0
+  fi
+  mkdir -p -- "$ENV_ROOT/envs"
+  exec {LOCK_FD}>>"$ENV_ROOT/.lock"
+  flock -n "$LOCK_FD" && return 0
+  log "another run holds $ENV_ROOT/.lock; waiting up to ${WAIT_TIMEOUT}s"
+  flock -w "$WAIT_TIMEOUT" "$LOCK_FD" ||
+    die "another run held $ENV_ROOT/.lock for more than ${WAIT_TIMEOUT}s (WORKER_WAIT_TIMEOUT)"
+}
+
+# Leftovers of killed runs: environments without a stamp. Runs under the lock.
+remove_partials() {
+  local dir
+  for dir in "$ENV_ROOT"/envs/*/; do
+    dir=${dir%/}
+    [[ -d $dir && ! -f $dir/$STAMP ]] || continue
+    log "removing the unfinished $dir of an earlier run"
+    run rm -rf -- "$dir"
+  done
+}
+
+# uv from the wheelhouse (its wheel is pinned in tools.txt), else on PATH, else pip.
+choose_installer() {
+  local wheels
+  shopt -s nullglob
+  wheels=("${WHEELHOUSE:-/nonexistent}"/uv-*.whl)
+  shopt -u nullglob
+  if [[ $INSTALLER != pip && ${#wheels[@]} -ge 1 ]]; then
+    local version=${wheels[0]##*/uv-}
+    UV=$ENV_ROOT/tools/uv-${version%%-*}/uv
+    [[ -x $UV ]] || run "$PYTHON" -I "$BOOTSTRAP_DIR/wheelhouse.py" extract-uv "${wheels[0]}" "$UV"
+  elif [[ $INSTALLER != pip ]] && UV=$(type -P uv); then
+    :
+  elif [[ $INSTALLER == uv ]]; then
+    die "WORKER_INSTALLER=uv but no uv wheel in the wheelhouse and no uv on PATH"
+  else
+    UV=""
+  fi
+  log "installer: ${UV:-pip}"
+}
+
+uv_cmd() {
+  run env UV_CACHE_DIR="$ENV_ROOT/cache/uv" UV_PYTHON_DOWNLOADS=never "$UV" "$@"
+}
+
+create_venv() {
+  local env_dir=$1
+  ((DRY_RUN)) || PARTIAL_ENV=$env_dir
+  if [[ -n $UV ]]; then
+    uv_cmd venv --quiet --python "$PYTHON" "$env_dir"
+  else
+    run "$PYTHON" -m venv "$env_dir"
+  fi
+}
+
+# The locked dependencies, in one step: hashes required, no dependency resolution, wheels only.
+install_locked() {
+  local python=$1/bin/python source=()
+  [[ -n $WHEELHOUSE ]] && source=(--no-index --find-links "$WHEELHOUSE")
+  local flags=(--require-hashes --no-deps "${source[@]}" -r "$LOCK_FILE")
+  if [[ -n $UV ]]; then
+    retry_unless_local uv_cmd pip install --python "$python" --no-build --compile-bytecode "${flags[@]}"
+  else
+    retry_unless_local run "$python" -m pip install --no-input --only-binary=:all: "${flags[@]}"
+  fi
+}
+
+# From the index, network hiccups are retried; from the wheelhouse nothing is transient.
+retry_unless_local() {
+  if [[ -n $WHEELHOUSE ]]; then "$@"; else retry "$@"; fi
+}
+
+install_worker() {
+  local python=$1/bin/python wheel=$WORKER_WHEEL
+  if [[ -z $wheel ]]; then
+    build_worker_wheel "$1"
+    wheel=$REPLY
+  fi
+  if [[ -n $UV ]]; then
+    uv_cmd pip install --python "$python" --no-deps --no-index --compile-bytecode "$wheel"
+  else
+    run "$python" -m pip install --no-input --no-deps --no-index "$wheel"
+  fi
+}
+
+# Off Batch, from a checkout without a wheelhouse: build the worker's wheel from the source.
+build_worker_wheel() {
+  local out=$ENV_ROOT/build
+  run rm -rf -- "$out"
+  if [[ -n $UV ]]; then
+    uv_cmd build --quiet --wheel --python "$PYTHON" --out-dir "$out" "$APP_DIR"
+  else
+    run "$1/bin/python" -m pip wheel --quiet --no-deps --wheel-dir "$out" "$APP_DIR"
+  fi
+  REPLY=$out/batch_worker-${WORKER_VERSION%% *}-py3-none-any.whl
+}
+
+verify_env() {
+  run "$1/bin/python" -m worker doctor --offline
+}
+
+# Stamp the environment complete, then switch venv -> it with one rename.
+publish() {
+  local env_dir=$1 link=$ENV_ROOT/venv
+  run write_file "$env_dir/$STAMP" "$KEY
+$KEY_TEXT
+installer=${UV:-pip} python=$PYTHON"
+  PARTIAL_ENV=""
+  PREVIOUS=$(readlink -- "$link" 2>/dev/null || true)
+  run ln -sfn "envs/$ENV_NAME" "$link.new"
+  run mv -fT -- "$link.new" "$link"
+}
+
+# Keep the published environment and the one before it (tasks may still run from it).
+prune() {
+  local dir
+  for dir in "$ENV_ROOT"/envs/*/; do
+    dir=${dir%/}
+    [[ -d $dir && ${dir##*/} != "$ENV_NAME" && envs/${dir##*/} != "${PREVIOUS:-}" ]] || continue
+    run rm -rf -- "$dir"
+  done
+}
+
+build_env() {
+  local env_dir=$ENV_ROOT/envs/$ENV_NAME
+  step prepare "$EXIT_INSTALL" remove_partials
+  if is_complete "$env_dir"; then
+    log "$env_dir is already complete; publishing it"
+  else
+    step installer "$EXIT_INSTALL" choose_installer
+    step venv "$EXIT_INSTALL" create_venv "$env_dir"
+    step install "$EXIT_INSTALL" install_locked "$env_dir"
+    step worker "$EXIT_INSTALL" install_worker "$env_dir"
+    step verify "$EXIT_VERIFY" verify_env "$env_dir"
+  fi
+  step publish "$EXIT_INSTALL" publish "$env_dir"
+  step prune "$EXIT_INSTALL" prune
+}

@@ -1,0 +1,58 @@
+# shellcheck shell=bash
+# Finding Python X.Y: WORKER_PYTHON, then pythonX.Y on PATH, then pyenv, then apt (apt.sh).
+
+PYTHON=""      # the interpreter's real path (sys.executable), never a shim
+PYTHON_ID=""   # its full version line, part of the stamp
+TRIED=()       # what was looked at, for the one-line error
+
+# probe CANDIDATE: accept it if it runs and is Python $PY_VERSION; sets PYTHON and PYTHON_ID.
+probe() {
+  local out lines
+  [[ -x $1 && ! -d $1 ]] || return 1
+  out=$("$1" -I -c 'import sys
+print("%d.%d" % sys.version_info[:2]); print(sys.executable); print(" ".join(sys.version.split()))' 2>/dev/null) || return 1
+  mapfile -t lines <<<"$out"
+  ((${#lines[@]} == 3)) && [[ ${lines[0]} == "$PY_VERSION" ]] || return 1
+  PYTHON=${lines[1]} PYTHON_ID="Python ${lines[2]}"
+}
+
+from_path() {
+  local dir dirs
+  TRIED+=("python$PY_VERSION on PATH")
+  IFS=: read -r -a dirs <<<"${PATH:-}"
+  for dir in "${dirs[@]}"; do
+    # pyenv's shims are slow and fail unless the version is active; pyenv is tried next.
+    [[ $dir == "$PYENV_DIR/shims" ]] && continue
+    probe "$dir/python$PY_VERSION" && return 0
+  done
+  return 1
+}
+
+from_pyenv() {
+  local candidates candidate
+  TRIED+=("$PYENV_DIR/versions/$PY_VERSION.*")
+  shopt -s nullglob
+  candidates=("$PYENV_DIR/versions/$PY_VERSION".*/bin/"python$PY_VERSION")
+  shopt -u nullglob
+  ((${#candidates[@]})) || return 1
+  mapfile -t candidates < <(printf '%s\n' "${candidates[@]}" | sort -rV)
+  for candidate in "${candidates[@]}"; do
+    probe "$candidate" && return 0
+  done
+  return 1
+}
+
+find_python() {
+  if [[ -n $PYTHON_EXPLICIT ]]; then
+    probe "$PYTHON_EXPLICIT" && return 0
+    die "WORKER_PYTHON=$PYTHON_EXPLICIT is not a working Python $PY_VERSION; fix or unset it"
+  fi
+  from_path || from_pyenv || from_apt || no_python
+  log "using $PYTHON ($PYTHON_ID)"
+}
+
+no_python() {
+  local tried
+  printf -v tried '%s, ' "${TRIED[@]}"
+  die "no Python $PY_VERSION found (tried ${tried%, }); install python$PY_VERSION or set WORKER_PYTHON=/path/to/python$PY_VERSION"
+}

@@ -1,0 +1,175 @@
+"""The wheelhouse: check it against the hashed locks, unpack uv from it, build it.
+
+Run by the start task with the node's Python (standard library only, Python 3.8+):
+
+    python wheelhouse.py verify --lock LOCK [--lock TOOLS] DIR   # before anything changes
+    python wheelhouse.py extract-uv WHEEL DEST                   # uv binary from its wheel
+    python wheelhouse.py download --lock LOCK --python-version 3.8 DIR   # build one
+
+``verify`` refuses a wheelhouse in which a locked package has no wheel, or in which any wheel
+of a locked package has a hash the lock does not list; the installers check the hashes again,
+but checking first means a tampered wheel changes nothing on the node.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import re
+import stat
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Set
+
+#: Wheels the locks do not cover but the wheelhouse may carry: the worker itself.
+UNLOCKED = frozenset({"batch-worker"})
+#: The manylinux tags the nodes accept, newest first (see BATCH.md section 5).
+PLATFORMS = ("manylinux_2_28_x86_64", "manylinux2014_x86_64")
+
+_REQ = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)")
+_HASH = re.compile(r"--hash=sha256:([0-9a-fA-F]{64})")
+
+
+class WheelhouseError(Exception):
+    """The wheelhouse cannot be used; the message says why, in one line."""
+
+
+def normalize(name: str) -> str:
+    """The PEP 503 form of a project name."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def read_lock(path: Path) -> Dict[str, Set[str]]:
+    """Map each pinned project of a hashed requirements file to its allowed sha256s."""
+    text = path.read_text(encoding="utf-8").replace("\\\n", " ")
+    pins: Dict[str, Set[str]] = {}
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        match = _REQ.match(line)
+        if match:
+            pins[normalize(match.group(1))] = {h.lower() for h in _HASH.findall(line)}
+    return pins
+
+
+def sha256(path: Path) -> str:
+    """The hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def project_of(wheel: Path) -> str:
+    """The normalized project name in a wheel's file name."""
+    return normalize(wheel.name.split("-", 1)[0])
+
+
+def check(locked: Dict[str, Set[str]], required: Set[str], directory: Path) -> List[str]:
+    """Problems found in ``directory``, one line each; empty when it is usable."""
+    problems = []
+    present: Set[str] = set()
+    for wheel in sorted(directory.glob("*.whl")):
+        name = project_of(wheel)
+        if name not in locked:
+            continue
+        if sha256(wheel) not in locked[name]:
+            problems.append("hash mismatch: %s is not the file the lock pins" % wheel.name)
+        present.add(name)
+    problems.extend("missing wheel: %s" % name for name in sorted(required - present))
+    return problems
+
+
+def verify(lock_paths: Sequence[Path], directory: Path) -> None:
+    """Raise WheelhouseError unless every wheel of the first lock is present and intact.
+
+    Further lock files (the tools) are optional: their wheels are checked when present.
+    """
+    if not directory.is_dir():
+        raise WheelhouseError("no such directory: %s" % directory)
+    locked: Dict[str, Set[str]] = {}
+    for path in lock_paths:
+        locked.update(read_lock(path))
+    required = set(read_lock(lock_paths[0]))
+    problems = check(locked, required, directory)
+    if problems:
+        more = " (and %d more)" % (len(problems) - 1) if len(problems) > 1 else ""
+        raise WheelhouseError("%s in %s%s" % (problems[0], directory, more))
+
+
+def extract_uv(wheel: Path, dest: Path) -> None:
+    """Unpack the ``uv`` binary of uv's wheel to ``dest``, atomically."""
+    with zipfile.ZipFile(str(wheel)) as archive:
+        members = [m for m in archive.namelist() if m.endswith(".data/scripts/uv")]
+        if len(members) != 1:
+            raise WheelhouseError("no uv binary in %s" % wheel.name)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".uv-", dir=str(dest.parent))
+        with os.fdopen(fd, "wb") as out, archive.open(members[0]) as src:
+            while True:
+                block = src.read(1 << 20)
+                if not block:
+                    break
+                out.write(block)
+    os.chmod(tmp, stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
+    os.replace(tmp, str(dest))
+
+
+def download_command(
+    python: str, lock: Path, version: str, directory: Path
+) -> List[str]:
+    """The portable ``pip download`` that fetches the node's wheels, not the build host's."""
+    tag = "cp" + version.replace(".", "")
+    command = [python, "-m", "pip", "download", "--only-binary=:all:", "--no-deps"]
+    for platform in PLATFORMS:
+        command += ["--platform", platform]
+    command += ["--python-version", version, "--implementation", "cp", "--abi", tag]
+    return command + ["--require-hashes", "-d", str(directory), "-r", str(lock)]
+
+
+def download(python: str, locks: Sequence[Path], version: str, directory: Path) -> None:
+    """Fill ``directory`` with the wheels of ``locks`` for a Linux x86_64 node."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for lock in locks:
+        subprocess.run(download_command(python, lock, version, directory), check=True)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wheelhouse.py", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    verify_cmd = commands.add_parser("verify", help="check a wheelhouse against the locks")
+    verify_cmd.add_argument("--lock", action="append", type=Path, required=True)
+    verify_cmd.add_argument("directory", type=Path)
+    extract = commands.add_parser("extract-uv", help="unpack uv from its wheel")
+    extract.add_argument("wheel", type=Path)
+    extract.add_argument("dest", type=Path)
+    fetch = commands.add_parser("download", help="build a wheelhouse for the nodes")
+    fetch.add_argument("--lock", action="append", type=Path, required=True)
+    fetch.add_argument("--python-version", default="3.8")
+    fetch.add_argument("--python", default=sys.executable, help="whose pip downloads")
+    fetch.add_argument("directory", type=Path)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run one command; 0 on success, 1 when the wheelhouse is refused."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "verify":
+            verify(args.lock, args.directory)
+        elif args.command == "extract-uv":
+            extract_uv(args.wheel, args.dest)
+        else:
+            download(args.python, args.lock, args.python_version, args.directory)
+    except (WheelhouseError, OSError, zipfile.BadZipFile, subprocess.CalledProcessError) as exc:
+        print("wheelhouse: %s" % exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
