@@ -1,0 +1,151 @@
+"""Who may do what: the identities, their rights, and the data seeded at start.
+
+The configuration is a JSON file (``--config FILE``); every key is optional::
+
+    {
+      "account": "devstoreaccount1",          # the storage account in the lake URL
+      "filesystems": ["data"],                # created at start if missing
+      "identities": [
+        {"client_id": "11111111-1111-1111-1111-111111111111",
+         "name": "worker",                    # informative only
+         "lake": [{"filesystem": "*", "prefix": "", "access": "rw"}],
+         "secrets": {"get": ["*"], "set": ["*"]}},
+        {"client_id": "22222222-2222-2222-2222-222222222222",
+         "lake": [{"filesystem": "data", "prefix": "inputs", "access": "r"}],
+         "secrets": {"get": ["db-*"]}}
+      ],
+      "secrets": {"db-password": "s3cret"}    # seeded (a new version) at start
+    }
+
+``filesystem`` and secret names are shell-style patterns (``fnmatch``). ``prefix`` limits a
+grant to a path and what lies below it ("" is the whole file system). ``access`` is ``r``
+(read, list, properties) or ``rw`` (also create, append, flush, rename, delete, metadata).
+Creating or deleting a file system needs ``rw`` with the empty prefix. ``secrets.get``
+covers get and list; ``secrets.set`` covers set, update, delete, recover and purge. The
+first identity is also the one IMDS answers for a request without ``client_id`` (as a
+system-assigned identity). Without a file, :func:`default_config` applies.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+
+DEFAULT_CLIENT_ID = "11111111-1111-1111-1111-111111111111"
+READER_CLIENT_ID = "22222222-2222-2222-2222-222222222222"
+DEFAULT_ACCOUNT = "devstoreaccount1"
+DEFAULT_FILESYSTEM = "data"
+
+
+class ConfigError(ValueError):
+    """The configuration file is not valid: the message names the offending key."""
+
+
+class LakeGrant(NamedTuple):
+    """Read or read-write access to a file-system pattern below a path prefix."""
+
+    filesystem: str
+    prefix: str
+    write: bool
+
+    def covers(self, filesystem: str, path: str) -> bool:
+        if not fnmatch.fnmatchcase(filesystem, self.filesystem):
+            return False
+        prefix = self.prefix.strip("/")
+        return not prefix or path == prefix or path.startswith(prefix + "/")
+
+
+class Identity(NamedTuple):
+    """One managed identity and its rights."""
+
+    client_id: str
+    name: str
+    lake: Tuple[LakeGrant, ...]
+    secret_get: Tuple[str, ...]
+    secret_set: Tuple[str, ...]
+
+    def may_lake(self, filesystem: str, path: str, write: bool) -> bool:
+        """Whether this identity may read (or write) ``path`` in ``filesystem``."""
+        return any(g.covers(filesystem, path) and (g.write or not write) for g in self.lake)
+
+    def may_touch_filesystem(self, filesystem: str) -> bool:
+        """Any grant on the file system allows reading its properties."""
+        return any(fnmatch.fnmatchcase(filesystem, g.filesystem) for g in self.lake)
+
+    def may_secret(self, name: str, write: bool) -> bool:
+        patterns = self.secret_set if write else self.secret_get + self.secret_set
+        return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+class EmulatorConfig(NamedTuple):
+    """The parsed configuration: account, file systems to create, identities, secrets."""
+
+    account: str
+    filesystems: Tuple[str, ...]
+    identities: Tuple[Identity, ...]
+    secrets: Tuple[Tuple[str, str], ...]
+
+    def identity(self, client_id: Optional[str]) -> Optional[Identity]:
+        """The identity with this client id; the first one when ``client_id`` is None."""
+        if client_id is None:
+            return self.identities[0] if self.identities else None
+        for identity in self.identities:
+            if identity.client_id.lower() == client_id.lower():
+                return identity
+        return None
+
+
+def _grant(raw: Dict[str, Any]) -> LakeGrant:
+    access = raw.get("access", "r")
+    if access not in ("r", "rw"):
+        raise ConfigError("lake access must be 'r' or 'rw', not %r" % (access,))
+    return LakeGrant(str(raw.get("filesystem", "*")), str(raw.get("prefix", "")), access == "rw")
+
+
+def _identity(raw: Dict[str, Any]) -> Identity:
+    if "client_id" not in raw:
+        raise ConfigError("every identity needs a client_id")
+    secrets = raw.get("secrets", {})
+    return Identity(
+        client_id=str(raw["client_id"]),
+        name=str(raw.get("name", raw["client_id"])),
+        lake=tuple(_grant(g) for g in raw.get("lake", [])),
+        secret_get=tuple(secrets.get("get", [])),
+        secret_set=tuple(secrets.get("set", [])),
+    )
+
+
+def parse_config(raw: Dict[str, Any]) -> EmulatorConfig:
+    """Build the configuration from parsed JSON, filling defaults for missing keys."""
+    if not isinstance(raw, dict):
+        raise ConfigError("the configuration must be a JSON object")
+    base = default_config()
+    identities: List[Identity] = [_identity(i) for i in raw.get("identities", [])]
+    return EmulatorConfig(
+        account=str(raw.get("account", base.account)),
+        filesystems=tuple(raw.get("filesystems", base.filesystems)),
+        identities=tuple(identities) if "identities" in raw else base.identities,
+        secrets=tuple(sorted(dict(raw.get("secrets", {})).items())),
+    )
+
+
+def load_config(path: Optional[str]) -> EmulatorConfig:
+    """Read ``path`` (JSON), or return the default configuration when ``path`` is None."""
+    if path is None:
+        return default_config()
+    with open(path, encoding="utf-8") as f:
+        try:
+            raw = json.load(f)
+        except ValueError as e:
+            raise ConfigError("%s is not valid JSON: %s" % (path, e)) from e
+    return parse_config(raw)
+
+
+def default_config() -> EmulatorConfig:
+    """One read-write identity, one read-only identity, account and file system ready."""
+    writer = Identity(
+        DEFAULT_CLIENT_ID, "worker", (LakeGrant("*", "", True),), ("*",), ("*",)
+    )
+    reader = Identity(READER_CLIENT_ID, "reader", (LakeGrant("*", "", False),), ("*",), ())
+    return EmulatorConfig(DEFAULT_ACCOUNT, (DEFAULT_FILESYSTEM,), (writer, reader), ())

@@ -1,0 +1,103 @@
+"""Faults on demand: make an emulator misbehave the way a real service sometimes does.
+
+A rule names a service (``lake``, ``vault``, ``identity`` or ``*``), an operation (see
+each service's operation names, or ``*``) and what goes wrong:
+
+- ``status``: answer ``status`` (503 ``ServerBusy``, 500 ``InternalError``, 429 ...) in the
+  service's own error shape, with ``Retry-After`` when ``retry_after`` is given;
+- ``latency``: wait ``delay`` seconds, then serve the request normally;
+- ``truncate``: serve the request but cut the body half-way and close the connection;
+- ``drop``: close the connection without answering.
+
+A rule fires ``times`` times (None: forever), each time with ``probability`` drawn from a
+seeded generator, so random faults are reproducible.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from typing import List, NamedTuple, Optional
+
+KINDS = ("status", "latency", "truncate", "drop")
+_DEFAULT_CODES = {429: "TooManyRequests", 500: "InternalError", 503: "ServerBusy"}
+
+
+class Fault(NamedTuple):
+    """What to do to one request."""
+
+    kind: str
+    status: int = 503
+    code: str = "ServerBusy"
+    retry_after: Optional[float] = None
+    delay: float = 0.0
+
+
+class _Rule:
+    def __init__(
+        self, service: str, operation: str, fault: Fault, times: Optional[int], probability: float
+    ) -> None:
+        self.service = service
+        self.operation = operation
+        self.fault = fault
+        self.remaining = times
+        self.probability = probability
+
+    def matches(self, service: str, operation: str) -> bool:
+        return self.service in ("*", service) and self.operation in ("*", operation)
+
+
+class Faults:
+    """The fault rules of one emulator set; thread-safe."""
+
+    def __init__(self, seed: Optional[int] = None) -> None:
+        self._rules: List[_Rule] = []
+        self._lock = threading.Lock()
+        self._random = random.Random(seed)
+
+    def add(
+        self,
+        service: str = "*",
+        operation: str = "*",
+        kind: str = "status",
+        status: int = 503,
+        code: Optional[str] = None,
+        retry_after: Optional[float] = None,
+        delay: float = 0.0,
+        times: Optional[int] = 1,
+        probability: float = 1.0,
+    ) -> Fault:
+        """Add a rule; the first matching rule that fires wins. Returns the fault."""
+        if kind not in KINDS:
+            raise ValueError("fault kind must be one of %s, not %r" % (", ".join(KINDS), kind))
+        fault = Fault(kind, status, code or _DEFAULT_CODES.get(status, "InternalError"),
+                      retry_after, delay)
+        with self._lock:
+            self._rules.append(_Rule(service, operation, fault, times, probability))
+        return fault
+
+    def clear(self) -> None:
+        """Remove every rule."""
+        with self._lock:
+            self._rules = []
+
+    def pick(self, service: str, operation: str) -> Optional[Fault]:
+        """The fault for this request, if a rule fires; uses up one of the rule's times."""
+        with self._lock:
+            for rule in self._rules:
+                if not rule.matches(service, operation):
+                    continue
+                if rule.probability < 1.0 and self._random.random() >= rule.probability:
+                    continue
+                if rule.remaining is not None:
+                    rule.remaining -= 1
+                    if rule.remaining <= 0:
+                        self._rules.remove(rule)
+                return rule.fault
+        return None
+
+
+def add_rules(faults: Faults, rules: List[dict]) -> None:
+    """Add rules given as dicts (the ``--faults FILE`` JSON list) with ``add``'s keywords."""
+    for rule in rules:
+        faults.add(**rule)

@@ -1,0 +1,54 @@
+"""The throwaway certificate authority and the server TLS context.
+
+A fresh CA (trustme) signs one server certificate for ``127.0.0.1``, ``localhost`` and
+``::1``. The CA certificate is written to ``ca.pem``; clients trust it through
+``REQUESTS_CA_BUNDLE`` or ``connection_verify=``. With a state directory the CA and its key
+are kept there, so a restarted emulator still matches the bundle a client already has.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from typing import NamedTuple, Optional
+
+_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+class Tls(NamedTuple):
+    """The CA bundle path clients trust and the server-side SSL context."""
+
+    ca_path: str
+    context: ssl.SSLContext
+
+
+def _load_or_create_ca(directory: str, persist: bool):
+    import trustme  # lazy: only emulators need it, and it pulls in cryptography
+
+    cert_path = os.path.join(directory, "ca.pem")
+    key_path = os.path.join(directory, "ca-key.pem")
+    if persist and os.path.exists(cert_path) and os.path.exists(key_path):
+        with open(cert_path, "rb") as c, open(key_path, "rb") as k:
+            return trustme.CA.from_pem(c.read(), k.read())
+    ca = trustme.CA(organization_name="batch-worker emulators")
+    ca.cert_pem.write_to_path(cert_path)
+    if persist:
+        ca.private_key_pem.write_to_path(key_path)
+        os.chmod(key_path, 0o600)
+    return ca
+
+
+def make_tls(directory: str, persist: bool = False) -> Tls:
+    """Create (or, with ``persist``, reuse) the CA in ``directory`` and a server context."""
+    os.makedirs(directory, exist_ok=True)
+    ca = _load_or_create_ca(directory, persist)
+    leaf = ca.issue_cert(*_HOSTS)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    leaf.configure_cert(context)
+    return Tls(os.path.join(directory, "ca.pem"), context)
+
+
+def client_context(ca_path: Optional[str]) -> ssl.SSLContext:
+    """An SSL context trusting only ``ca_path``: for raw clients (replays, benchmarks)."""
+    return ssl.create_default_context(cafile=ca_path)
