@@ -158,7 +158,7 @@ def _resolve(spec: str, module: ModuleType, attr_path: str) -> Callable[..., Any
         obj = getattr(obj, part)
     if not callable(obj):
         raise HandlerLoadError(
-            f"handler {spec!r} is not callable: it is a {type(obj).__name__}",
+            f"handler {spec!r} is not callable: it is of type {type(obj).__name__!r}",
             code="handler.not_callable",
         )
     return obj

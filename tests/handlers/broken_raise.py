@@ -1,0 +1,5 @@
+raise RuntimeError("configuration missing at import time")
+
+
+def handler(ctx):
+    return None

@@ -1,0 +1,2 @@
+def positional_only_after_ctx(ctx, a, /):
+    return a
