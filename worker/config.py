@@ -40,6 +40,10 @@ class Config:
     grace: float = 10.0
     #: WORKER_TRANSFER_CONCURRENCY: files moved in parallel by the lake.
     transfer_concurrency: int = 16
+    #: WORKER_LAKE_CHUNK_SIZE: bytes per request when a big file moves (default 8 MiB).
+    lake_chunk_size: int = 8 * 1024 * 1024
+    #: WORKER_LAKE_FILE_CONCURRENCY: parallel requests within one big file (default 8).
+    lake_file_concurrency: int = 8
     #: WORKER_RETRY_TOTAL: retries of the Azure SDK's own retry policies.
     retry_total: int = 5
     #: WORKER_RETRY_BACKOFF: first backoff in seconds of those retries (then doubled).
@@ -48,6 +52,13 @@ class Config:
     task_slots: int = 1
     #: WORKER_REQUIRED_SLOTS: slots this task takes (the task's requiredSlots).
     required_slots: int = 1
+    #: WORKER_CORES: the node's cores (default: detected from CPU affinity and the cgroup).
+    cores: Optional[float] = None
+    #: WORKER_MEMORY_MB: the node's memory in MB (default: detected, cgroup limit or RAM).
+    memory_mb: Optional[float] = None
+    #: WORKER_DUCKDB_MEMORY_FRACTION: share of the task's memory given to DuckDB's
+    #: memory_limit; the rest is headroom for Python and pyarrow (default 0.6).
+    duckdb_memory_fraction: float = 0.6
     #: The raw environment, for Batch variables read by other modules.
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -66,10 +77,17 @@ class Config:
             timeout=_number(env, "WORKER_TIMEOUT", None, minimum=0.0),
             grace=_number(env, "WORKER_GRACE", 10.0, minimum=0.0),
             transfer_concurrency=int(_number(env, "WORKER_TRANSFER_CONCURRENCY", 16, minimum=1)),
+            lake_chunk_size=int(_number(env, "WORKER_LAKE_CHUNK_SIZE", 8 << 20, minimum=1024)),
+            lake_file_concurrency=int(
+                _number(env, "WORKER_LAKE_FILE_CONCURRENCY", 8, minimum=1)
+            ),
             retry_total=int(_number(env, "WORKER_RETRY_TOTAL", 5, minimum=0)),
             retry_backoff=_number(env, "WORKER_RETRY_BACKOFF", 1.0, minimum=0.0),
             task_slots=int(_number(env, "WORKER_TASK_SLOTS", 1, minimum=1)),
             required_slots=int(_number(env, "WORKER_REQUIRED_SLOTS", 1, minimum=1)),
+            cores=_number(env, "WORKER_CORES", None, minimum=0.1),
+            memory_mb=_number(env, "WORKER_MEMORY_MB", None, minimum=16.0),
+            duckdb_memory_fraction=_fraction(env, "WORKER_DUCKDB_MEMORY_FRACTION", 0.6),
             environ=env,
         )
 
@@ -92,6 +110,13 @@ def _log_level(env: Mapping[str, str]) -> str:
         raise ConfigError(
             f"WORKER_LOG_LEVEL={value!r} is not valid; use DEBUG, INFO, WARNING or ERROR"
         )
+    return value
+
+
+def _fraction(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _number(env, name, default, minimum=0.05)
+    if value > 1:
+        raise ConfigError(f"{name}={value:g} must be a fraction between 0.05 and 1, e.g. 0.6")
     return value
 
 

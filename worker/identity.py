@@ -1,0 +1,84 @@
+"""The process's one Azure credential, shared by the lake, Key Vault and DuckDB clients.
+
+On a Batch node (``AZ_BATCH_NODE_ID`` is set) it is ``ManagedIdentityCredential`` for the
+pool's user-assigned identity, whose client id comes from ``WORKER_CLIENT_ID`` or
+``AZURE_CLIENT_ID``; no keys, connection strings or SAS tokens are used. Off Batch (a laptop)
+it is ``DefaultAzureCredential``, which tries, in this order and stopping at the first that
+gives a token:
+
+1. environment: a service principal from ``AZURE_TENANT_ID`` + ``AZURE_CLIENT_ID`` +
+   ``AZURE_CLIENT_SECRET`` (or ``AZURE_CLIENT_CERTIFICATE_PATH``);
+2. workload identity (``AZURE_FEDERATED_TOKEN_FILE``, Kubernetes);
+3. managed identity (``WORKER_CLIENT_ID``/``AZURE_CLIENT_ID`` selects a user-assigned one);
+4. the shared token cache (Windows), then Visual Studio Code where supported;
+5. Azure CLI (``az login``), then Azure PowerShell, then Azure Developer CLI (``azd``).
+
+Interactive browser login is excluded: a task must never wait for a person.
+
+Retries of the token requests are the SDK's own (``ImdsRetryPolicy`` for IMDS), set from
+``WORKER_RETRY_TOTAL`` and ``WORKER_RETRY_BACKOFF``. Tokens are cached by the credential
+(MSAL's cache, refreshed before they expire), so clients never re-fetch one per call.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Dict, Optional, Tuple
+
+_lock = threading.Lock()
+# One credential per identity selection; a task process has exactly one.
+_credentials: Dict[Tuple[bool, Optional[str]], Any] = {}
+
+#: The token scopes the worker asks for: Data Lake (storage) and Key Vault.
+STORAGE_SCOPE = "https://storage.azure.com/.default"
+VAULT_SCOPE = "https://vault.azure.net/.default"
+
+
+def on_batch(config) -> bool:
+    """True on a Batch compute node (the agent sets ``AZ_BATCH_NODE_ID`` for every task)."""
+    return bool(config.environ.get("AZ_BATCH_NODE_ID"))
+
+
+def get_credential(config):
+    """The process's credential, built on first use and shared by every client."""
+    key = (on_batch(config), config.client_id)
+    with _lock:
+        if key not in _credentials:
+            _credentials[key] = _build(config)
+        return _credentials[key]
+
+
+def reset_credential() -> None:
+    """Forget the cached credential (a long-lived test process switching identities)."""
+    with _lock:
+        _credentials.clear()
+
+
+def describe_credential(config) -> str:
+    """Which credential this configuration uses, in words (for doctor and error messages)."""
+    who = identity_name(config)
+    if on_batch(config):
+        return f"ManagedIdentityCredential ({who}, Batch node)"
+    return f"DefaultAzureCredential (off Batch; managed identity part: {who})"
+
+
+def identity_name(config) -> str:
+    """How messages name the identity: its client id, or the default one."""
+    if config.client_id:
+        return f"client id {config.client_id}"
+    return "the default identity (no WORKER_CLIENT_ID/AZURE_CLIENT_ID set)"
+
+
+def _retry_options(config) -> Dict[str, Any]:
+    return {"retry_total": config.retry_total, "retry_backoff_factor": config.retry_backoff}
+
+
+def _build(config):
+    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+    if on_batch(config):
+        return ManagedIdentityCredential(client_id=config.client_id, **_retry_options(config))
+    options: Dict[str, Optional[Any]] = dict(_retry_options(config))
+    if config.client_id:
+        options["managed_identity_client_id"] = config.client_id
+    return DefaultAzureCredential(exclude_interactive_browser_credential=True, **options)

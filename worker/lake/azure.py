@@ -1,0 +1,399 @@
+"""The Data Lake Gen2 store: ``ctx.lake`` on Azure (or the loopback emulator), via the SDK.
+
+One ``DataLakeServiceClient`` per store, created on first use and shared by every thread;
+it authenticates with the process's credential (``worker.identity``). SDK errors become
+builtin ones here, in :func:`_translate`, so handlers never see ``azure.core.exceptions``:
+
+| service answer                           | raised                                    |
+|------------------------------------------|-------------------------------------------|
+| 404 (path or file system missing)        | FileNotFoundError                         |
+| 409 PathAlreadyExists, 412 ConditionNotMet | FileExistsError (``overwrite=False``)   |
+| 409 DirectoryNotEmpty                    | OSError(ENOTEMPTY)                        |
+| 401, 403, no token                       | PermissionError naming identity, path, role |
+| 408, 429, 5xx, connection errors         | worker.RetryableError (exit 3)            |
+
+Retries are the SDK's own: the storage policy (``ExponentialRetry``) with ``retry_total``
+retries and sleeps of ``retry_backoff`` x 1, 2, 4 ... seconds (the SDK default sleeps 18-42 s),
+both from the configuration. The storage policy does not retry 429 (Data Lake throttles with
+503 ServerBusy, which it does retry); a 429 that reaches us ends the task with exit 3.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import ipaddress
+import os
+import random
+import threading
+from contextlib import contextmanager
+from typing import Any, BinaryIO, Iterator, Optional, Set, Tuple
+from urllib.parse import unquote, urlparse
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.storage.filedatalake import DataLakeServiceClient, ExponentialRetry
+
+from ..errors import ConfigError, RetryableError
+from ..identity import get_credential, identity_name
+from .store import FileInfo, Store
+
+READ_ROLE = "Storage Blob Data Reader"
+WRITE_ROLE = "Storage Blob Data Contributor"
+_DFS_SUFFIX = ".dfs.core.windows.net"
+_TRANSIENT = {408, 429, 500, 502, 503, 504}
+_BACKOFF_MAX = 60.0
+
+
+class AzureStore(Store):
+    """A lake root in an ADLS Gen2 file system: ``account_url``, ``filesystem``, ``prefix``."""
+
+    def __init__(self, account_url: str, filesystem: str, prefix: str, config=None,
+                 url: str = "") -> None:
+        from ..config import Config
+
+        self.config = config or Config.from_env()
+        self.account_url = account_url
+        self.filesystem = filesystem
+        self.prefix = prefix.strip("/")
+        self.url = url or f"{account_url}/{filesystem}/{self.prefix}".rstrip("/")
+        self._service: Optional[DataLakeServiceClient] = None
+        self._fs: Any = None
+        self._lock = threading.Lock()
+        self._made_dirs: Set[str] = set()
+
+    @classmethod
+    def from_url(cls, url: str, config=None) -> "AzureStore":
+        """``abfss://FS@ACCOUNT.dfs.core.windows.net/PREFIX``, ``https://ACCOUNT.dfs...
+        /FS/PREFIX``, or path-style ``https://127.0.0.1:PORT/ACCOUNT/FS/PREFIX``."""
+        account_url, filesystem, prefix = parse_lake_url(url)
+        printable = url.split("?", 1)[0].rstrip("/")
+        return cls(account_url, filesystem, prefix, config=config, url=printable)
+
+    # -- clients -------------------------------------------------------------------------
+
+    @property
+    def client(self):
+        """The shared file-system client (created on first use)."""
+        with self._lock:
+            if self._fs is None:
+                self._service = DataLakeServiceClient(
+                    self.account_url, credential=get_credential(self.config),
+                    **client_options(self.config),
+                )
+                self._fs = self._service.get_file_system_client(self.filesystem)
+            return self._fs
+
+    def close(self) -> None:
+        with self._lock:
+            if self._service is not None:
+                self._service.close()
+            self._service = self._fs = None
+
+    def _path(self, key: str) -> str:
+        return "/".join(p for p in (self.prefix, key) if p)
+
+    def _key(self, path: str) -> str:
+        return path[len(self.prefix) + 1:] if self.prefix else path
+
+    def _file(self, key: str):
+        return self.client.get_file_client(self._path(key))
+
+    @contextmanager
+    def _errors(self, action: str, key: str, write: bool = False) -> Iterator[None]:
+        try:
+            yield
+        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as e:
+            raise _translate(e, self, action, key, write) from e
+
+    # -- reading -------------------------------------------------------------------------
+
+    def info(self, key: str) -> FileInfo:
+        path = self._path(key)
+        if not path:
+            return FileInfo("", 0, True)
+        with self._errors("read", key):
+            props = self.client.get_file_client(path).get_file_properties()
+        is_dir = (props.metadata or {}).get("hdi_isfolder") == "true"
+        modified = props.last_modified.timestamp() if props.last_modified else None
+        size = 0 if is_dir else int(props.size or 0)
+        return FileInfo(key, size, is_dir, modified, _etag(props.etag))
+
+    def list(self, key: str, recursive: bool) -> Iterator[FileInfo]:
+        path = self._path(key)
+        with self._errors("list", key):
+            for entry in self.client.get_paths(path=path or None, recursive=recursive):
+                modified = entry.last_modified.timestamp() if entry.last_modified else None
+                yield FileInfo(
+                    self._key(entry.name), int(entry.content_length or 0),
+                    bool(entry.is_directory), modified, _etag(entry.etag),
+                )
+
+    def read_bytes(self, key: str, offset: int = 0, length: Optional[int] = None) -> bytes:
+        if length == 0:
+            return b""
+        with self._errors("read", key):
+            start = offset if (offset or length is not None) else None
+            stream = self._file(key).download_file(
+                offset=start, length=length, max_concurrency=self.config.lake_file_concurrency
+            )
+            return stream.readall()
+
+    def open_read(self, key: str) -> BinaryIO:
+        size = self.info(key).size
+        raw = _RangedReader(self, key, size)
+        return io.BufferedReader(raw, buffer_size=self.config.lake_chunk_size)  # type: ignore
+
+    def download_file(self, key: str, local_path: str) -> None:
+        with self._errors("read", key), open(local_path, "wb") as f:
+            stream = self._file(key).download_file(
+                max_concurrency=self.config.lake_file_concurrency
+            )
+            stream.readinto(f)
+
+    # -- writing -------------------------------------------------------------------------
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        with self._errors("write", key, write=True):
+            if not data:  # upload_data sends nothing for empty data: create the file
+                self._file(key).create_file()
+                return
+            self._file(key).upload_data(data, overwrite=True, **self._upload_options())
+
+    def upload_file(self, local_path: str, key: str) -> None:
+        size = os.path.getsize(local_path)
+        with self._errors("write", key, write=True):
+            if size == 0:
+                self._file(key).create_file()
+                return
+            with open(local_path, "rb") as f:
+                self._file(key).upload_data(
+                    f, length=size, overwrite=True, **self._upload_options()
+                )
+
+    def _upload_options(self) -> dict:
+        return {
+            "chunk_size": self.config.lake_chunk_size,
+            "max_concurrency": self.config.lake_file_concurrency,
+        }
+
+    def rename(self, src: str, dst: str, overwrite: bool) -> None:
+        parent = dst.rsplit("/", 1)[0] if "/" in dst else ""
+        self.make_dirs(parent)  # the service does not create a rename's parents
+        condition = {} if overwrite else {"match_condition": MatchConditions.IfMissing}
+        new_name = f"{self.filesystem}/{self._path(dst)}"
+        with self._errors("write", dst, write=True):
+            self._file(src).rename_file(new_name, **condition)
+
+    def delete(self, key: str, recursive: bool = False) -> None:
+        path = self._path(key)
+        if not path:
+            raise ValueError(f"refusing to delete the whole file system {self.url}")
+        with self._errors("write", key, write=True):
+            if recursive:
+                self.client.get_directory_client(path).delete_directory()
+            else:
+                self.client.get_file_client(path).delete_file()
+        with self._lock:
+            self._made_dirs = {d for d in self._made_dirs if not _under(d, key)}
+
+    def make_dirs(self, key: str) -> None:
+        path = self._path(key)
+        with self._lock:
+            if not path or key in self._made_dirs:
+                return
+        with self._errors("write", key, write=True):
+            self.client.get_directory_client(path).create_directory()
+        with self._lock:
+            self._made_dirs.add(key)
+
+
+class _RangedReader(io.RawIOBase):
+    """A seekable raw stream: each read is one ranged GET, so nothing big is held."""
+
+    def __init__(self, store: AzureStore, key: str, size: int) -> None:
+        self._store = store
+        self._key = key
+        self._size = size
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        if base + offset < 0:
+            raise ValueError("negative seek position")
+        self._pos = base + offset
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        length = min(len(buffer), self._size - self._pos)
+        if length <= 0:
+            return 0
+        data = self._store.read_bytes(self._key, self._pos, length)
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+
+class _BatchRetry(ExponentialRetry):
+    """The storage SDK's exponential retry with sleeps that suit batch work and tests:
+    ``backoff * 2**(n-1)`` seconds (+-20 % jitter, at most 60 s) before retry n."""
+
+    def __init__(self, backoff: float, retry_total: int) -> None:
+        super().__init__(initial_backoff=0, increment_base=2, retry_total=retry_total,
+                         random_jitter_range=0)
+        self.backoff = backoff
+
+    def get_backoff_time(self, settings: Any) -> float:
+        sleep = min(_BACKOFF_MAX, self.backoff * 2 ** max(0, settings["count"] - 1))
+        return sleep * random.uniform(0.8, 1.2)
+
+
+def client_options(config) -> dict:
+    """Keyword arguments for the storage clients: retries, transfer sizes, connection pool."""
+    chunk = config.lake_chunk_size
+    return {
+        "retry_policy": _BatchRetry(config.retry_backoff, config.retry_total),
+        "max_single_get_size": chunk,
+        "max_chunk_get_size": chunk,
+        "transport": _transport(config.transfer_concurrency * config.lake_file_concurrency),
+    }
+
+
+def _transport(pool_size: int):
+    """The SDK's requests transport with a pool as big as our parallelism (requests keeps
+    10 connections per host; more threads would reconnect and redo TLS every time)."""
+    import requests
+    from azure.core.pipeline.transport import RequestsTransport
+    from urllib3.util.retry import Retry
+
+    try:  # the adapter azure-core itself mounts (bigger socket blocks)
+        from azure.core.pipeline.transport._bigger_block_size_http_adapters import (
+            BiggerBlockSizeHTTPAdapter as Adapter,
+        )
+    except ImportError:  # pragma: no cover - older azure-core
+        from requests.adapters import HTTPAdapter as Adapter
+    session = requests.Session()
+    no_retries = Retry(total=False, redirect=False, raise_on_status=False)
+    adapter = Adapter(pool_connections=4, pool_maxsize=max(16, min(pool_size, 256)),
+                      max_retries=no_retries)
+    for scheme in ("http://", "https://"):
+        session.mount(scheme, adapter)
+    return RequestsTransport(session=session, session_owner=True)
+
+
+def parse_lake_url(url: str) -> Tuple[str, str, str]:
+    """(account URL, file system, prefix) from a ``WORKER_LAKE_URL``."""
+    parsed = urlparse(url)
+    if parsed.query or parsed.password:
+        raise ConfigError(
+            "WORKER_LAKE_URL must not carry a SAS token, key or query string: the worker "
+            "authenticates with its managed identity"
+        )
+    parts = [unquote(p) for p in parsed.path.split("/") if p]
+    if parsed.scheme == "abfss" and "@" in parsed.netloc:
+        filesystem, host = parsed.netloc.split("@", 1)
+        return f"https://{host}", filesystem, "/".join(parts)
+    if parsed.scheme != "https":
+        raise ConfigError(
+            f"WORKER_LAKE_URL={url!r} is not a lake URL; use abfss://FS@ACCOUNT{_DFS_SUFFIX}"
+            f"/PREFIX, https://ACCOUNT{_DFS_SUFFIX}/FS/PREFIX or file:///DIR (https only: "
+            "tokens are never sent over plain http)"
+        )
+    if _is_path_style(parsed.hostname or "") and len(parts) >= 2:
+        return f"https://{parsed.netloc}/{parts[0]}", parts[1], "/".join(parts[2:])
+    if not parts:
+        raise ConfigError(f"WORKER_LAKE_URL={url!r} names no file system: add /FILESYSTEM")
+    return f"https://{parsed.netloc}", parts[0], "/".join(parts[1:])
+
+
+def _is_path_style(host: str) -> bool:
+    """Loopback names and IP addresses carry the account in the path (the emulator)."""
+    if host == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _etag(value: Optional[str]) -> Optional[str]:
+    return value.strip('"') if value else value
+
+
+def _under(path: str, key: str) -> bool:
+    return not key or path == key or path.startswith(key + "/")
+
+
+def _translate(error: Exception, store: AzureStore, action: str, key: str,
+               write: bool) -> Exception:
+    """The builtin (or worker) exception for an SDK error; messages carry no secrets."""
+    where = f"{key or '/'!r} in the lake {store.url}"
+    if isinstance(error, (ServiceRequestError, ServiceResponseError)):
+        return RetryableError(
+            f"lake {action} of {where} failed after the SDK's retries: "
+            f"{type(error).__name__}: {_first_line(error)}"
+        )
+    status = getattr(error, "status_code", None)
+    code = _error_code(error)
+    reason = f"{status or ''} {code}".strip()
+    if isinstance(error, ClientAuthenticationError) or status in (401, 403):
+        return PermissionError(_forbidden(store, action, where, write, error, status))
+    if status == 404:
+        if code in ("FilesystemNotFound", "ContainerNotFound"):
+            return FileNotFoundError(
+                f"the file system {store.filesystem!r} of the lake {store.url} does not exist "
+                f"({reason}); create it or fix WORKER_LAKE_URL"
+            )
+        return FileNotFoundError(f"no such file or folder: {where} ({reason})")
+    if status in (409, 412) and code in ("PathAlreadyExists", "ConditionNotMet"):
+        return FileExistsError(f"{where} already exists and overwrite=False ({reason})")
+    if status == 409 and code == "DirectoryNotEmpty":
+        return OSError(errno.ENOTEMPTY, f"folder {where} is not empty; use recursive=True")
+    if status in _TRANSIENT or (status or 0) >= 506:
+        return RetryableError(
+            f"lake {action} of {where} failed after the SDK's retries: {reason}"
+        )
+    return OSError(f"lake {action} of {where} failed: {reason}: {_first_line(error)}")
+
+
+def _forbidden(store: AzureStore, action: str, where: str, write: bool, error: Exception,
+               status: Optional[int]) -> str:
+    who = identity_name(store.config)
+    role = WRITE_ROLE if write else READ_ROLE
+    if status in (401, 403):
+        return (
+            f"{who} may not {action} {where} ({status} {getattr(error, 'error_code', '')}); "
+            f"grant it the role '{role}' on the storage account or file system "
+            f"{store.filesystem!r}"
+        )
+    return (
+        f"no token for the lake {store.url} with {who}: {_first_line(error)}; check that "
+        f"the identity is assigned to the pool and WORKER_CLIENT_ID/AZURE_CLIENT_ID is right"
+    )
+
+
+def _first_line(error: Exception) -> str:
+    text = str(getattr(error, "message", None) or error)
+    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+
+
+def _error_code(error: Exception) -> str:
+    """The service's error code (header or body), e.g. ``PathNotFound``."""
+    body = getattr(error, "error", None)
+    code = getattr(error, "error_code", None) or getattr(body, "code", None)
+    return str(code or "")

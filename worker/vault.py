@@ -1,0 +1,128 @@
+"""The Key Vault backend of ``ctx.secrets``, through the process's managed identity.
+
+The ``SecretClient`` is created on first use. Retries are azure-core's own ``RetryPolicy``
+(it retries 408, 429 honouring ``Retry-After``, and 5xx), with ``WORKER_RETRY_TOTAL`` retries
+and ``WORKER_RETRY_BACKOFF`` as its backoff factor. SDK errors become:
+
+| Key Vault answer                 | raised                                              |
+|----------------------------------|-----------------------------------------------------|
+| 404 SecretNotFound               | SecretNotFound (a KeyError) naming secret and vault |
+| 401, 403, no token               | PermissionError naming identity, secret and role    |
+| 408, 429, 5xx, connection errors | worker.RetryableError (exit 3)                      |
+
+The one difference between Azure and the loopback emulator lives here: Key Vault's check
+that the challenge's resource matches the vault's domain is relaxed for loopback hosts only.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Optional
+from urllib.parse import urlparse
+
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.keyvault.secrets import SecretClient
+
+from .errors import RetryableError
+from .identity import get_credential, identity_name
+from .secrets import Backend
+
+SECRETS_ROLE = "Key Vault Secrets User"
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+_TRANSIENT = {408, 429, 500, 502, 503, 504}
+
+
+class VaultBackend(Backend):
+    """Secrets from ``WORKER_VAULT_URL``; ``credential_factory(config)`` gives the credential
+    (default: the process's shared one)."""
+
+    def __init__(self, config, credential_factory: Optional[Callable[[Any], Any]] = None) -> None:
+        self.config = config
+        self.vault_url = config.vault_url.rstrip("/")
+        self.source = f"the Key Vault {self.vault_url}"
+        self._credential_factory = credential_factory or get_credential
+        self._client: Optional[SecretClient] = None
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> SecretClient:
+        with self._lock:
+            if self._client is None:
+                self._client = SecretClient(
+                    self.vault_url, self._credential_factory(self.config),
+                    verify_challenge_resource=not is_loopback(self.vault_url),
+                    retry_total=self.config.retry_total,
+                    retry_backoff_factor=self.config.retry_backoff,
+                )
+            return self._client
+
+    def fetch(self, name: str, version: Optional[str]) -> str:
+        try:
+            secret = self.client.get_secret(name, version)
+        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as e:
+            raise self._translate(e, name, version) from None
+        return secret.value or ""
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+            self._client = None
+
+    def _translate(self, error: Exception, name: str, version: Optional[str]) -> Exception:
+        """Our error for an SDK one; never includes a secret value or a token."""
+        what = f"secret {name!r}" + (f" version {version!r}" if version else "")
+        if isinstance(error, (ServiceRequestError, ServiceResponseError)):
+            return RetryableError(
+                f"reading {what} from {self.source} failed after the SDK's retries: "
+                f"{type(error).__name__}: {_first_line(error)}"
+            )
+        status = getattr(error, "status_code", None)
+        code = _error_code(error)
+        if isinstance(error, ResourceNotFoundError) or status == 404:
+            hint = "check the name and version" if version else "check the name"
+            return self.not_found(name, f"{hint} or create it ({status} {code})".strip())
+        if isinstance(error, ClientAuthenticationError) or status in (401, 403):
+            return PermissionError(self._forbidden(what, error, status, code))
+        if status in _TRANSIENT or (status or 0) >= 506:
+            return RetryableError(
+                f"reading {what} from {self.source} failed after the SDK's retries: "
+                f"{status} {code}"
+            )
+        return OSError(f"reading {what} from {self.source} failed: {status} {code}: "
+                       f"{_first_line(error)}")
+
+    def _forbidden(self, what: str, error: Exception, status: Optional[int], code: str) -> str:
+        who = identity_name(self.config)
+        if status in (401, 403):
+            return (
+                f"{who} may not read {what} in {self.source} ({status} {code}); grant it the "
+                f"role '{SECRETS_ROLE}' on the vault (or a 'get' access policy)"
+            )
+        return (
+            f"no token for {self.source} with {who}: {_first_line(error)}; check that the "
+            f"identity is assigned to the pool and WORKER_CLIENT_ID/AZURE_CLIENT_ID is right"
+        )
+
+
+def is_loopback(url: str) -> bool:
+    """True for a URL on this machine (the emulator), where the challenge check is relaxed."""
+    return (urlparse(url).hostname or "") in _LOOPBACK
+
+
+def _first_line(error: Exception) -> str:
+    text = str(getattr(error, "message", None) or error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _error_code(error: Exception) -> str:
+    """The service's error code (header or body), e.g. ``PathNotFound``."""
+    body = getattr(error, "error", None)
+    code = getattr(error, "error_code", None) or getattr(body, "code", None)
+    return str(code or "")
