@@ -95,6 +95,18 @@ class Context:
         return self._handle("secrets", self._open_secrets)
 
     @property
+    def duckdb(self):
+        """This task's DuckDB connection, sized to its slots and spilling to scratch."""
+        return self._handle("duckdb", self._open_duckdb)
+
+    def sql(self, query: str, params: Optional[List[Any]] = None, **tables: Any):
+        """Run ``query`` on ``ctx.duckdb`` with ``tables`` (lake datasets, Arrow tables,
+        pandas frames, relations) bound by name; returns a DuckDB relation (see worker.db)."""
+        from .db import sql
+
+        return sql(self.duckdb, query, params, tables, self.scratch, self.config)
+
+    @property
     def credential(self):
         """The process's one Azure credential (managed identity on Batch)."""
         from .identity import get_credential
@@ -117,7 +129,12 @@ class Context:
                 "or file:///some/dir)"
             )
         store = open_store(self.config.lake_url, config=self.config)
-        return Lake(store, self.run_id, self.config.transfer_concurrency)
+        return Lake(store, self.run_id, self.config.transfer_concurrency, lambda: self.scratch)
+
+    def _open_duckdb(self):
+        from .db import connect
+
+        return connect(self.config, self.scratch)
 
     def _open_secrets(self):
         from .secrets import open_secrets

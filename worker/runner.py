@@ -12,6 +12,7 @@ import dataclasses
 import inspect
 import logging
 import os
+import sys
 import time
 import traceback
 import uuid
@@ -133,7 +134,8 @@ def _call_and_commit(
     except WorkerError as e:
         _record_error(result, e, e.exit_code, with_traceback=not isinstance(e, UsageError))
     except Exception as e:
-        _record_error(result, e, _exit_code_of(e))
+        translated = _translated(e, ctx.config)
+        _record_error(result, translated, _exit_code_of(translated))
 
 
 def _call(handler: Handler, ctx: Context, params: Dict[str, Any]) -> Any:
@@ -147,6 +149,15 @@ def _call(handler: Handler, ctx: Context, params: Dict[str, Any]) -> Any:
 
 async def _await(awaitable: Any) -> Any:
     return await awaitable
+
+
+def _translated(error: Exception, config: Config) -> Exception:
+    """A DuckDB error raised while a handler ran a relation becomes ours (see worker.db)."""
+    if "duckdb" not in sys.modules:
+        return error
+    from .db import translate_error
+
+    return translate_error(error, config) or error
 
 
 def _exit_code_of(error: BaseException) -> int:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
+import tempfile
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,10 +42,17 @@ class _Staged:
 class Lake:
     """A lake root with staged, committed writes. Created by the context on first use."""
 
-    def __init__(self, store: Store, run_id: str, concurrency: int = 16) -> None:
+    def __init__(
+        self,
+        store: Store,
+        run_id: str,
+        concurrency: int = 16,
+        scratch: Optional[Callable[[], Path]] = None,
+    ) -> None:
         self.store = store
         self.run_id = run_id
         self.concurrency = max(1, concurrency)
+        self._scratch = scratch  # local disk for files on their way up (the task's scratch)
         self._staged: Dict[str, _Staged] = {}
         self._outputs: List[Dict[str, Any]] = []
 
@@ -171,19 +180,53 @@ class Lake:
 
     # -- Arrow / Parquet -----------------------------------------------------------------
 
+    def dataset(self, path_or_glob: str, format: Optional[str] = None, **options: Any):
+        """A file, folder or glob of parquet/CSV/JSON to query with ``ctx.sql`` by name."""
+        from .dataset import Dataset
+
+        return Dataset(self, path_or_glob, format, **options)
+
     def read_table(self, path_or_glob: str, columns: Optional[Sequence[str]] = None):
         """A ``pyarrow.Table`` from one parquet file, a folder of them, or a glob."""
         from .arrow import read_table
 
         return read_table(self, self.files(path_or_glob), columns)
 
-    def write_table(self, table, path: str, overwrite: bool = True, **parquet_options) -> None:
-        """Write an Arrow table (or anything DuckDB/pandas converts) as one parquet file."""
-        from .arrow import table_to_parquet
+    def write_table(
+        self,
+        table,
+        path: str,
+        overwrite: bool = True,
+        partition_by: Optional[Sequence[str]] = None,
+        **parquet_options,
+    ) -> List[str]:
+        """Write a table as parquet: one file at ``path``, or with ``partition_by`` a folder
+        of hive partitions (``path/col=value/...``); returns the lake paths written.
 
-        data, rows = table_to_parquet(table, **parquet_options)
-        self.write_bytes(path, data, overwrite=overwrite)
-        self._staged[to_key(path)].rows = rows
+        ``table`` is a pyarrow Table, a pandas DataFrame or a DuckDB relation; a relation is
+        written by DuckDB to local disk first (streaming, within its memory limit), then
+        uploaded. Every file is recorded with its row count.
+        """
+        from .arrow import is_duckdb_relation, row_count, table_to_parquet, write_parquet
+
+        if not partition_by and not is_duckdb_relation(table):
+            data, rows = table_to_parquet(table, **parquet_options)
+            self.write_bytes(path, data, overwrite=overwrite)
+            self._staged[to_key(path)].rows = rows
+            return [to_key(path)]
+        local = Path(tempfile.mkdtemp(prefix="write-", dir=self._scratch_dir()))
+        try:
+            target = local / ("parts" if partition_by else "part.parquet")
+            write_parquet(table, str(target), partition_by, **parquet_options)
+            keys = self.upload(str(target), path, overwrite=overwrite)
+            files = [target] if target.is_file() else sorted(
+                p for p in target.rglob("*") if p.is_file()
+            )
+            for key, file in zip(keys, files):
+                self._staged[key].rows = row_count(str(file))
+            return keys
+        finally:
+            shutil.rmtree(local, ignore_errors=True)
 
     # -- commit protocol (called by the harness) -----------------------------------------
 
@@ -221,6 +264,9 @@ class Lake:
         self.store.close()
 
     # -- internals -----------------------------------------------------------------------
+
+    def _scratch_dir(self) -> Optional[str]:
+        return str(self._scratch()) if self._scratch is not None else None
 
     def _readable(self, key: str) -> str:
         staged = self._staged.get(key)

@@ -32,6 +32,38 @@ def table_to_parquet(table: Any, **options: Any) -> Tuple[bytes, int]:
     return sink.getvalue().to_pybytes(), table.num_rows
 
 
+def write_parquet(
+    table: Any, target: str, partition_by: Optional[Sequence[str]] = None, **options: Any
+) -> None:
+    """Write ``table`` to a local parquet file, or a folder of hive partitions."""
+    if is_duckdb_relation(table):
+        extra = {"partition_by": list(partition_by)} if partition_by else {}
+        table.write_parquet(target, **extra, **options)
+        return
+    import pyarrow.parquet as pq
+
+    table = as_arrow(table)
+    if partition_by:
+        pq.write_to_dataset(
+            table, target, partition_cols=list(partition_by),
+            basename_template="part-{i}.parquet", **options,
+        )
+    else:
+        pq.write_table(table, target, **options)
+
+
+def row_count(path: str) -> int:
+    """Rows in a local parquet file, from its footer."""
+    import pyarrow.parquet as pq
+
+    return pq.read_metadata(path).num_rows
+
+
+def is_duckdb_relation(table: Any) -> bool:
+    """True for a DuckDB relation (``ctx.sql(...)``), without importing duckdb."""
+    return type(table).__name__ == "DuckDBPyRelation"
+
+
 def as_arrow(table: Any):
     """Accept a pyarrow Table, a DuckDB relation/result, or a pandas DataFrame."""
     import pyarrow as pa

@@ -1,0 +1,194 @@
+"""``ctx.duckdb`` and ``ctx.sql``: DuckDB sized to the task's slots, over lake datasets.
+
+One in-memory DuckDB connection per task, opened on first use with:
+
+- ``threads`` = the task's cores, ``memory_limit`` = ``WORKER_DUCKDB_MEMORY_FRACTION``
+  (default 0.6) of the task's memory; both are the node's ÷ ``WORKER_TASK_SLOTS`` ×
+  ``WORKER_REQUIRED_SLOTS`` (see ``worker.resources``). The other 40% is headroom for
+  Python, pyarrow and the results a handler pulls out of DuckDB, which the limit does not
+  count;
+- ``temp_directory`` in the task's scratch folder, so work larger than memory spills to
+  the node's local disk;
+- no extension installs or autoloads: a node may have no internet, and parquet, CSV and
+  JSON are built into the wheel.
+
+DuckDB's errors become ours with one-line messages (:func:`translate_error`): a bug in the
+SQL is :class:`SqlError` (exit 1), bad input data such as a corrupt parquet file is
+:class:`InputDataError` (exit 4), running out of memory is :class:`DuckDBMemoryError`
+(exit 1: retrying on the same slots hits the same limit; the message names the fix).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any, Dict, Iterable, Mapping, Optional, Sequence
+
+from .config import Config
+from .errors import HANDLER_ERROR, PermanentError, WorkerError
+from .resources import Budget, task_budget
+
+log = logging.getLogger(__name__)
+
+_MiB = 1024 * 1024
+
+
+class SqlError(WorkerError):
+    """The SQL is wrong: syntax, an unknown table or column, a type mismatch (exit 1)."""
+
+    exit_code = HANDLER_ERROR
+    code = "sql"
+
+
+class InputDataError(PermanentError):
+    """DuckDB could not read the input data: a corrupt file, a bad value (exit 4)."""
+
+    code = "input_data"
+
+
+class DuckDBMemoryError(WorkerError):
+    """A query needed more than the task's ``memory_limit`` even with spilling (exit 1)."""
+
+    exit_code = HANDLER_ERROR
+    code = "duckdb.memory"
+
+
+def settings(config: Config, scratch: Path, budget: Optional[Budget] = None) -> Dict[str, str]:
+    """The DuckDB configuration for this task (what :func:`connect` passes to DuckDB)."""
+    budget = budget or task_budget(config)
+    return {
+        "threads": str(budget.threads),
+        "memory_limit": f"{memory_limit_mib(config, budget)}MiB",
+        "temp_directory": str(Path(scratch) / "duckdb-tmp"),
+        "autoinstall_known_extensions": "false",
+        "autoload_known_extensions": "false",
+    }
+
+
+def memory_limit_mib(config: Config, budget: Budget) -> int:
+    """DuckDB's share of the task's memory, in MiB (at least 64)."""
+    return max(64, int(budget.memory * config.duckdb_memory_fraction) // _MiB)
+
+
+def connect(config: Config, scratch: Path):
+    """Open this task's DuckDB connection (in memory, spilling to ``scratch``)."""
+    import duckdb
+
+    budget = task_budget(config)
+    options = settings(config, scratch, budget)
+    conn = duckdb.connect(":memory:", config=options)
+    log.info(
+        "duckdb %s: threads=%s memory_limit=%s (%s)",
+        duckdb.__version__, options["threads"], options["memory_limit"], budget.describe(),
+    )
+    return conn
+
+
+def sql(
+    conn, query: str, params: Optional[Sequence[Any]], tables: Mapping[str, Any],
+    scratch: Path, config: Config,
+):
+    """Register ``tables`` by name on ``conn``, then run ``query``: a relation (lazy)."""
+    try:
+        for name, table in tables.items():
+            register(conn, name, table, scratch)
+        return conn.sql(query, params=params) if params is not None else conn.sql(query)
+    except Exception as e:
+        translated = translate_error(e, config)
+        if translated is None:
+            raise
+        raise translated from None
+
+
+def register(conn, name: str, table: Any, scratch: Path) -> None:
+    """Make ``table`` queryable as ``name``: a lake dataset (scanned on local disk), a
+    pyarrow Table/Dataset/RecordBatchReader or pandas DataFrame (scanned in place, no
+    copy), or a DuckDB relation."""
+    from .lake.dataset import Dataset
+
+    if isinstance(table, Dataset):
+        scan = scan_sql(table.format, table.local_files(Path(scratch) / "lake"), table.options)
+        conn.execute(f"create or replace temp view {_identifier(name)} as select * from {scan}")
+    else:
+        conn.register(name, table)
+
+
+def scan_sql(format: str, files: Sequence[str], options: Mapping[str, Any]) -> str:
+    """``read_parquet(['/a.parquet', ...], hive_partitioning = true)`` and the like."""
+    args = [_literal(list(files))] + [f"{k} = {_literal(v)}" for k, v in options.items()]
+    return f"read_{format}({', '.join(args)})"
+
+
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{_literal(str(k))}: {_literal(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, Iterable):
+        return "[" + ", ".join(_literal(v) for v in value) + "]"
+    raise TypeError(f"cannot pass a {type(value).__name__} as a DuckDB reader option")
+
+
+# -- errors ------------------------------------------------------------------------------
+
+_SQL_ERRORS = {
+    "ParserException", "SyntaxException", "BinderException", "CatalogException",
+    "ProgrammingError", "NotImplementedException", "TypeMismatchException",
+}
+_DATA_ERRORS = {"InvalidInputException", "ConversionException", "DataError"}
+# DuckDB 2.0 raises some corrupt-parquet errors as the base ``duckdb.Error``.
+_DATA_MESSAGE = re.compile(
+    r"parquet|magic bytes|footer|corrupt|thrift|sniff|CSV Error|Malformed JSON", re.IGNORECASE
+)
+
+
+def translate_error(error: BaseException, config: Config) -> Optional[WorkerError]:
+    """Our error for a DuckDB exception (None for anything else), with a one-line message."""
+    names = _duckdb_class_names(error)
+    if not names:
+        return None
+    message = one_line(str(error))
+    if "OutOfMemoryException" in names:
+        new: WorkerError = DuckDBMemoryError(_memory_message(message, config))
+    elif names & _DATA_ERRORS:
+        new = InputDataError(f"bad input data: {message}")
+    elif names & _SQL_ERRORS:
+        new = SqlError(message)
+    elif _DATA_MESSAGE.search(message):
+        new = InputDataError(f"bad input data: {message}")
+    else:
+        new = WorkerError(f"DuckDB: {message}", code="duckdb")
+    return new.with_traceback(error.__traceback__)
+
+
+def one_line(message: str) -> str:
+    """DuckDB's multi-line message as one line (the ``LINE 1: ...`` context kept)."""
+    lines = [line.strip() for line in message.splitlines()]
+    lines = [line for line in lines if line and not set(line) <= {"^", " "}]
+    return " | ".join(lines)
+
+
+def _duckdb_class_names(error: BaseException) -> set:
+    classes = type(error).__mro__
+    if not any(c.__module__.split(".")[0] in ("duckdb", "_duckdb") for c in classes):
+        return set()
+    return {c.__name__ for c in classes}
+
+
+def _memory_message(message: str, config: Config) -> str:
+    budget = task_budget(config)
+    return (
+        f"DuckDB ran out of memory at memory_limit={memory_limit_mib(config, budget)}MiB "
+        f"({config.duckdb_memory_fraction:g} of {budget.describe()}): {message}. Give the "
+        "task more slots (a larger requiredSlots with WORKER_REQUIRED_SLOTS, or fewer "
+        "WORKER_TASK_SLOTS per node), raise WORKER_DUCKDB_MEMORY_FRACTION, or give it less data"
+    )
