@@ -50,6 +50,10 @@ _TRANSIENT = {408, 429, 500, 502, 503, 504}
 _BACKOFF_MAX = 60.0
 
 
+class FileSystemNotFound(FileNotFoundError):
+    """The lake URL's file system (container) does not exist."""
+
+
 class AzureStore(Store):
     """A lake root in an ADLS Gen2 file system: ``account_url``, ``filesystem``, ``prefix``."""
 
@@ -355,7 +359,7 @@ def _translate(error: Exception, store: AzureStore, action: str, key: str,
         return PermissionError(_forbidden(store, action, where, write, error, status))
     if status == 404:
         if code in ("FilesystemNotFound", "ContainerNotFound"):
-            return FileNotFoundError(
+            return FileSystemNotFound(
                 f"the file system {store.filesystem!r} of the lake {store.url} does not exist "
                 f"({reason}); create it or fix WORKER_LAKE_URL"
             )
