@@ -8,7 +8,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .context import Context  # noqa: E402
 from .errors import (  # noqa: E402
     Cancelled,
     ConfigError,
@@ -32,3 +31,13 @@ __all__ = [
     "WorkerError",
     "__version__",
 ]
+
+
+def __getattr__(name: str):
+    # Context pulls in logging, pathlib and threading: import it when asked for, so that
+    # `python -m worker` starts fast (PEP 562 module __getattr__).
+    if name == "Context":
+        from .context import Context
+
+        return Context
+    raise AttributeError(f"module 'worker' has no attribute {name!r}")

@@ -8,8 +8,6 @@ Key Vault, and a task's start-up imports no Azure SDK, pyarrow or DuckDB.
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
@@ -79,6 +77,8 @@ class Context:
             if self._scratch is None:
                 root = Path(self.config.scratch_root or self.task.task_dir)
                 root.mkdir(parents=True, exist_ok=True)
+                import tempfile  # not on the start-up path of tasks that need no scratch
+
                 self._scratch = Path(tempfile.mkdtemp(prefix="scratch-", dir=str(root)))
             return self._scratch
 
@@ -161,6 +161,8 @@ class Context:
             if handle is not None:
                 _close_quietly(name, handle)
         if self._scratch is not None:
+            import shutil
+
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
 

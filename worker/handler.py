@@ -8,7 +8,6 @@ it is callable, and whether its signature takes the given parameters.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import inspect
 import os
 import re
@@ -128,6 +127,8 @@ def _import_file(spec: str, path: Path) -> ModuleType:
             f"cannot import handler {spec!r}: file {str(path)!r} does not exist",
             code="handler.import_error",
         )
+    import importlib.util  # only file specs need it
+
     path = path.resolve()
     _put_first_on_path(str(path.parent))  # so the file's sibling modules import
     name = f"_worker_handler_{path.stem}"

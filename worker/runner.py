@@ -7,7 +7,6 @@ exit code (from the exception's class, see ``errors.py``), a final log line, and
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import inspect
 import logging
@@ -15,7 +14,6 @@ import os
 import sys
 import time
 import traceback
-import uuid
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
@@ -37,7 +35,8 @@ from .result import Result, write_result
 
 log = logging.getLogger("worker")
 _WORKER_DIR = os.path.dirname(os.path.abspath(__file__))
-_ASYNCIO_DIR = os.path.dirname(os.path.abspath(asyncio.__file__))
+# asyncio's own frames sit between the harness and an async handler; found without importing it
+_ASYNCIO_DIR = os.path.join(os.path.dirname(os.path.abspath(os.__file__)), "asyncio")
 
 
 @dataclasses.dataclass
@@ -140,11 +139,17 @@ def _call_and_commit(
 
 def _call(handler: Handler, ctx: Context, params: Dict[str, Any]) -> Any:
     if handler.is_async:
-        return asyncio.run(handler.call(ctx, params))
+        return _run_async(handler.call(ctx, params))
     value = handler.call(ctx, params)
-    if inspect.isawaitable(value):
-        return asyncio.run(_await(value))
+    if inspect.isawaitable(value):  # a sync callable that returned a coroutine
+        return _run_async(_await(value))
     return value
+
+
+def _run_async(coroutine: Any) -> Any:
+    import asyncio  # only async handlers pay for it (tens of ms at start-up)
+
+    return asyncio.run(coroutine)
 
 
 async def _await(awaitable: Any) -> Any:
@@ -223,4 +228,4 @@ def _logger_name(handler: Handler) -> str:
 
 def _run_id(task: TaskInfo) -> str:
     """Unique per run, readable in the staging folder name."""
-    return f"{task.job_id}-{task.task_id}-{task.attempt}-{uuid.uuid4().hex[:8]}"
+    return f"{task.job_id}-{task.task_id}-{task.attempt}-{os.urandom(4).hex()}"

@@ -135,3 +135,11 @@ def reads_secret(ctx, name="db-password"):
     value = ctx.secrets[name]
     ctx.log.info("connecting with %s", value)
     return {"length": len(value), "echo": value}
+
+
+def heavy_modules_loaded(ctx):
+    """Which heavy libraries the harness imported before calling the handler."""
+    import sys
+
+    heavy = ("azure", "duckdb", "pyarrow", "pandas", "numpy", "tqdm", "cryptography")
+    return sorted(m for m in sys.modules if m.split(".")[0] in heavy)

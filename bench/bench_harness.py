@@ -1,0 +1,60 @@
+"""Harness overhead: ``python -m worker run`` on a no-op handler vs ``python -c`` calling it.
+
+Both run as fresh processes, alternating, so they see the same machine state. The ratio of
+medians is what matters: the harness should add under 2x a bare interpreter's start-up, which
+means no Azure SDK, pyarrow or duckdb import on this path.
+
+    python bench/bench_harness.py [--runs 30] [--python PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+
+
+def timed(cmd, env) -> float:
+    started = time.perf_counter()
+    subprocess.run(cmd, cwd=str(BENCH_DIR), env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--python", default=sys.executable)
+    args = parser.parse_args()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKER_", "AZ_BATCH_"))}
+    with tempfile.TemporaryDirectory() as tmp:
+        harness = [args.python, "-m", "worker", "run", "noop_handler:noop",
+                   "--result", os.path.join(tmp, "result.json")]
+        bare = [args.python, "-c", "import noop_handler; noop_handler.noop(None)"]
+        empty = [args.python, "-c", "pass"]
+        for cmd in (harness, bare, empty):  # warm the page cache and .pyc files
+            timed(cmd, env)
+        times = {"harness": [], "bare": [], "empty": []}
+        for _ in range(args.runs):
+            times["harness"].append(timed(harness, env))
+            times["bare"].append(timed(bare, env))
+            times["empty"].append(timed(empty, env))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    version = subprocess.run([args.python, "--version"], capture_output=True, text=True)
+    print(f"{version.stdout.strip()}, {args.runs} runs each, medians:")
+    print(f"  python -c 'pass'                       {med['empty'] * 1000:7.1f} ms")
+    print(f"  python -c (import + call the handler)  {med['bare'] * 1000:7.1f} ms")
+    print(f"  python -m worker run (same handler)    {med['harness'] * 1000:7.1f} ms")
+    print(f"  ratio harness / bare                   {med['harness'] / med['bare']:7.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

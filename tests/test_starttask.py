@@ -1,0 +1,409 @@
+"""starttask.sh, run for real in temporary prefixes with the pyenv Python 3.8 and its lock.
+
+The wheelhouse (about 100 MB from PyPI) is downloaded once and kept in
+.ci-venvs/wheelhouse-py38-<hash of lock and tools>, so reruns need no network; the worker's
+own wheel is built fresh each session. Only the apt/deadsnakes path is covered by the dry-run
+plan: this machine is Debian, where the PPA does not apply.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+STARTTASK = REPO / "starttask.sh"
+LOCK = REPO / "locks" / "py38.txt"
+TOOLS = REPO / "bootstrap" / "tools.txt"
+PYENV = Path(os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv")))
+sys.path.insert(0, str(REPO / "bootstrap"))
+
+import wheelhouse  # noqa: E402
+
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ")
+STEP_DONE = re.compile(r"^\S+Z step (\S+): done in (\d+\.\d{3})s$", re.M)
+
+
+def _python38() -> Path:
+    found = sorted(PYENV.glob("versions/3.8.*/bin/python3.8"))
+    if not found:
+        pytest.skip("needs a pyenv Python 3.8 (%s/versions/3.8.*)" % PYENV)
+    return found[-1]
+
+
+@pytest.fixture(scope="session")
+def python38() -> Path:
+    return _python38()
+
+
+@pytest.fixture(scope="session")
+def cached_wheelhouse(python38: Path) -> Path:
+    """The node wheels for the 3.8 lock and tools, downloaded once per lock version."""
+    key = hashlib.sha256(LOCK.read_bytes() + TOOLS.read_bytes()).hexdigest()[:12]
+    cache = REPO / ".ci-venvs" / ("wheelhouse-py38-" + key)
+    if not cache.is_dir():
+        partial = cache.with_name(cache.name + ".partial-%d" % os.getpid())
+        wheelhouse.download(str(python38), [LOCK, TOOLS], "3.8", partial)
+        partial.rename(cache)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def wheels(cached_wheelhouse: Path, tmp_path_factory) -> Path:
+    """A session wheelhouse: the cached wheels plus the worker wheel built from this checkout."""
+    directory = tmp_path_factory.mktemp("wheels")
+    for wheel in cached_wheelhouse.glob("*.whl"):
+        link_or_copy(wheel, directory / wheel.name)
+    uv = tmp_path_factory.mktemp("uv") / "uv"
+    wheelhouse.extract_uv(next(directory.glob("uv-*.whl")), uv)
+    subprocess.run(
+        [str(uv), "build", "--quiet", "--wheel", "--out-dir", str(directory), str(REPO)],
+        check=True,
+    )
+    return directory
+
+
+def link_or_copy(source: Path, dest: Path) -> None:
+    try:
+        os.link(str(source), str(dest))
+    except OSError:
+        shutil.copy2(str(source), str(dest))
+
+
+def node_env(root: Path, wheels: Optional[Path], **extra: str) -> Dict[str, str]:
+    """A bare environment, as on a node: no PIP_/UV_ settings, no shims on PATH."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(root.parent),
+        "PYENV_ROOT": str(PYENV),
+        "WORKER_ENV_ROOT": str(root),
+        "LANG": "C.UTF-8",
+    }
+    if wheels is not None:
+        env["WORKER_WHEELHOUSE"] = str(wheels)
+    env.update(extra)
+    return env
+
+
+def starttask(env: Dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", str(STARTTASK), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def last_stderr_line(result: subprocess.CompletedProcess) -> str:
+    return result.stderr.strip().splitlines()[-1]
+
+
+def published(root: Path) -> str:
+    return os.readlink(str(root / "venv"))
+
+
+def env_names(root: Path) -> List[str]:
+    return sorted(p.name for p in (root / "envs").iterdir())
+
+
+def changed_lock(tmp_path: Path) -> Path:
+    """The same pins under a new hash: what a lock update looks like to the stamp."""
+    lock = tmp_path / "py38.txt"
+    lock.write_text(LOCK.read_text() + "# changed\n")
+    return lock
+
+
+def assert_works(root: Path) -> None:
+    python = root / "venv" / "bin" / "python"
+    out = subprocess.run(
+        [str(python), "-c", "import worker, duckdb, pyarrow; print(worker.__version__)"],
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "0.1.0"
+
+
+@pytest.fixture(scope="module")
+def provisioned(tmp_path_factory, wheels: Path):
+    """One environment built cold, found through pyenv, shared by the tests that keep it."""
+    root = tmp_path_factory.mktemp("node") / "batch-worker"
+    result = starttask(node_env(root, wheels))
+    assert result.returncode == 0, result.stderr
+    return root, result
+
+
+def test_cold_run_finds_pyenv_python_and_installs_from_the_wheelhouse(provisioned, python38):
+    root, result = provisioned
+    assert "using %s (Python 3.8." % python38 in result.stdout
+    assert "--require-hashes --no-deps --no-index --find-links" in result.stdout
+    assert "doctor: all checks passed" in result.stdout
+    assert_works(root)
+    stamp = (root / "venv" / ".stamp").read_text().splitlines()
+    assert len(stamp[0]) == 64 and "python=Python 3.8." in stamp[1]
+
+
+def test_log_lines_are_utc_and_every_step_is_timed(provisioned):
+    _, result = provisioned
+    lines = [line for line in result.stdout.splitlines() if LOG_LINE.match(line)]
+    assert lines and lines[0].endswith("step config: start")
+    steps = [name for name, _ in STEP_DONE.findall(result.stdout)]
+    assert steps == [
+        "config",
+        "python",
+        "stamp",
+        "wheelhouse",
+        "lock",
+        "prepare",
+        "installer",
+        "venv",
+        "install",
+        "worker",
+        "verify",
+        "publish",
+        "prune",
+    ]
+
+
+def test_rerun_is_the_fast_path(provisioned, wheels):
+    root, _ = provisioned
+    before = (published(root), env_names(root))
+    start = time.monotonic()
+    result = starttask(node_env(root, wheels))
+    seconds = time.monotonic() - start
+    assert result.returncode == 0, result.stderr
+    assert "up to date: %s/venv is py3.8-" % root in result.stdout
+    assert seconds < 0.5
+    assert (published(root), env_names(root)) == before
+
+
+def test_tampered_wheel_is_refused_and_nothing_changes(provisioned, wheels, tmp_path):
+    root, _ = provisioned
+    tampered = tmp_path / "wheels"
+    shutil.copytree(str(wheels), str(tampered), copy_function=link_or_copy)
+    six = next(tampered.glob("six-*.whl"))
+    data = six.read_bytes()
+    six.unlink()
+    six.write_bytes(data + b"\0")
+    before = (published(root), env_names(root), sorted(os.listdir(str(root))))
+    env = node_env(root, tampered, WORKER_LOCK_FILE=str(changed_lock(tmp_path)))
+    result = starttask(env)
+    assert result.returncode == 6
+    assert last_stderr_line(result).endswith(
+        "FAILED step=wheelhouse exit=6: wheelhouse refused, nothing changed (see the line above)"
+    )
+    assert "wheelhouse: hash mismatch: %s is not the file the lock pins" % six.name in (
+        result.stdout
+    )
+    assert (published(root), env_names(root), sorted(os.listdir(str(root)))) == before
+    assert_works(root)
+
+
+def test_missing_python_is_one_clear_line(tmp_path):
+    env = node_env(
+        tmp_path / "root",
+        None,
+        PYENV_ROOT=str(tmp_path / "no-pyenv"),
+        WORKER_OS_RELEASE=str(os_release(tmp_path, "debian")),
+    )
+    result = starttask(env)
+    assert result.returncode == 3
+    assert last_stderr_line(result).endswith(
+        "FAILED step=python exit=3: no Python 3.8 found (tried python3.8 on PATH, "
+        "%s/no-pyenv/versions/3.8.*, apt (Ubuntu only; this is debian)); "
+        "install python3.8 or set WORKER_PYTHON=/path/to/python3.8" % tmp_path
+    )
+    assert not (tmp_path / "root").exists()
+
+
+def test_explicit_python_of_the_wrong_version_is_refused(tmp_path):
+    python311 = sorted(PYENV.glob("versions/3.11.*/bin/python3.11"))
+    if not python311:
+        pytest.skip("needs a pyenv Python 3.11")
+    result = starttask(node_env(tmp_path / "root", None, WORKER_PYTHON=str(python311[-1])))
+    assert result.returncode == 3
+    assert last_stderr_line(result).endswith(
+        "FAILED step=python exit=3: WORKER_PYTHON=%s is not a working Python 3.8; "
+        "fix or unset it" % python311[-1]
+    )
+
+
+def os_release(tmp_path: Path, distro: str) -> Path:
+    path = tmp_path / "os-release"
+    path.write_text('ID=%s\nVERSION_CODENAME="jammy"\n' % distro)
+    return path
+
+
+def test_dry_run_plans_the_deadsnakes_path_and_changes_nothing(tmp_path, wheels):
+    if not shutil.which("apt-cache"):
+        pytest.skip("the plan asks apt-cache whether Ubuntu itself has the Python")
+    root = tmp_path / "root"
+    env = node_env(
+        root,
+        wheels,
+        PYENV_ROOT=str(tmp_path / "no-pyenv"),
+        WORKER_OS_RELEASE=str(os_release(tmp_path, "ubuntu")),
+        WORKER_APT_PACKAGES="surely-not-installed-pkg",
+    )
+    result = starttask(env, "--dry-run")
+    assert result.returncode == 0, result.stderr
+    plan = [
+        line[len("DRY-RUN: ") :]
+        for line in result.stdout.splitlines()
+        if line.startswith("DRY-RUN: ")
+    ]
+    apt = "env DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=600 "
+    assert plan[0] == "install -d -m 0755 /etc/apt/keyrings"
+    assert plan[1].startswith("curl -fsSL --max-time 60 -o /tmp/deadsnakes-")
+    assert "0xF23C5A6CF475977595C89F51BA6932366A755776" in plan[1]
+    assert plan[3].startswith("gpg --batch --yes --dearmor -o /etc/apt/keyrings/deadsnakes.gpg")
+    assert plan[5] == (
+        "write_file /etc/apt/sources.list.d/deadsnakes.list "
+        "deb\\ \\[signed-by=/etc/apt/keyrings/deadsnakes.gpg\\]\\ "
+        "https://ppa.launchpadcontent.net/deadsnakes/ppa/ubuntu\\ jammy\\ main"
+    )
+    assert plan[6:9] == [
+        apt + "update",
+        apt + "install --no-install-recommends python3.8 python3.8-venv",
+        apt + "install --no-install-recommends surely-not-installed-pkg",
+    ]
+    assert not any("apt-key" in line for line in plan)
+    assert any(line.endswith("-m worker doctor --offline") for line in plan)
+    assert plan[-1] == "mv -fT -- %s/venv.new %s/venv" % (root, root)
+    assert not root.exists()
+
+
+def test_dry_run_picks_the_lock_by_python_version(tmp_path):
+    env = node_env(tmp_path / "root", None, WORKER_PYTHON_VERSION="3.11")
+    result = starttask(env, "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "lock %s" % (REPO / "locks" / "py311.txt") in result.stdout
+    assert re.search(r"^\S+Z using /\S+/python3\.11 \(Python 3\.11\.", result.stdout, re.M)
+
+
+def test_two_concurrent_runs_serialise_and_both_succeed(tmp_path, wheels):
+    root = tmp_path / "root"
+    runs = [
+        subprocess.Popen(
+            ["bash", str(STARTTASK)],
+            env=node_env(root, wheels),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            universal_newlines=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=600) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], [err for _, err in outputs]
+    stdout = "".join(out for out, _ in outputs)
+    assert stdout.count("step venv: start") == 1
+    assert "another run provisioned py3.8-" in stdout or stdout.count("up to date") == 1
+    assert len(env_names(root)) == 1
+    assert_works(root)
+
+
+def test_killed_run_leaves_the_old_env_and_the_next_run_finishes(tmp_path, wheels):
+    root = tmp_path / "root"
+    assert starttask(node_env(root, wheels)).returncode == 0
+    old = published(root)
+    env = node_env(root, wheels, WORKER_LOCK_FILE=str(changed_lock(tmp_path)))
+    run = subprocess.Popen(
+        ["bash", str(STARTTASK)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        universal_newlines=True,
+        start_new_session=True,
+    )
+    for line in run.stdout:
+        if "step install: start" in line:
+            time.sleep(0.5)
+            os.killpg(run.pid, signal.SIGKILL)
+            break
+    run.wait(timeout=60)
+    run.stdout.close()
+    assert run.returncode == -signal.SIGKILL
+    assert published(root) == old
+    assert_works(root)
+    partial = [name for name in env_names(root) if "envs/" + name != old]
+    assert len(partial) == 1 and not (root / "envs" / partial[0] / ".stamp").exists()
+
+    result = starttask(env)
+    assert result.returncode == 0, result.stderr
+    assert "removing the unfinished" in result.stdout
+    assert published(root) == "envs/" + partial[0]
+    assert env_names(root) == sorted([old[len("envs/") :], partial[0]])
+    assert_works(root)
+
+
+def test_pip_is_the_fallback_installer(tmp_path, wheels):
+    root = tmp_path / "root"
+    result = starttask(node_env(root, wheels, WORKER_INSTALLER="pip"))
+    assert result.returncode == 0, result.stderr
+    assert "installer: pip" in result.stdout
+    assert "-m pip install --no-input --only-binary=:all: --require-hashes" in result.stdout
+    assert_works(root)
+
+
+def test_without_a_wheelhouse_it_installs_from_the_index_and_builds_the_worker(tmp_path, wheels):
+    """Off Batch, in a checkout: uv from PATH, the lock from PyPI, the worker from source."""
+    tools = tmp_path / "bin"
+    wheelhouse.extract_uv(next(wheels.glob("uv-*.whl")), tools / "uv")
+    root = tmp_path / "root"
+    env = node_env(root, None, PATH="%s:/usr/bin:/bin" % tools)
+    for name in ("SSL_CERT_FILE", "UV_INDEX_URL", "UV_DEFAULT_INDEX"):
+        if name in os.environ:
+            env[name] = os.environ[name]
+    result = starttask(env)
+    assert result.returncode == 0, result.stderr
+    assert "wheelhouse none (package index)" in result.stdout
+    assert "build --quiet --wheel" in result.stdout
+    assert_works(root)
+
+
+def test_bad_setting_is_a_config_error(tmp_path):
+    result = starttask(node_env(tmp_path / "root", None, WORKER_INSTALLER="conda"))
+    assert result.returncode == 2
+    assert last_stderr_line(result).endswith(
+        "FAILED step=config exit=2: WORKER_INSTALLER must be auto, uv or pip, got 'conda'"
+    )
+
+
+def test_wheelhouse_verify_names_a_missing_wheel(wheels, tmp_path):
+    partial = tmp_path / "wheels"
+    partial.mkdir()
+    for wheel in wheels.glob("*.whl"):
+        if not wheel.name.startswith("duckdb-"):
+            link_or_copy(wheel, partial / wheel.name)
+    with pytest.raises(wheelhouse.WheelhouseError, match="^missing wheel: duckdb in "):
+        wheelhouse.verify([LOCK, TOOLS], partial)
+
+
+def test_lock_parsing_reads_every_pin_with_its_hashes():
+    pins = wheelhouse.read_lock(LOCK)
+    assert "duckdb" in pins and "typing-extensions" in pins
+    assert all(hashes for hashes in pins.values())
+
+
+def test_shell_is_shellcheck_clean():
+    shellcheck = shutil.which("shellcheck")
+    if not shellcheck:
+        pytest.skip("shellcheck is not installed")
+    result = subprocess.run(
+        [shellcheck, "-x", "starttask.sh", "bootstrap/lock.sh"],
+        cwd=str(REPO),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout
