@@ -119,9 +119,7 @@ def extract_uv(wheel: Path, dest: Path) -> None:
     os.replace(tmp, str(dest))
 
 
-def download_command(
-    python: str, lock: Path, version: str, directory: Path
-) -> List[str]:
+def download_command(python: str, lock: Path, version: str, directory: Path) -> List[str]:
     """The portable ``pip download`` that fetches the node's wheels, not the build host's."""
     tag = "cp" + version.replace(".", "")
     command = [python, "-m", "pip", "download", "--only-binary=:all:", "--no-deps"]

@@ -300,7 +300,7 @@ def test_two_concurrent_runs_serialise_and_both_succeed(tmp_path, wheels):
             env=node_env(root, wheels),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            universal_newlines=True,
+            text=True,
         )
         for _ in range(2)
     ]
@@ -323,7 +323,7 @@ def test_killed_run_leaves_the_old_env_and_the_next_run_finishes(tmp_path, wheel
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
-        universal_newlines=True,
+        text=True,
         start_new_session=True,
     )
     for line in run.stdout:
