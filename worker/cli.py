@@ -17,9 +17,10 @@ from .errors import USAGE, WorkerError
 
 log = logging.getLogger("worker")
 
-_EPILOG = """exit codes: 0 success, 1 handler error, 2 usage/configuration error,
-3 transient failure (retry), 4 permanent input failure, 124 deadline exceeded,
-130 SIGINT, 143 SIGTERM"""
+_EPILOG = """exit codes:
+  0 success, 1 handler error, 2 usage or configuration error,
+  3 transient failure (retry), 4 permanent input failure,
+  124 deadline exceeded, 130 SIGINT, 143 SIGTERM"""
 
 
 def build_parser(argv: Optional[List[str]] = None) -> argparse.ArgumentParser:
@@ -27,11 +28,17 @@ def build_parser(argv: Optional[List[str]] = None) -> argparse.ArgumentParser:
         prog="python -m worker",
         description="Task harness for Python batch work on Azure Batch.",
         epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"batch-worker {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
-    _add_run(commands.add_parser("run", help="run a handler as a task", epilog=_EPILOG))
+    _add_run(
+        commands.add_parser(
+            "run", help="run a handler as a task", epilog=_EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
     doctor = commands.add_parser("doctor", help="check the installation and configuration")
     doctor.add_argument(
         "--offline", action="store_true", help="only check that the dependencies import"
