@@ -1,0 +1,149 @@
+"""What only the Data Lake store has: URL forms, identities and roles, SDK retries and
+errors at the boundary, one credential per process. Against the emulator, real SDK."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from worker import RetryableError
+from worker.config import Config
+from worker.errors import ConfigError
+from worker.identity import describe_credential, get_credential
+from worker.lake import Lake, open_store
+from worker.lake.azure import AzureStore, FileSystemNotFound, _BatchRetry, parse_lake_url
+
+FAST = {"WORKER_RETRY_BACKOFF": "0", "WORKER_RETRY_TOTAL": "2"}
+
+
+def azure_config(environ, **extra) -> Config:
+    env = dict(os.environ)
+    env.update(environ)
+    env.update(FAST)
+    env.update(extra)
+    return Config.from_env(env)
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("abfss://data@acct.dfs.core.windows.net/in/2024",
+     ("https://acct.dfs.core.windows.net", "data", "in/2024")),
+    ("abfss://data@acct.dfs.core.windows.net", ("https://acct.dfs.core.windows.net", "data", "")),
+    ("https://acct.dfs.core.windows.net/data/in/", ("https://acct.dfs.core.windows.net", "data", "in")),
+    ("https://127.0.0.1:8443/devstoreaccount1/data/p/q",
+     ("https://127.0.0.1:8443/devstoreaccount1", "data", "p/q")),
+    ("https://localhost:8443/acct/data", ("https://localhost:8443/acct", "data", "")),
+])
+def test_lake_url_forms(url, expected):
+    assert parse_lake_url(url) == expected
+
+
+@pytest.mark.parametrize("url, message", [
+    ("https://acct.dfs.core.windows.net/data?sv=2020&sig=abc", "must not carry a SAS token"),
+    ("http://acct.dfs.core.windows.net/data", "https only"),
+    ("https://acct.dfs.core.windows.net/", "names no file system"),
+])
+def test_bad_lake_urls_are_configuration_errors(url, message):
+    with pytest.raises(ConfigError, match=message) as caught:
+        parse_lake_url(url)
+    assert "sig=abc" not in str(caught.value)
+
+
+def test_retry_policy_sleeps_are_short_and_doubling():
+    policy = _BatchRetry(backoff=1.0, retry_total=5)
+    sleeps = [policy.get_backoff_time({"count": n}) for n in range(1, 6)]
+    for sleep, base in zip(sleeps, [1, 2, 4, 8, 16]):
+        assert 0.8 * base <= sleep <= 1.2 * base
+    assert policy.total_retries == 5
+
+
+def test_one_credential_per_process_shared_by_clients(emulator_environ):
+    config = azure_config(emulator_environ)
+    assert get_credential(config) is get_credential(Config.from_env(dict(os.environ, **FAST)))
+    assert "DefaultAzureCredential" in describe_credential(config)
+    on_node = azure_config(emulator_environ, AZ_BATCH_NODE_ID="tvm-1")
+    assert describe_credential(on_node).startswith("ManagedIdentityCredential (client id ")
+    assert type(get_credential(on_node)).__name__ == "ManagedIdentityCredential"
+
+
+def test_a_batch_node_uses_managed_identity_through_imds(emulators, emulator_environ):
+    config = azure_config(emulator_environ, AZ_BATCH_NODE_ID="tvm-1")
+    lake = Lake(open_store(config.lake_url, config=config), "run")
+    lake.write_text("x.txt", "x")
+    lake.commit()
+    assert lake.read_text("x.txt") == "x"
+    assert emulators.counts("identity"), "the token came from the IMDS emulator"
+    lake.close()
+
+
+def test_a_read_only_identity_gets_permission_errors_naming_the_role(emulators, emulator_environ):
+    filesystem = emulator_environ["WORKER_LAKE_URL"].rsplit("/", 1)[1]
+    emulators.seed_file(filesystem, "in/data.txt", b"readable")
+    config = azure_config(emulator_environ, AZURE_CLIENT_ID=emulators.reader_client_id)
+    lake = Lake(open_store(config.lake_url, config=config), "run")
+    assert lake.read_text("in/data.txt") == "readable"
+    with pytest.raises(PermissionError) as caught:
+        lake.write_text("out/x.txt", "no")
+    message = str(caught.value)
+    assert emulators.reader_client_id in message
+    assert "'.worker-staging/run/out/x.txt'" in message
+    assert "Storage Blob Data Contributor" in message
+    lake.close()
+
+
+def test_read_permission_error_names_the_reader_role(emulator_environ, monkeypatch):
+    from worker.emulators import EmulatorSet
+    from worker.emulators.config import parse_config
+
+    no_rights = "33333333-3333-3333-3333-333333333333"
+    raw = {"identities": [{"client_id": no_rights, "lake": [
+        {"filesystem": "other", "access": "r"}]}]}
+    with EmulatorSet(parse_config(raw)) as own:
+        env = own.environment(no_rights)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        store = AzureStore.from_url(env["WORKER_LAKE_URL"], azure_config(env))
+        with pytest.raises(PermissionError) as caught:
+            store.read_bytes("anything.txt")
+        store.close()
+    assert "Storage Blob Data Reader" in str(caught.value)
+    assert no_rights in str(caught.value)
+
+
+def test_a_missing_file_system_is_named(emulator_environ):
+    config = azure_config(emulator_environ)
+    store = open_store(config.lake_url + "-gone/x", config=config)
+    with pytest.raises(FileSystemNotFound, match="does not exist.*create it"):
+        list(store.list("", recursive=False))
+
+
+def test_a_transient_fault_is_retried_by_the_sdk(emulators, emulator_environ):
+    config = azure_config(emulator_environ)
+    lake = Lake(open_store(config.lake_url, config=config), "run")
+    lake.write_text("x.txt", "x")
+    lake.commit()
+    emulators.fault("lake", "read", "status", status=503, times=2)
+    assert lake.read_text("x.txt") == "x"
+    assert emulators.counts("lake")["read"] == 3
+    lake.close()
+
+
+@pytest.mark.parametrize("status", [503, 500, 429])
+def test_faults_that_outlive_the_retries_are_retryable(emulators, emulator_environ, status):
+    config = azure_config(emulator_environ)
+    lake = Lake(open_store(config.lake_url, config=config), "run")
+    emulators.fault("lake", "*", "status", status=status, times=None)
+    with pytest.raises(RetryableError, match=str(status)) as caught:
+        lake.write_text("x.txt", "x")
+    assert caught.value.exit_code == 3
+    lake.close()
+
+
+def test_a_dropped_connection_that_persists_is_retryable(emulators, emulator_environ):
+    config = azure_config(emulator_environ)
+    store = open_store(config.lake_url, config=config)
+    store.write_bytes("x.txt", b"x")
+    emulators.fault("lake", "get_properties", "drop", times=None)
+    with pytest.raises(RetryableError, match="after the SDK's retries"):
+        store.info("x.txt")
+    store.close()
