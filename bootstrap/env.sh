@@ -12,6 +12,7 @@
 readonly STAMP=.stamp
 
 WORKER_WHEEL=""   # the worker's wheel, from the wheelhouse (else built from the checkout)
+WORKER_SHA256=""
 KEY=""            # sha256 of what the environment is made of
 KEY_TEXT=""
 ENV_NAME=""
@@ -31,6 +32,7 @@ find_worker() {
     REPLY=${WORKER_WHEEL##*/batch_worker-}
     WORKER_VERSION=${REPLY%%-*}
     sha256_of "$WORKER_WHEEL"
+    WORKER_SHA256=$REPLY
     WORKER_VERSION+=" sha256:$REPLY"
   elif [[ -f $APP_DIR/worker/__init__.py && -f $APP_DIR/pyproject.toml ]]; then
     WORKER_VERSION=$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$APP_DIR/worker/__init__.py")
@@ -129,11 +131,14 @@ create_venv() {
   fi
 }
 
-# The locked dependencies, in one step: hashes required, no dependency resolution, wheels only.
+# The locked dependencies and the worker's wheel (pinned by its hash), in one step: hashes
+# required, no dependency resolution, wheels only.
 install_locked() {
-  local python=$1/bin/python source=()
+  local python=$1/bin/python source=() pin=$ENV_ROOT/build/worker.txt
+  run mkdir -p -- "$ENV_ROOT/build"
+  run write_file "$pin" "batch-worker @ file://$WORKER_WHEEL --hash=sha256:$WORKER_SHA256"
   [[ -n $WHEELHOUSE ]] && source=(--no-index --find-links "$WHEELHOUSE")
-  local flags=(--require-hashes --no-deps "${source[@]}" -r "$LOCK_FILE")
+  local flags=(--require-hashes --no-deps "${source[@]}" -r "$LOCK_FILE" -r "$pin")
   if [[ -n $UV ]]; then
     retry_unless_local uv_cmd pip install --python "$python" --no-build --compile-bytecode "${flags[@]}"
   else
@@ -146,29 +151,20 @@ retry_unless_local() {
   if [[ -n $WHEELHOUSE ]]; then "$@"; else retry "$@"; fi
 }
 
-install_worker() {
-  local python=$1/bin/python wheel=$WORKER_WHEEL
-  if [[ -z $wheel ]]; then
-    build_worker_wheel "$1"
-    wheel=$REPLY
-  fi
-  if [[ -n $UV ]]; then
-    uv_cmd pip install --python "$python" --no-deps --no-index --compile-bytecode "$wheel"
-  else
-    run "$python" -m pip install --no-input --no-deps --no-index "$wheel"
-  fi
-}
-
 # Off Batch, from a checkout without a wheelhouse: build the worker's wheel from the source.
 build_worker_wheel() {
-  local out=$ENV_ROOT/build
+  local out=$ENV_ROOT/build/dist
   run rm -rf -- "$out"
   if [[ -n $UV ]]; then
     uv_cmd build --quiet --wheel --python "$PYTHON" --out-dir "$out" "$APP_DIR"
   else
     run "$1/bin/python" -m pip wheel --quiet --no-deps --wheel-dir "$out" "$APP_DIR"
   fi
-  REPLY=$out/batch_worker-${WORKER_VERSION%% *}-py3-none-any.whl
+  WORKER_WHEEL=$out/batch_worker-${WORKER_VERSION%% *}-py3-none-any.whl
+  WORKER_SHA256="(built)"
+  [[ -f $WORKER_WHEEL ]] || return 0
+  sha256_of "$WORKER_WHEEL"
+  WORKER_SHA256=$REPLY
 }
 
 verify_env() {
@@ -205,10 +201,13 @@ build_env() {
   else
     step installer "$EXIT_INSTALL" choose_installer
     step venv "$EXIT_INSTALL" create_venv "$env_dir"
+    if [[ -z $WORKER_WHEEL ]]; then
+      step build "$EXIT_INSTALL" build_worker_wheel "$env_dir"
+    fi
     step install "$EXIT_INSTALL" install_locked "$env_dir"
-    step worker "$EXIT_INSTALL" install_worker "$env_dir"
     step verify "$EXIT_VERIFY" verify_env "$env_dir"
   fi
   step publish "$EXIT_INSTALL" publish "$env_dir"
   step prune "$EXIT_INSTALL" prune
+  ((DRY_RUN)) || rm -rf -- "$ENV_ROOT/build"
 }

@@ -169,7 +169,6 @@ def test_log_lines_are_utc_and_every_step_is_timed(provisioned):
         "installer",
         "venv",
         "install",
-        "worker",
         "verify",
         "publish",
         "prune",
