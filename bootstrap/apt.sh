@@ -26,7 +26,7 @@ os_field() {
 }
 
 apt_get() {
-  retry env DEBIAN_FRONTEND=noninteractive apt-get -q -y \
+  retry run env DEBIAN_FRONTEND=noninteractive apt-get -q -y \
     -o "DPkg::Lock::Timeout=$APT_LOCK_TIMEOUT" "$@"
 }
 
@@ -79,7 +79,7 @@ add_deadsnakes() {
 fetch_deadsnakes_key() {
   local armored=/tmp/deadsnakes-$$.asc
   run install -d -m 0755 "$APT_KEYRINGS"
-  retry curl -fsSL --max-time 60 -o "$armored" "$DEADSNAKES_KEY_URL"
+  retry run curl -fsSL --max-time 60 -o "$armored" "$DEADSNAKES_KEY_URL"
   if ((DRY_RUN)); then
     printf 'DRY-RUN: (check that %s has fingerprint %s)\n' "$armored" "$DEADSNAKES_FINGERPRINT"
   elif ! gpg --batch --show-keys --with-colons "$armored" | grep -q "^fpr:*$DEADSNAKES_FINGERPRINT:"; then

@@ -92,17 +92,18 @@ run() {
   LAST_CMD=""
 }
 
-# retry COMMAND...: run it; on a transient failure (see TRANSIENT_RE) wait and try again.
+# retry COMMAND...: run it (COMMAND is usually `run ...`); on a transient failure (see
+# TRANSIENT_RE) wait and try again, with backoff.
 retry() {
   local attempt=1 delay=$RETRY_FIRST_DELAY rc errors
   if ((DRY_RUN)); then
-    run "$@"
+    "$@"
     return 0
   fi
   errors=$(mktemp)
   while :; do
     rc=0
-    run "$@" 2>"$errors" || rc=$?
+    "$@" 2>"$errors" || rc=$?
     cat "$errors" >&2
     if ((rc == 0)); then
       break

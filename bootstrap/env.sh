@@ -69,8 +69,10 @@ verify_wheelhouse() {
     printf 'DRY-RUN: (verify %s against %s and %s)\n' "$WHEELHOUSE" "$LOCK_FILE" "$TOOLS_FILE"
     return 0
   fi
-  "$PYTHON" -I "$BOOTSTRAP_DIR/wheelhouse.py" verify --lock "$LOCK_FILE" --lock "$TOOLS_FILE" \
-    "$WHEELHOUSE" 2>&1 || die "wheelhouse refused, nothing changed (see the line above)"
+  local problem
+  problem=$("$PYTHON" -I "$BOOTSTRAP_DIR/wheelhouse.py" verify --lock "$LOCK_FILE" \
+    --lock "$TOOLS_FILE" "$WHEELHOUSE" 2>&1) ||
+    die "wheelhouse refused, nothing changed: ${problem#wheelhouse: }"
 }
 
 acquire_lock() {
@@ -79,7 +81,9 @@ acquire_lock() {
     return 0
   fi
   mkdir -p -- "$ENV_ROOT/envs"
-  exec {LOCK_FD}>>"$ENV_ROOT/.lock"
+  [[ -e $ENV_ROOT/.lock ]] || : >"$ENV_ROOT/.lock"
+  # Read-only is enough for flock, and lets a non-admin task wait on the admin's lock.
+  exec {LOCK_FD}<"$ENV_ROOT/.lock"
   flock -n "$LOCK_FD" && return 0
   log "another run holds $ENV_ROOT/.lock; waiting up to ${WAIT_TIMEOUT}s"
   flock -w "$WAIT_TIMEOUT" "$LOCK_FD" ||
