@@ -16,7 +16,18 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import (
+    Any,
+    BinaryIO,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+)
 
 from ..progress import Progress
 from .paths import glob_regex, has_magic, split_glob, to_key
@@ -241,17 +252,41 @@ class Lake:
         return sorted(self._staged)
 
     def commit(self) -> List[Dict[str, Any]]:
-        """Rename every staged write into place; then drop the staging folder."""
-        for key in sorted(self._staged):
+        """Rename every staged write into place (in parallel); then drop the staging folder.
+
+        On a failed rename the others still in flight finish, the rest are skipped, and
+        what was renamed is recorded before the error propagates.
+        """
+        keys = sorted(self._staged)
+        renamed: Set[str] = set()
+        failed: List[BaseException] = []
+
+        def rename(key: str) -> None:
+            if failed:
+                return
             staged = self._staged[key]
-            self.store.rename(staged.tmp, key, overwrite=staged.overwrite)
-            record: Dict[str, Any] = {"path": key, "bytes": staged.size, "md5": staged.md5}
-            if staged.rows is not None:
-                record["rows"] = staged.rows
-            self._outputs.append(record)
-            del self._staged[key]
+            try:
+                self.store.rename(staged.tmp, key, overwrite=staged.overwrite)
+            except BaseException as e:
+                failed.append(e)
+                raise
+            renamed.add(key)
+
+        try:
+            workers = max(1, min(self.concurrency, len(keys)))
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                list(pool.map(rename, keys))  # waits for every rename before leaving
+        finally:
+            for key in (k for k in keys if k in renamed):
+                self._record(key, self._staged.pop(key))
         self._drop_staging()
         return self.outputs
+
+    def _record(self, key: str, staged: _Staged) -> None:
+        record: Dict[str, Any] = {"path": key, "bytes": staged.size, "md5": staged.md5}
+        if staged.rows is not None:
+            record["rows"] = staged.rows
+        self._outputs.append(record)
 
     def abort(self) -> None:
         """Forget every staged write and delete its temporary data."""

@@ -164,21 +164,29 @@ class AzureStore(Store):
 
     def write_bytes(self, key: str, data: bytes) -> None:
         with self._errors("write", key, write=True):
-            if not data:  # upload_data sends nothing for empty data: create the file
-                self._file(key).create_file()
+            if len(data) <= self.config.lake_chunk_size:
+                self._put_small(key, data)
                 return
             self._file(key).upload_data(data, overwrite=True, **self._upload_options())
 
     def upload_file(self, local_path: str, key: str) -> None:
         size = os.path.getsize(local_path)
-        with self._errors("write", key, write=True):
-            if size == 0:
-                self._file(key).create_file()
-                return
+        if size <= self.config.lake_chunk_size:
             with open(local_path, "rb") as f:
-                self._file(key).upload_data(
-                    f, length=size, overwrite=True, **self._upload_options()
-                )
+                data = f.read()
+            with self._errors("write", key, write=True):
+                self._put_small(key, data)
+            return
+        with self._errors("write", key, write=True), open(local_path, "rb") as f:
+            self._file(key).upload_data(f, length=size, overwrite=True, **self._upload_options())
+
+    def _put_small(self, key: str, data: bytes) -> None:
+        """Two requests: create (replacing), then one append that also flushes. Not
+        ``upload_data``: it sends nothing for empty data and three requests otherwise."""
+        client = self._file(key)
+        client.create_file()
+        if data:
+            client.append_data(data, offset=0, length=len(data), flush=True)
 
     def _upload_options(self) -> dict:
         return {
