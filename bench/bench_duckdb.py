@@ -1,0 +1,275 @@
+"""DuckDB over the lake: ctx.duckdb end to end vs DuckDB on local files vs SDK + pandas.
+
+One run, against the Data Lake emulator in its own process (``python -m worker emulate``,
+TLS on loopback), on a generated dataset (default about 1 GB of parquet in 50 files):
+
+(a) ``python -m worker run bench/bench_duckdb.py:rollup``: ``ctx.lake.dataset`` staged to
+    scratch in parallel, ``ctx.sql`` over it, the result written back through the lake;
+(b) the same query by DuckDB on the files already on local disk, same threads and
+    memory_limit (the floor);
+(c) today's hand-written pattern: download each file with the DataLake SDK,
+    ``pandas.read_parquet`` and a groupby per file, combine, upload the result.
+
+Each runs as its own process; wall time and peak RSS (``wait4``) are measured from outside.
+
+    .ci-venvs/py311/bin/python bench/bench_duckdb.py [--files 50] [--rows 810000]
+        [--memory-mib 1024] [--data DIR] [--repeat 1]
+
+Only the standard library is imported at the top: (a) imports this file as its handler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, List, Tuple
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REGIONS = ("eu-west", "eu-north", "us-east", "us-west", "us-central", "apac-sg", "apac-jp",
+           "apac-au", "latam-br", "latam-mx", "africa-za", "me-ae")
+
+# The queries every variant computes: the issue's example (two columns of six) and a daily
+# rollup reading five columns with a distinct count (heavier, spills at 1 GiB).
+QUERIES = {
+    "total": "select region, sum(amount) as total from sales group by region order by region",
+    "rollup": """
+select region, date_trunc('day', ts) as day, count(*) as orders,
+       count(distinct customer) as customers, sum(amount) as revenue, max(qty) as max_qty
+from sales group by all order by region, day
+""",
+}
+
+
+# -- (a) the handler run by the worker ---------------------------------------------------
+
+
+def rollup(ctx, source: str, target: str, query: str = "total"):
+    """(a): the ctx.duckdb path; returns its own stage/query timings."""
+    started = time.perf_counter()
+    sales = ctx.lake.dataset(source)
+    sales.local_files(ctx.scratch / "lake")  # stage now, to time it apart from the query
+    staged = time.perf_counter()
+    out = ctx.sql(QUERIES[query], sales=sales)
+    ctx.lake.write_table(out, target)
+    done = time.perf_counter()
+    settings = ctx.duckdb.sql(
+        "select current_setting('threads'), current_setting('memory_limit')").fetchall()[0]
+    return {"stage_s": round(staged - started, 2), "query_write_s": round(done - staged, 2),
+            "threads": settings[0], "memory_limit": settings[1], "files": len(sales.files)}
+
+
+# -- (b) the floor -----------------------------------------------------------------------
+
+
+def floor(data_dir: str, out: str, threads: int, memory_mib: int, tmp: str, query: str) -> None:
+    import duckdb
+
+    conn = duckdb.connect(config={"threads": str(threads), "memory_limit": f"{memory_mib}MiB",
+                                  "temp_directory": tmp})
+    conn.execute(f"create view sales as select * from read_parquet('{data_dir}/*.parquet')")
+    conn.sql(QUERIES[query]).write_parquet(out)
+
+
+# -- (c) today's pattern -----------------------------------------------------------------
+
+
+def pandas_pattern(source: str, target: str, query: str) -> None:
+    import io
+
+    import pandas as pd
+    from azure.identity import ManagedIdentityCredential
+    from azure.storage.filedatalake import DataLakeServiceClient
+
+    account, fs_name = os.environ["WORKER_LAKE_URL"].rsplit("/", 1)
+    credential = ManagedIdentityCredential(client_id=os.environ["AZURE_CLIENT_ID"])
+    fs = DataLakeServiceClient(account, credential=credential).get_file_system_client(fs_name)
+    partials, pairs = [], []
+    for path in sorted(p.name for p in fs.get_paths(source) if not p.is_directory):
+        df = pd.read_parquet(io.BytesIO(fs.get_file_client(path).download_file().readall()))
+        if query == "total":
+            partials.append(df.groupby("region")["amount"].sum())
+            continue
+        df["day"] = df["ts"].dt.floor("D")
+        keys = ["region", "day"]
+        partials.append(df.groupby(keys).agg(
+            orders=("amount", "size"), revenue=("amount", "sum"), max_qty=("qty", "max")))
+        pairs.append(df[keys + ["customer"]].drop_duplicates())
+    if query == "total":
+        total = pd.concat(partials).groupby(level=0).sum().rename("total").reset_index()
+        fs.get_file_client(target).upload_data(total.to_parquet(index=False), overwrite=True)
+        return
+    both = pd.concat(partials).groupby(level=[0, 1]).agg(
+        {"orders": "sum", "revenue": "sum", "max_qty": "max"})
+    both["customers"] = pd.concat(pairs).drop_duplicates().groupby(["region", "day"]).size()
+    data = both.reset_index().sort_values(["region", "day"]).to_parquet(index=False)
+    fs.get_file_client(target).upload_data(data, overwrite=True)
+
+
+# -- the run -----------------------------------------------------------------------------
+
+
+def generate(data_dir: str, files: int, rows: int) -> int:
+    """Write the dataset once (kept in ``data_dir`` for later runs); returns its bytes."""
+    import duckdb
+
+    os.makedirs(data_dir, exist_ok=True)
+    regions = "[" + ", ".join(f"'{r}'" for r in REGIONS) + "]"
+    conn = duckdb.connect()
+    for i in range(files):
+        path = os.path.join(data_dir, f"part-{i:03d}.parquet")
+        if os.path.exists(path):
+            continue
+        start = i * rows
+        conn.execute(f"""copy (select
+            {regions}[1 + (hash(range, 1) % 12)::int] as region,
+            (hash(range, 2) % 5000000)::bigint as customer,
+            timestamp '2024-01-25' + to_microseconds((hash(range, 3) % 604800000000)::bigint)
+                as ts,
+            round((hash(range, 4) % 1000000) / 100.0, 2)::double as amount,
+            (1 + hash(range, 5) % 100)::integer as qty,
+            'SKU-' || (hash(range, 6) % 50000)::varchar as sku
+            from range({start}, {start + rows})) to '{path}' (format parquet)""")
+    return sum(os.path.getsize(os.path.join(data_dir, f)) for f in os.listdir(data_dir))
+
+
+def start_emulators(workdir: str) -> Tuple[subprocess.Popen, Dict[str, str]]:
+    env_file = os.path.join(workdir, "emu.env")
+    proc = subprocess.Popen([sys.executable, "-m", "worker", "emulate", "--env-file", env_file],
+                            stdout=subprocess.DEVNULL, cwd=ROOT)
+    while not os.path.exists(env_file):
+        if proc.poll() is not None:
+            raise SystemExit(f"emulate exited with {proc.returncode}")
+        time.sleep(0.05)
+    time.sleep(0.2)  # the file is written whole, but let the servers settle
+    with open(env_file) as f:
+        return proc, dict(line.rstrip("\n").split("=", 1) for line in f if "=" in line)
+
+
+def seed(env: Dict[str, str], data_dir: str, prefix: str) -> None:
+    from azure.identity import ManagedIdentityCredential
+    from azure.storage.filedatalake import DataLakeServiceClient
+
+    os.environ.update(env)
+    account, fs_name = env["WORKER_LAKE_URL"].rsplit("/", 1)
+    credential = ManagedIdentityCredential(client_id=env["AZURE_CLIENT_ID"])
+    fs = DataLakeServiceClient(account, credential=credential).get_file_system_client(fs_name)
+    for name in sorted(os.listdir(data_dir)):
+        with open(os.path.join(data_dir, name), "rb") as f:
+            fs.get_file_client(f"{prefix}/{name}").upload_data(
+                f, overwrite=True, chunk_size=32 << 20)
+
+
+def measure(cmd: List[str], env: Dict[str, str]) -> Tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one process run to completion."""
+    started = time.perf_counter()
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace")[-3000:])
+            raise SystemExit(f"{' '.join(cmd[:5])} failed with status {status}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--files", type=int, default=50)
+    parser.add_argument("--rows", type=int, default=810000, help="rows per file")
+    parser.add_argument("--memory-mib", type=int, default=1024, help="DuckDB memory_limit")
+    parser.add_argument("--data", default=os.path.join(tempfile.gettempdir(), "bench-duckdb"))
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--query", choices=sorted(QUERIES), default="total")
+    parser.add_argument("--variants", default="abc", help="which of a, b, c to run")
+    parser.add_argument("--floor", nargs=4, metavar=("DATA", "OUT", "THREADS", "TMP"),
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--pandas", nargs=2, metavar=("SOURCE", "TARGET"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.floor:
+        data, out, threads, tmp = args.floor
+        floor(data, out, int(threads), args.memory_mib, tmp, args.query)
+        return 0
+    if args.pandas:
+        pandas_pattern(*args.pandas, args.query)
+        return 0
+    return run(args)
+
+
+def run(args) -> int:
+    data_dir = os.path.join(args.data, f"{args.files}x{args.rows}")
+    size = generate(data_dir, args.files, args.rows)
+    print(f"dataset: {args.files} files, {size / 1e6:.0f} MB, {args.files * args.rows} rows")
+    workdir = tempfile.mkdtemp(prefix="bench-duckdb-")
+    emulator, emu_env = start_emulators(workdir)
+    try:
+        seed(emu_env, data_dir, "raw/sales")
+        env = dict(os.environ, **emu_env, PYTHONUNBUFFERED="1", WORKER_SCRATCH_DIR=workdir,
+                   WORKER_MEMORY_MB=str(args.memory_mib * 1024 * 1024 / 1e6),
+                   WORKER_DUCKDB_MEMORY_FRACTION="1")
+        runs: Dict[str, List[Tuple[float, float]]] = {"a": [], "b": [], "c": []}
+        inner: Dict[str, object] = {}
+        for i in range(args.repeat):
+            for variant in args.variants:
+                cmd = commands(args, variant, i, data_dir, workdir)
+                runs[variant].append(measure(cmd, env))
+                if variant == "a":
+                    with open(os.path.join(workdir, f"a{i}.json")) as f:
+                        inner = json.load(f)["return_value"]
+        report(args, size, runs, inner)
+    finally:
+        emulator.terminate()
+        emulator.wait(10)
+    return 0
+
+
+def commands(args, variant: str, i: int, data_dir: str, workdir: str) -> List[str]:
+    if variant == "a":
+        return [sys.executable, "-m", "worker", "run", "bench/bench_duckdb.py:rollup",
+                "--param", "source=raw/sales", "--param", f"target=curated/a{i}.parquet",
+                "--param", f"query={args.query}", "--result", os.path.join(workdir, f"a{i}.json")]
+    if variant == "b":
+        threads = len(os.sched_getaffinity(0))
+        return [sys.executable, __file__, "--memory-mib", str(args.memory_mib),
+                "--query", args.query, "--floor", data_dir,
+                os.path.join(workdir, f"b{i}.parquet"), str(threads), os.path.join(workdir, "t")]
+    return [sys.executable, __file__, "--query", args.query, "--pandas", "raw/sales",
+            f"curated/c{i}.parquet"]
+
+
+def report(args, size: int, runs: Dict[str, List[Tuple[float, float]]], inner) -> None:
+    limit = args.memory_mib * 1.048576
+    print(f"python {sys.version.split()[0]}, query {args.query!r}, memory_limit "
+          f"{args.memory_mib} MiB ({limit:.0f} MB), dataset {size / 1e6:.0f} MB, "
+          f"best of {args.repeat}")
+    print("| variant | wall s (best) | all runs s | peak RSS MB (max) |")
+    print("|---|---|---|---|")
+    names = {"a": "(a) ctx.duckdb: stage + query + write back",
+             "b": "(b) DuckDB on local files (floor)",
+             "c": "(c) SDK download + pandas per file"}
+    best = {}
+    for variant, measured in runs.items():
+        if measured:
+            best[variant] = min(t for t, _ in measured)
+            times = " / ".join(f"{t:.1f}" for t, _ in measured)
+            peak = max(m for _, m in measured)
+            print(f"| {names[variant]} | {best[variant]:.1f} | {times} | {peak:.0f} |")
+    if inner:
+        print(f"(a) in the handler (last run): stage {inner['stage_s']} s, query + write "
+              f"{inner['query_write_s']} s ({inner['threads']} threads, {inner['memory_limit']})")
+    if "a" in best and "b" in best:
+        print(f"a/b = {best['a'] / best['b']:.2f} (goal <= 1.5)")
+    if "a" in best and "c" in best:
+        print(f"c/a = {best['c'] / best['a']:.1f} (goal >= 5)")
+    if runs["a"]:
+        peak = max(m for _, m in runs["a"])
+        print(f"peak RSS (a) {peak:.0f} MB vs memory_limit + 300 = {limit + 300:.0f} MB")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
