@@ -192,3 +192,13 @@ def test_parquet_tables_one_file_and_a_folder(lake, config):
     assert sorted(view.read_table("t/*.parquet", columns=["n"]).column("n").to_pylist()) == [
         0, 1, 2, 10, 11, 12]
     assert view.read_table("t/part-1.parquet").column("s").to_pylist() == ["a", "b"]
+
+
+def test_a_big_upload_is_hashed_while_it_uploads(lake, tmp_path):
+    data = os.urandom(9 << 20)  # above the size from which the MD5 is computed alongside
+    source = tmp_path / "nine.bin"
+    source.write_bytes(data)
+    lake.upload(str(source), "nine.bin")
+    [record] = lake.commit()
+    assert record == {"path": "nine.bin", "bytes": len(data),
+                      "md5": hashlib.md5(data).hexdigest()}

@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ from .store import FileInfo, Store
 log = logging.getLogger(__name__)
 
 STAGING_DIR = ".worker-staging"
+_HASH_ALONGSIDE = 8 << 20  # files from this size on are hashed while they upload
 _DATA_SUFFIXES = (".parquet", ".pq", ".csv", ".json", ".jsonl", ".ndjson")
 
 __all__ = ["Lake", "FileInfo", "Store", "open_store"]
@@ -339,9 +341,13 @@ class Lake:
     def _upload_one(self, item: Tuple[Path, str], overwrite: bool) -> int:
         source, key = item
         tmp = self._tmp_key(key)
-        self.store.upload_file(str(source), tmp)
         size = source.stat().st_size
-        self._stage(key, tmp, size, _file_md5(source), overwrite)
+        if size < _HASH_ALONGSIDE:
+            self.store.upload_file(str(source), tmp)
+            md5 = _file_md5(source)
+        else:  # a big file: hash it while it uploads instead of reading it twice in a row
+            md5 = _md5_alongside(source, lambda: self.store.upload_file(str(source), tmp))
+        self._stage(key, tmp, size, md5, overwrite)
         return size
 
     def _transfer(self, what: str, pairs: List[tuple], one: Callable[[Any], int]) -> None:
@@ -402,6 +408,36 @@ def _size_hint(item: Any) -> int:
         return os.path.getsize(item) if isinstance(item, Path) else 0
     except OSError:
         return 0
+
+
+def _md5_alongside(path: Path, work: Callable[[], None]) -> str:
+    """MD5 of ``path`` computed in a thread while ``work()`` runs (hashlib releases the GIL)."""
+    digest = hashlib.md5()
+    stop = threading.Event()
+    errors: List[BaseException] = []
+
+    def hash_file() -> None:
+        try:
+            with path.open("rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    if stop.is_set():
+                        return
+                    digest.update(chunk)
+        except BaseException as e:  # re-raised in the caller's thread
+            errors.append(e)
+
+    thread = threading.Thread(target=hash_file, name="lake-md5", daemon=True)
+    thread.start()
+    try:
+        work()
+    except BaseException:
+        stop.set()  # the upload failed: stop reading the file
+        raise
+    finally:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return digest.hexdigest()
 
 
 def _file_md5(path: Path) -> str:

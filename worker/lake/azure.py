@@ -48,6 +48,9 @@ WRITE_ROLE = "Storage Blob Data Contributor"
 _DFS_SUFFIX = ".dfs.core.windows.net"
 _TRANSIENT = {408, 429, 500, 502, 503, 504}
 _BACKOFF_MAX = 60.0
+_BLOCK = 256 * 1024  # bytes read from the socket at a time (the storage SDK's value)
+_CONNECT_TIMEOUT = 20.0  # the storage SDK's defaults
+_READ_TIMEOUT = 60.0
 
 
 class FileSystemNotFound(FileNotFoundError):
@@ -304,7 +307,12 @@ def _transport(pool_size: int):
                       max_retries=no_retries)
     for scheme in ("http://", "https://"):
         session.mount(scheme, adapter)
-    return RequestsTransport(session=session, session_owner=True)
+    # The storage clients set these only on transports they build themselves: without them
+    # a response body is read 4 KiB at a time and timeouts are azure-core's 300 s.
+    return RequestsTransport(
+        session=session, session_owner=True, connection_data_block_size=_BLOCK,
+        connection_timeout=_CONNECT_TIMEOUT, read_timeout=_READ_TIMEOUT,
+    )
 
 
 def parse_lake_url(url: str) -> Tuple[str, str, str]:
