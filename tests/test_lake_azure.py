@@ -147,3 +147,16 @@ def test_a_dropped_connection_that_persists_is_retryable(emulators, emulator_env
     with pytest.raises(RetryableError, match="after the SDK's retries"):
         store.info("x.txt")
     store.close()
+
+
+def test_a_folder_deleted_behind_our_back_is_made_again_at_commit(emulator_environ):
+    config = azure_config(emulator_environ)
+    mine, other = (Lake(open_store(config.lake_url, config=config), run) for run in "ab")
+    mine.write_text("d/x.txt", "x")
+    mine.commit()
+    other.delete("d", recursive=True)  # another task; our store still thinks d/ exists
+    mine.write_text("d/y.txt", "y")
+    mine.commit()
+    assert other.read_text("d/y.txt") == "y"
+    mine.close()
+    other.close()

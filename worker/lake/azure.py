@@ -34,6 +34,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import (
     ClientAuthenticationError,
     HttpResponseError,
+    ResourceNotFoundError,
     ServiceRequestError,
     ServiceResponseError,
 )
@@ -203,7 +204,14 @@ class AzureStore(Store):
         condition = {} if overwrite else {"match_condition": MatchConditions.IfMissing}
         new_name = f"{self.filesystem}/{self._path(dst)}"
         with self._errors("write", dst, write=True):
-            self._file(src).rename_file(new_name, **condition)
+            try:
+                self._file(src).rename_file(new_name, **condition)
+            except ResourceNotFoundError as e:
+                if _error_code(e) != "RenameDestinationParentPathNotFound":
+                    raise
+                self._forget_dirs(parent)  # deleted behind our back since we made it
+                self.make_dirs(parent)
+                self._file(src).rename_file(new_name, **condition)
 
     def delete(self, key: str, recursive: bool = False) -> None:
         path = self._path(key)
@@ -214,6 +222,9 @@ class AzureStore(Store):
                 self.client.get_directory_client(path).delete_directory()
             else:
                 self.client.get_file_client(path).delete_file()
+        self._forget_dirs(key)
+
+    def _forget_dirs(self, key: str) -> None:
         with self._lock:
             self._made_dirs = {d for d in self._made_dirs if not _under(d, key)}
 
