@@ -3,8 +3,10 @@
 One run, against the Data Lake emulator in its own process (``python -m worker emulate``,
 TLS on loopback), on a generated dataset (default about 1 GB of parquet in 50 files):
 
-(a) ``python -m worker run bench/bench_duckdb.py:rollup``: ``ctx.lake.dataset`` staged to
-    scratch in parallel, ``ctx.sql`` over it, the result written back through the lake;
+(a) ``python -m worker run bench/bench_duckdb.py:rollup``: ``ctx.lake.dataset`` streamed
+    (DuckDB scans it through ranged reads: only the columns the query needs), ``ctx.sql``
+    over it, the result written back through the lake;
+(s) the same with ``stage=True``: the files downloaded to scratch in parallel first;
 (b) the same query by DuckDB on the files already on local disk, same threads and
     memory_limit (the floor);
 (c) today's hand-written pattern: download each file with the DataLake SDK,
@@ -48,11 +50,12 @@ from sales group by all order by region, day
 # -- (a) the handler run by the worker ---------------------------------------------------
 
 
-def rollup(ctx, source: str, target: str, query: str = "total"):
-    """(a): the ctx.duckdb path; returns its own stage/query timings."""
+def rollup(ctx, source: str, target: str, query: str = "total", stage: str = "no"):
+    """(a) and (s): the ctx.duckdb path; returns its own stage/query timings."""
     started = time.perf_counter()
-    sales = ctx.lake.dataset(source)
-    sales.local_files(ctx.scratch / "lake")  # stage now, to time it apart from the query
+    sales = ctx.lake.dataset(source, stage=stage == "yes")
+    if sales.mode == "stage":
+        sales.local_files(ctx.scratch / "lake")  # stage now, to time it apart from the query
     staged = time.perf_counter()
     out = ctx.sql(QUERIES[query], sales=sales)
     ctx.lake.write_table(out, target)
@@ -60,7 +63,8 @@ def rollup(ctx, source: str, target: str, query: str = "total"):
     settings = ctx.duckdb.sql(
         "select current_setting('threads'), current_setting('memory_limit')").fetchall()[0]
     return {"stage_s": round(staged - started, 2), "query_write_s": round(done - staged, 2),
-            "threads": settings[0], "memory_limit": settings[1], "files": len(sales.files)}
+            "threads": settings[0], "memory_limit": settings[1], "files": len(sales.files),
+            "mode": sales.mode}
 
 
 # -- (b) the floor -----------------------------------------------------------------------
@@ -186,7 +190,7 @@ def main(argv=None) -> int:
     parser.add_argument("--data", default=os.path.join(tempfile.gettempdir(), "bench-duckdb"))
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--query", choices=sorted(QUERIES), default="total")
-    parser.add_argument("--variants", default="abc", help="which of a, b, c to run")
+    parser.add_argument("--variants", default="asbc", help="which of a, s, b, c to run")
     parser.add_argument("--floor", nargs=4, metavar=("DATA", "OUT", "THREADS", "TMP"),
                         help=argparse.SUPPRESS)
     parser.add_argument("--pandas", nargs=2, metavar=("SOURCE", "TARGET"), help=argparse.SUPPRESS)
@@ -212,15 +216,15 @@ def run(args) -> int:
         env = dict(os.environ, **emu_env, PYTHONUNBUFFERED="1", WORKER_SCRATCH_DIR=workdir,
                    WORKER_MEMORY_MB=str(args.memory_mib * 1024 * 1024 / 1e6),
                    WORKER_DUCKDB_MEMORY_FRACTION="1")
-        runs: Dict[str, List[Tuple[float, float]]] = {"a": [], "b": [], "c": []}
-        inner: Dict[str, object] = {}
+        runs: Dict[str, List[Tuple[float, float]]] = {"a": [], "s": [], "b": [], "c": []}
+        inner: Dict[str, dict] = {}
         for i in range(args.repeat):
             for variant in args.variants:
                 cmd = commands(args, variant, i, data_dir, workdir)
                 runs[variant].append(measure(cmd, env))
-                if variant == "a":
-                    with open(os.path.join(workdir, f"a{i}.json")) as f:
-                        inner = json.load(f)["return_value"]
+                if variant in "as":
+                    with open(os.path.join(workdir, f"{variant}{i}.json")) as f:
+                        inner[variant] = json.load(f)["return_value"]
         report(args, size, runs, inner)
     finally:
         emulator.terminate()
@@ -229,10 +233,12 @@ def run(args) -> int:
 
 
 def commands(args, variant: str, i: int, data_dir: str, workdir: str) -> List[str]:
-    if variant == "a":
+    if variant in "as":
         return [sys.executable, "-m", "worker", "run", "bench/bench_duckdb.py:rollup",
-                "--param", "source=raw/sales", "--param", f"target=curated/a{i}.parquet",
-                "--param", f"query={args.query}", "--result", os.path.join(workdir, f"a{i}.json")]
+                "--param", "source=raw/sales", "--param", f"target=curated/{variant}{i}.parquet",
+                "--param", f"query={args.query}",
+                "--param", f"stage={'yes' if variant == 's' else 'no'}",
+                "--result", os.path.join(workdir, f"{variant}{i}.json")]
     if variant == "b":
         threads = len(os.sched_getaffinity(0))
         return [sys.executable, __file__, "--memory-mib", str(args.memory_mib),
@@ -249,7 +255,8 @@ def report(args, size: int, runs: Dict[str, List[Tuple[float, float]]], inner) -
           f"best of {args.repeat}")
     print("| variant | wall s (best) | all runs s | peak RSS MB (max) |")
     print("|---|---|---|---|")
-    names = {"a": "(a) ctx.duckdb: stage + query + write back",
+    names = {"a": "(a) ctx.duckdb streamed: ranged reads + query + write back",
+             "s": "(s) ctx.duckdb staged: download + query + write back",
              "b": "(b) DuckDB on local files (floor)",
              "c": "(c) SDK download + pandas per file"}
     best = {}
@@ -259,16 +266,21 @@ def report(args, size: int, runs: Dict[str, List[Tuple[float, float]]], inner) -
             times = " / ".join(f"{t:.1f}" for t, _ in measured)
             peak = max(m for _, m in measured)
             print(f"| {names[variant]} | {best[variant]:.1f} | {times} | {peak:.0f} |")
-    if inner:
-        print(f"(a) in the handler (last run): stage {inner['stage_s']} s, query + write "
-              f"{inner['query_write_s']} s ({inner['threads']} threads, {inner['memory_limit']})")
+    for variant, got in sorted(inner.items()):
+        print(f"({variant}) in the handler (last run, mode {got['mode']}): stage "
+              f"{got['stage_s']} s, query + write {got['query_write_s']} s "
+              f"({got['threads']} threads, {got['memory_limit']})")
     if "a" in best and "b" in best:
         print(f"a/b = {best['a'] / best['b']:.2f} (goal <= 1.5)")
     if "a" in best and "c" in best:
         print(f"c/a = {best['c'] / best['a']:.1f} (goal >= 5)")
-    if runs["a"]:
-        peak = max(m for _, m in runs["a"])
-        print(f"peak RSS (a) {peak:.0f} MB vs memory_limit + 300 = {limit + 300:.0f} MB")
+    if "s" in best and "b" in best:
+        print(f"s/b = {best['s'] / best['b']:.2f}, s/a = {best['s'] / best.get('a', 1):.2f}")
+    for variant in "as":
+        if runs[variant]:
+            peak = max(m for _, m in runs[variant])
+            print(f"peak RSS ({variant}) {peak:.0f} MB vs memory_limit + 300 = "
+                  f"{limit + 300:.0f} MB")
 
 
 if __name__ == "__main__":

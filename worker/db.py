@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from pathlib import Path
 from typing import Any, Dict, Iterable, Mapping, Optional, Sequence
 
@@ -102,12 +103,22 @@ def sql(
 
 
 def register(conn, name: str, table: Any, scratch: Path) -> None:
-    """Make ``table`` queryable as ``name``: a lake dataset (scanned on local disk), a
-    pyarrow Table/Dataset/RecordBatchReader or pandas DataFrame (scanned in place, no
-    copy), or a DuckDB relation."""
+    """Make ``table`` queryable as ``name``: a lake dataset (streamed by ranged reads or
+    scanned on local disk, see ``worker.lake.dataset``), a pyarrow
+    Table/Dataset/RecordBatchReader or pandas DataFrame (scanned in place, no copy), or a
+    DuckDB relation."""
     from .lake.dataset import Dataset
 
-    if isinstance(table, Dataset):
+    if isinstance(table, Dataset) and table.mode == "stream":
+        try:
+            dataset = table.arrow_dataset()
+        except Exception as e:
+            translated = _dataset_error(e)
+            if translated is None:
+                raise
+            raise translated from None
+        conn.register(name, dataset)
+    elif isinstance(table, Dataset):
         scan = scan_sql(table.format, table.local_files(Path(scratch) / "lake"), table.options)
         conn.execute(f"create or replace temp view {_identifier(name)} as select * from {scan}")
     else:
@@ -151,11 +162,18 @@ _DATA_MESSAGE = re.compile(
 )
 
 
-def translate_error(error: BaseException, config: Config) -> Optional[WorkerError]:
-    """Our error for a DuckDB exception (None for anything else), with a one-line message."""
+def translate_error(error: BaseException, config: Config) -> Optional[BaseException]:
+    """Our error for a DuckDB exception (None for anything else), with a one-line message.
+
+    A lake error under a streamed scan (a transient fault, a missing file, no permission)
+    comes back as itself, so it keeps its exit code.
+    """
     names = _duckdb_class_names(error)
     if not names:
         return None
+    lake_error = _lake_failure(str(error))
+    if lake_error is not None:
+        return lake_error
     message = one_line(str(error))
     if "OutOfMemoryException" in names:
         new: WorkerError = DuckDBMemoryError(_memory_message(message, config))
@@ -168,6 +186,25 @@ def translate_error(error: BaseException, config: Config) -> Optional[WorkerErro
     else:
         new = WorkerError(f"DuckDB: {message}", code="duckdb")
     return new.with_traceback(error.__traceback__)
+
+
+def _lake_failure(message: str) -> Optional[BaseException]:
+    if "worker.lake.dataset" not in sys.modules:
+        return None
+    from .lake.dataset import failure_in
+
+    return failure_in(message)
+
+
+def _dataset_error(error: Exception) -> Optional[BaseException]:
+    """A pyarrow error while opening a streamed dataset: a corrupt first file is bad
+    input data (exit 4), like DuckDB's own parquet errors; a lake error is itself."""
+    if not type(error).__module__.startswith("pyarrow"):
+        return None
+    lake_error = _lake_failure(str(error))
+    if lake_error is not None:
+        return lake_error
+    return InputDataError(f"bad input data: {one_line(str(error))}")
 
 
 def one_line(message: str) -> str:

@@ -1,12 +1,31 @@
 """Lake datasets: a file, a folder or a glob of parquet/CSV/JSON files read as one table.
 
-A :class:`Dataset` is only a description until something reads it: ``ctx.sql`` stages its
-files to the node's local disk in parallel (or reads them in place on a ``file://`` lake) and
-lets DuckDB scan them there, so data larger than memory spills instead of failing.
+A :class:`Dataset` is only a description until something reads it. ``ctx.sql`` reads it in
+one of three ways (:attr:`Dataset.mode`):
+
+- ``"local"``: a ``file://`` lake; DuckDB reads the files in place.
+- ``"stream"`` (the default for parquet on the Data Lake): DuckDB scans a
+  ``pyarrow.dataset`` whose reads are ranged GETs (``worker.lake.arrowfs``): only the
+  footers and the column chunks the query needs cross the network, with DuckDB's
+  projection and filter pushdown, and nothing is written to local disk. Work larger than
+  memory still spills: DuckDB pulls record batches and spills its own state.
+- ``"stage"`` (CSV and JSON, ``stage=True``, or DuckDB reader options other than
+  ``hive_partitioning``): every file is downloaded to the task's scratch in parallel, then
+  DuckDB reads the local copies. Best when a query reads most of every file several times
+  (each scan of a streamed dataset fetches its ranges again) or needs DuckDB's own reader
+  options (``union_by_name``, CSV dialects).
+
+Streaming is the default for parquet because the benchmark (``bench/bench_duckdb.py``,
+``bench/RESULTS.md`` "DuckDB") measured it faster than staging for a query touching a
+subset of the columns, and no slower when it touches most of them.
+
+Hive folders (``date=2024-01-31/``) become columns in every mode; streamed, they are
+strings (DuckDB's reader infers types: cast in SQL when it matters).
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -25,22 +44,41 @@ class Dataset:
     """Files in the lake that read as one table; build it with ``ctx.lake.dataset(path)``.
 
     ``format`` is ``"parquet"``, ``"csv"`` or ``"json"`` (default: from the file names).
-    Other keyword options go to DuckDB's ``read_parquet``/``read_csv``/``read_json`` as
-    they are, e.g. ``hive_partitioning=True``, ``union_by_name=True``, ``delim=";"``.
+    ``stage=True`` downloads the files to scratch before DuckDB reads them, ``stage=False``
+    insists on ranged reads (parquet only); the default streams parquet and stages the rest
+    (see the module docstring). Other keyword options go to DuckDB's
+    ``read_parquet``/``read_csv``/``read_json`` as they are, e.g. ``hive_partitioning=True``,
+    ``union_by_name=True``, ``delim=";"``; any but ``hive_partitioning`` means staging.
     """
 
-    def __init__(self, lake, path: str, format: Optional[str] = None, **options: Any) -> None:
+    def __init__(self, lake, path: str, format: Optional[str] = None,
+                 stage: Optional[bool] = None, **options: Any) -> None:
         if format is not None and format not in ("parquet", "csv", "json"):
             raise ValueError(f"dataset format {format!r} is not one of parquet, csv, json")
         self.lake = lake
         self.path = path
+        self.stage = stage
         self.options: Dict[str, Any] = dict(options)
         self._format = format
         self._files: Optional[List[str]] = None
         self._local: Optional[List[str]] = None
+        self._arrow: Any = None
 
     def __repr__(self) -> str:
         return f"Dataset({self.path!r}, format={self.format!r})"
+
+    @property
+    def mode(self) -> str:
+        """How ``ctx.sql`` reads it: ``"local"``, ``"stream"`` or ``"stage"``."""
+        if self._in_place() is not None:
+            return "local"
+        streamable = self.format == "parquet" and set(self.options) <= {"hive_partitioning"}
+        if self.stage is False and not streamable:
+            raise ValueError(
+                f"dataset {self.path!r} cannot be streamed (stage=False): only parquet "
+                f"without DuckDB reader options other than hive_partitioning can"
+            )
+        return "stream" if streamable and not self.stage else "stage"
 
     @property
     def files(self) -> List[str]:
@@ -63,21 +101,53 @@ class Dataset:
         ``date=2024-01-31/`` still name partition columns.
         """
         if self._local is None:
-            in_place = [self.lake.store.local_path(self.lake._readable(k)) for k in self.files]
-            if all(in_place):
-                self._local = [str(p) for p in in_place]
-            else:
-                self._local = self._stage(Path(scratch))
+            self._local = self._in_place() or self._stage(Path(scratch))
         return self._local
+
+    def arrow_dataset(self):
+        """A ``pyarrow.dataset.Dataset`` over the files that reads byte ranges on demand
+        (made once; parquet only)."""
+        if self._arrow is None:
+            from .arrowfs import arrow_dataset
+
+            hive = self.options.get("hive_partitioning")
+            self._arrow = arrow_dataset(self.lake, self.files, self.lake.concurrency,
+                                        hive=None if hive is None else bool(hive))
+        return self._arrow
 
     def to_table(self, columns: Optional[List[str]] = None):
         """The whole dataset as one ``pyarrow.Table`` (parquet only; it must fit in memory)."""
         return self.lake.read_table(self.path, columns=columns)
 
+    def _in_place(self) -> Optional[List[str]]:
+        in_place = [self.lake.store.local_path(self.lake._readable(k)) for k in self.files]
+        return [str(p) for p in in_place] if all(in_place) else None
+
     def _stage(self, scratch: Path) -> List[str]:
         pairs: List[Tuple[str, Path]] = [(key, scratch / key) for key in self.files]
         self.lake._transfer("download", pairs, self.lake._download_one)
         return [str(target) for _, target in pairs]
+
+
+_failures: List[BaseException] = []
+_failures_lock = threading.Lock()
+
+
+def remember_failure(error: BaseException) -> None:
+    """Keep a lake error raised under an Arrow scan, where only its text travels on."""
+    with _failures_lock:
+        _failures.append(error)
+        del _failures[:-16]
+
+
+def failure_in(message: str) -> Optional[BaseException]:
+    """The lake error whose text is in a DuckDB/Arrow error ``message`` (the newest)."""
+    with _failures_lock:
+        for error in reversed(_failures):
+            text = str(error)
+            if text and text in message:
+                return error
+    return None
 
 
 def _format_of(files: List[str], path: str) -> str:
