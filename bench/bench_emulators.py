@@ -17,25 +17,14 @@ import json
 import os
 import signal
 import ssl
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from typing import Dict, Tuple
+from typing import Dict
 from urllib.parse import urlencode, urlsplit
 
-
-def start_emulators(workdir: str) -> Tuple[subprocess.Popen, Dict[str, str]]:
-    env_file = os.path.join(workdir, "emu.env")
-    proc = subprocess.Popen([sys.executable, "-m", "worker", "emulate", "--env-file", env_file],
-                            stdout=subprocess.DEVNULL)
-    while not os.path.exists(env_file):
-        if proc.poll() is not None:
-            raise SystemExit("emulate exited with %s" % proc.returncode)
-        time.sleep(0.05)
-    with open(env_file) as f:
-        return proc, dict(line.rstrip("\n").split("=", 1) for line in f)
+from emulated import start_emulators
 
 
 def token(env: Dict[str, str]) -> str:

@@ -21,11 +21,9 @@ parallel requests overlap as they would on the network).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,28 +31,20 @@ import uuid
 from pathlib import Path
 from typing import Callable, Dict, List
 
+from emulated import start_emulators
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 BEST_CONCURRENCY = 8
 
 
-def start_emulators(tmp: Path, latency_ms: float) -> "tuple[subprocess.Popen, Dict[str, str]]":
-    env_file = tmp / "emulators.env"
-    command = [sys.executable, "-m", "worker", "emulate", "--env-file", str(env_file)]
+def start_lake_emulator(tmp: Path, latency_ms: float):
+    rules = None
     if latency_ms:  # every lake request waits, like a real service across a network
         rules = [{"service": "lake", "kind": "latency", "delay": latency_ms / 1000,
                   "times": None}]
-        (tmp / "faults.json").write_text(json.dumps(rules))
-        command += ["--faults", str(tmp / "faults.json")]
-    proc = subprocess.Popen(command, cwd=str(ROOT), stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while not env_file.exists():
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise SystemExit("the emulators did not start")
-        time.sleep(0.1)
-    lines = env_file.read_text().splitlines()
-    return proc, dict(line.split("=", 1) for line in lines if "=" in line)
+    return start_emulators(tmp, rules)
 
 
 def measure(cases: Dict[str, Callable[[], None]], cleanup: Callable[[], None], repeat: int,
@@ -207,7 +197,7 @@ def main() -> int:
                         help="added to every lake request by the emulator (default 0)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-lake-"))
-    proc, env = start_emulators(tmp, args.latency_ms)
+    proc, env = start_lake_emulator(tmp, args.latency_ms)
     try:
         os.environ.update(env)  # the CA bundle and IMDS address for every client below
         from worker.config import Config
