@@ -487,7 +487,7 @@ def test_a_streamed_query_fetches_only_the_columns_it_reads(make_ctx, lake, emul
     data = sink.getvalue().to_pybytes()
     lake.seed("wide/data.parquet", data)
     ctx = make_ctx()
-    wide = ctx.lake.dataset("wide/data.parquet")
+    wide = ctx.lake.dataset("wide/data.parquet", stage=False)
     assert wide.mode == "stream"
     counter = ReadCounter(ctx.lake.store)
     emulators.reset_counts()
@@ -504,7 +504,7 @@ def test_a_streamed_query_fetches_only_the_columns_it_reads(make_ctx, lake, emul
 def test_a_partition_filter_reads_only_its_folders(make_ctx, lake):
     everything = seed_sales(lake, files=8)
     ctx = make_ctx()
-    sales = ctx.lake.dataset("raw/sales")
+    sales = ctx.lake.dataset("raw/sales", stage=False)
     counter = ReadCounter(ctx.lake.store)
     rows = ctx.sql("select region, sum(amount) from sales where date = '2024-01-02' "
                    "group by 1", sales=sales).fetchall()
@@ -525,16 +525,16 @@ def test_how_each_dataset_is_read(make_ctx, lake):
     ctx = make_ctx()
     remote = lake.kind == "emulator"
     parquet = ctx.lake.dataset("raw/sales")
-    staged = ctx.lake.dataset("raw/sales", stage=True)
+    streamed = ctx.lake.dataset("raw/sales", stage=False)
     by_name = ctx.lake.dataset("raw/sales", union_by_name=True)
     csv = ctx.lake.dataset("raw/people.csv")
-    assert parquet.mode == ("stream" if remote else "local")
-    assert staged.mode == by_name.mode == csv.mode == ("stage" if remote else "local")
-    assert ctx.sql("select count(*) from s", s=staged).fetchall() == [(400,)]
+    assert streamed.mode == ("stream" if remote else "local")
+    assert parquet.mode == by_name.mode == csv.mode == ("stage" if remote else "local")
+    assert ctx.sql("select count(*) from s", s=streamed).fetchall() == [(400,)]
     assert ctx.sql("select count(*), count(distinct date) from s", s=by_name).fetchall() == [
         (400, 2)]
     if remote:
-        assert all(p.startswith(str(ctx.scratch)) for p in staged.local_files(ctx.scratch))
+        assert all(p.startswith(str(ctx.scratch)) for p in parquet.local_files(ctx.scratch))
         with pytest.raises(ValueError, match="cannot be streamed \\(stage=False\\)"):
             ctx.lake.dataset("raw/people.csv", stage=False).mode  # noqa: B018
 
@@ -543,7 +543,7 @@ def test_how_each_dataset_is_read(make_ctx, lake):
 def test_a_streamed_scan_sees_the_tasks_own_staged_writes(make_ctx, lake):
     ctx = make_ctx()
     ctx.lake.write_table(sales_table(3), "mine/part.parquet")
-    mine = ctx.lake.dataset("mine/part.parquet")
+    mine = ctx.lake.dataset("mine/part.parquet", stage=False)
     assert mine.mode == "stream"
     assert ctx.sql("select count(*) from m", m=mine).fetchall() == [(200,)]
 
@@ -554,7 +554,7 @@ def test_a_corrupt_first_file_is_bad_input_data_when_streamed(make_ctx, lake):
     lake.seed("raw/sales/date=2024-01-01/part-000.parquet", b"garbage" * 100)
     ctx = make_ctx()
     with pytest.raises(InputDataError) as e:  # pyarrow reads it for the schema
-        ctx.sql("select count(*) from s", s=ctx.lake.dataset("raw/sales"))
+        ctx.sql("select count(*) from s", s=ctx.lake.dataset("raw/sales", stage=False))
     assert e.value.exit_code == 4 and str(e.value).startswith("bad input data: ")
     assert "part-000.parquet" in str(e.value) and "\n" not in str(e.value)
 
@@ -565,7 +565,7 @@ def test_a_lake_outage_under_a_streamed_scan_is_transient(make_ctx, lake, emulat
 
     seed_sales(lake, files=4)
     ctx = make_ctx(WORKER_RETRY_TOTAL="1", WORKER_RETRY_BACKOFF="0.01")
-    relation = ctx.sql("select count(*) from s", s=ctx.lake.dataset("raw/sales"))
+    relation = ctx.sql("select count(*) from s", s=ctx.lake.dataset("raw/sales", stage=False))
     emulators.fault("lake", "read", status=503, times=None)
     with pytest.raises(duckdb.Error) as e:
         relation.fetchall()
@@ -575,12 +575,13 @@ def test_a_lake_outage_under_a_streamed_scan_is_transient(make_ctx, lake, emulat
 
 
 @emulator_only
-def test_a_corrupt_first_file_exits_4_when_streamed(tmp_path, lake):
+@pytest.mark.parametrize("name", ["part-000", "part-999"])  # opened for the schema, or later
+def test_a_corrupt_file_exits_4_when_streamed(tmp_path, lake, name):
     seed_sales(lake, files=2)
-    lake.seed("raw/sales/date=2024-01-01/part-000.parquet", b"garbage" * 100)
+    lake.seed(f"raw/sales/date=2024-01-01/{name}.parquet", b"garbage" * 100)
     proc, record = run_task(tmp_path, "handlers.duckdb_tasks:daily", "source=raw/sales",
-                            "target=curated/x.parquet", env=clean_env(**lake.env))
+                            "target=curated/x.parquet", "stage=no", env=clean_env(**lake.env))
     assert proc.returncode == 4, proc.stderr
     assert record["error"]["type"] == "InputDataError"
-    assert "part-000.parquet" in record["error"]["message"]
+    assert f"{name}.parquet" in record["error"]["message"]
     assert record["outputs"] == []

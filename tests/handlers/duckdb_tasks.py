@@ -23,9 +23,10 @@ def settings(ctx, hold="0"):
     }
 
 
-def daily(ctx, source, target, partition_by=""):
-    """The issue's example: sum by region over a lake folder, written back as parquet."""
-    sales = ctx.lake.dataset(source)
+def daily(ctx, source, target, partition_by="", stage=""):
+    """The issue's example: sum by region over a lake folder, written back as parquet;
+    ``stage=no`` streams it by ranged reads."""
+    sales = ctx.lake.dataset(source, **({"stage": False} if stage == "no" else {}))
     out = ctx.sql(
         "select region, count(*) as n, sum(amount) as total from sales group by region "
         "order by region",
