@@ -72,6 +72,7 @@ class AzureStore(Store):
         self.url = url or f"{account_url}/{filesystem}/{self.prefix}".rstrip("/")
         self._service: Optional[DataLakeServiceClient] = None
         self._fs: Any = None
+        self._blobs: Any = None
         self._lock = threading.Lock()
         self._made_dirs: Set[str] = set()
 
@@ -97,11 +98,31 @@ class AzureStore(Store):
                 self._fs = self._service.get_file_system_client(self.filesystem)
             return self._fs
 
+    @property
+    def blobs(self):
+        """The same file system through the Blob API, for reads (created on first use).
+
+        The Data Lake client reads through the Blob API anyway, wrapped in a layer of its
+        own; reading through the container client directly costs 15-20% less CPU per small
+        file, which is what bounds many small downloads.
+        """
+        with self._lock:
+            if self._blobs is None:
+                from azure.storage.blob import ContainerClient
+
+                self._blobs = ContainerClient(
+                    _blob_url(self.account_url), self.filesystem,
+                    credential=get_credential(self.config),
+                    **client_options(self.config, self.account_url),
+                )
+            return self._blobs
+
     def close(self) -> None:
         with self._lock:
-            if self._service is not None:
-                self._service.close()
-            self._service = self._fs = None
+            for client in (self._service, self._blobs):
+                if client is not None:
+                    client.close()
+            self._service = self._fs = self._blobs = None
 
     def _path(self, key: str) -> str:
         return "/".join(p for p in (self.prefix, key) if p)
@@ -111,6 +132,9 @@ class AzureStore(Store):
 
     def _file(self, key: str):
         return self.client.get_file_client(self._path(key))
+
+    def _blob(self, key: str):
+        return self.blobs.get_blob_client(self._path(key))
 
     @contextmanager
     def _errors(self, action: str, key: str, write: bool = False) -> Iterator[None]:
@@ -147,7 +171,7 @@ class AzureStore(Store):
             return b""
         with self._errors("read", key):
             start = offset if (offset or length is not None) else None
-            stream = self._file(key).download_file(
+            stream = self._blob(key).download_blob(
                 offset=start, length=length, max_concurrency=self.config.lake_file_concurrency
             )
             return stream.readall()
@@ -159,7 +183,7 @@ class AzureStore(Store):
 
     def download_file(self, key: str, local_path: str) -> None:
         with self._errors("read", key), open(local_path, "wb") as f:
-            stream = self._file(key).download_file(
+            stream = self._blob(key).download_blob(
                 max_concurrency=self.config.lake_file_concurrency
             )
             stream.readinto(f)
@@ -340,6 +364,12 @@ def _transport(pool_size: int, environ, account_url: str):
         connection_timeout=_CONNECT_TIMEOUT, read_timeout=_READ_TIMEOUT,
         connection_verify=_ca_bundle(environ),
     )
+
+
+def _blob_url(account_url: str) -> str:
+    """The account's Blob endpoint: the first ``.dfs.`` becomes ``.blob.``, as the SDK does
+    (a path-style emulator URL serves both APIs and stays as it is)."""
+    return account_url.replace(".dfs.", ".blob.", 1)
 
 
 def parse_lake_url(url: str) -> Tuple[str, str, str]:
