@@ -12,11 +12,15 @@ readonly VENVS="$ROOT/.ci-venvs"
 log() { printf '%s run.sh: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
 trap 'log "failed at line $LINENO"' ERR
 
-find_python() {  # $1 = X.Y -> path of that interpreter
+find_python() {  # $1 = X.Y -> path of a working interpreter of that version
   local version=$1 candidate
-  for candidate in "$(command -v "python$version" || true)" \
-    "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$version".*/bin/python"$version"; do
-    if [[ -x $candidate ]]; then echo "$candidate"; return 0; fi
+  # pyenv's versions first: its shims on PATH fail unless that version is the active one.
+  for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$version".*/bin/python"$version" \
+    "$(command -v "python$version" || true)"; do
+    if [[ -x $candidate ]] && "$candidate" -c pass 2>/dev/null; then
+      echo "$candidate"
+      return 0
+    fi
   done
   echo "run.sh: Python $version not found; install it (e.g. pyenv install $version)" >&2
   return 2
