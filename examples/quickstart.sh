@@ -3,7 +3,8 @@
 # ./.worker/), then run the example handler end to end against a local lake.
 set -Eeuo pipefail
 
-readonly ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
+ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
+readonly ROOT
 
 main() {
   bash "$ROOT/starttask.sh"

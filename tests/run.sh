@@ -6,7 +6,8 @@
 set -Eeuo pipefail
 
 readonly UV_VERSION="0.13.9"
-readonly ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
+ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
+readonly ROOT
 readonly VENVS="$ROOT/.ci-venvs"
 
 log() { printf '%s run.sh: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
