@@ -47,20 +47,24 @@ def main() -> int:
                    "--result", os.path.join(tmp, "result.json")]
         bare = [args.python, "-c", "import noop_handler; noop_handler.noop(None)"]
         empty = [args.python, "-c", "pass"]
-        for cmd in (harness, bare, empty):  # warm the page cache and .pyc files
+        # What any harness of `python -m` + argparse + logging + json + inspect pays first.
+        floor = [args.python, "-c", "import runpy, argparse, logging, json, inspect"]
+        commands = {"harness": harness, "bare": bare, "empty": empty, "floor": floor}
+        for cmd in commands.values():  # warm the page cache and .pyc files
             timed(cmd, env)
-        times = {"harness": [], "bare": [], "empty": []}
+        times = {name: [] for name in commands}
         for _ in range(args.runs):
-            times["harness"].append(timed(harness, env))
-            times["bare"].append(timed(bare, env))
-            times["empty"].append(timed(empty, env))
+            for name, cmd in commands.items():
+                times[name].append(timed(cmd, env))
     med = {k: statistics.median(v) for k, v in times.items()}
     version = subprocess.run([args.python, "--version"], capture_output=True, text=True)
     print(f"{version.stdout.strip()}, {args.runs} runs each, medians:")
     print(f"  python -c 'pass'                       {med['empty'] * 1000:7.1f} ms")
     print(f"  python -c (import + call the handler)  {med['bare'] * 1000:7.1f} ms")
     print(f"  python -m worker run (same handler)    {med['harness'] * 1000:7.1f} ms")
+    print(f"  stdlib floor (runpy, argparse, logging, json, inspect) {med['floor'] * 1000:7.1f} ms")
     print(f"  ratio harness / bare                   {med['harness'] / med['bare']:7.2f}x")
+    print(f"  ratio stdlib floor / bare              {med['floor'] / med['bare']:7.2f}x")
     return 0
 
 
