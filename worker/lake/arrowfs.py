@@ -14,7 +14,6 @@ This module imports pyarrow at the top: it is itself imported only when a datase
 
 from __future__ import annotations
 
-import io
 import logging
 import threading
 from typing import Any, Dict, List, Optional
@@ -24,7 +23,7 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 
 from .dataset import remember_failure
-from .store import FileInfo, Store
+from .store import FileInfo, RangedReader, Store
 
 log = logging.getLogger(__name__)
 
@@ -119,54 +118,15 @@ class LakeFileSystemHandler(pafs.FileSystemHandler):
     open_output_stream = open_append_stream = _read_only
 
 
-class _RangeFile(io.RawIOBase):
-    """A seekable file whose every read is one ranged read of the store (no buffering:
-    Arrow asks for exactly the coalesced ranges it needs)."""
+class _RangeFile(RangedReader):
+    """Exactly the coalesced ranges Arrow asks for, one ranged read each (no buffering)."""
 
-    def __init__(self, store: Store, key: str, size: int) -> None:
-        self._store = store
-        self._key = key
-        self._size = size
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def size(self) -> int:
-        return self._size
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        if base + offset < 0:
-            raise ValueError("negative seek position")
-        self._pos = base + offset
-        return self._pos
-
-    def read(self, size: int = -1) -> bytes:
-        end = self._size if size is None or size < 0 else min(self._size, self._pos + size)
-        if end <= self._pos:
-            return b""
+    def _fetch(self, offset: int, length: int) -> bytes:
         try:
-            data = self._store.read_bytes(self._key, self._pos, end - self._pos)
+            return super()._fetch(offset, length)
         except Exception as e:  # Arrow and DuckDB keep only the text: keep the error
             remember_failure(e)
             raise
-        self._pos += len(data)
-        return data
-
-    def readall(self) -> bytes:
-        return self.read(-1)
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
 
 def arrow_dataset(lake, keys: List[str], io_threads: int, hive: Optional[bool] = None,

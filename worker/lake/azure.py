@@ -42,7 +42,7 @@ from azure.storage.filedatalake import DataLakeServiceClient, ExponentialRetry
 
 from ..errors import ConfigError, RetryableError
 from ..identity import get_credential, identity_name
-from .store import FileInfo, Store
+from .store import FileInfo, RangedReader, Store
 
 READ_ROLE = "Storage Blob Data Reader"
 WRITE_ROLE = "Storage Blob Data Contributor"
@@ -178,7 +178,7 @@ class AzureStore(Store):
 
     def open_read(self, key: str) -> BinaryIO:
         size = self.info(key).size
-        raw = _RangedReader(self, key, size)
+        raw = RangedReader(self, key, size)
         return io.BufferedReader(raw, buffer_size=self.config.lake_chunk_size)  # type: ignore
 
     def download_file(self, key: str, local_path: str) -> None:
@@ -261,41 +261,6 @@ class AzureStore(Store):
             self.client.get_directory_client(path).create_directory()
         with self._lock:
             self._made_dirs.add(key)
-
-
-class _RangedReader(io.RawIOBase):
-    """A seekable raw stream: each read is one ranged GET, so nothing big is held."""
-
-    def __init__(self, store: AzureStore, key: str, size: int) -> None:
-        self._store = store
-        self._key = key
-        self._size = size
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        if base + offset < 0:
-            raise ValueError("negative seek position")
-        self._pos = base + offset
-        return self._pos
-
-    def readinto(self, buffer: Any) -> int:
-        length = min(len(buffer), self._size - self._pos)
-        if length <= 0:
-            return 0
-        data = self._store.read_bytes(self._key, self._pos, length)
-        buffer[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
 
 
 class _BatchRetry(ExponentialRetry):

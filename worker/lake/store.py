@@ -8,8 +8,9 @@ facade in ``worker.lake`` adds path safety, staging and commit, parallelism and 
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator, Optional
+from typing import Any, BinaryIO, Iterator, Optional
 
 
 @dataclass(frozen=True)
@@ -73,3 +74,52 @@ class Store:
 
     def close(self) -> None:
         """Release clients and connections."""
+
+
+class RangedReader(io.RawIOBase):
+    """A seekable raw stream over one file of a store: every read is one ranged read, so
+    nothing big is held (wrap it in ``io.BufferedReader`` for small reads)."""
+
+    def __init__(self, store: Store, key: str, size: int) -> None:
+        self._store = store
+        self._key = key
+        self._size = size
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def size(self) -> int:
+        return self._size
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        if base + offset < 0:
+            raise ValueError("negative seek position")
+        self._pos = base + offset
+        return self._pos
+
+    def read(self, size: Optional[int] = -1) -> bytes:
+        end = self._size if size is None or size < 0 else min(self._size, self._pos + size)
+        if end <= self._pos:
+            return b""
+        data = self._fetch(self._pos, end - self._pos)
+        self._pos += len(data)
+        return data
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def _fetch(self, offset: int, length: int) -> bytes:
+        return self._store.read_bytes(self._key, offset, length)
