@@ -1,4 +1,7 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034,SC2153
+# Sourced by starttask.sh, which shares these variables across the bootstrap files; the
+# options repeat the entry point's so that the file reads the same on its own.
+set -Eeuo pipefail
 # apt: Python from Ubuntu or the deadsnakes PPA, and the extra packages of WORKER_APT_PACKAGES.
 # Fresh Azure VMs run unattended-upgrades at boot, which holds the dpkg lock: every apt-get
 # waits for it (DPkg::Lock::Timeout) and transient failures are retried (retry in common.sh).

@@ -1,4 +1,7 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034,SC2153
+# Sourced by starttask.sh, which shares these variables across the bootstrap files; the
+# options repeat the entry point's so that the file reads the same on its own.
+set -Eeuo pipefail
 # Configuration: every setting is an environment variable (README lists them), read once here.
 
 usage() {

@@ -1,4 +1,7 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034,SC2153
+# Sourced by starttask.sh, which shares these variables across the bootstrap files; the
+# options repeat the entry point's so that the file reads the same on its own.
+set -Eeuo pipefail
 # Finding Python X.Y: WORKER_PYTHON, then pythonX.Y on PATH, then pyenv, then apt (apt.sh).
 
 PYTHON=""      # the interpreter's real path (sys.executable), never a shim
