@@ -20,6 +20,7 @@ KEY=""            # sha256 of what the environment is made of
 KEY_TEXT=""
 ENV_NAME=""
 UV=""             # uv's path when uv installs, else empty (pip)
+UV_WHEEL=""       # uv's wheel in the wheelhouse, when it carries one
 LOCK_FD=""
 
 # The worker wheel and version: the wheelhouse's batch_worker-*.whl, else the checkout's.
@@ -67,15 +68,32 @@ is_current() {
   is_complete "$ENV_ROOT/venv"
 }
 
+# Hash every wheel against the locks before anything changes; uv, when it will install and is
+# not unpacked yet, is unpacked meanwhile and published only if the whole wheelhouse passes.
 verify_wheelhouse() {
   if [[ ! -x $PYTHON ]]; then
     printf 'DRY-RUN: (verify %s against %s and %s)\n' "$WHEELHOUSE" "$LOCK_FILE" "$TOOLS_FILE"
     return 0
   fi
-  local problem
+  local problem extract=()
+  if uv_in_wheelhouse && [[ ! -x $UV ]] && ((!DRY_RUN)); then
+    extract=(--extract-uv "$UV")
+  fi
   problem=$("$PYTHON" -I "$BOOTSTRAP_DIR/wheelhouse.py" verify --lock "$LOCK_FILE" \
-    --lock "$TOOLS_FILE" "$WHEELHOUSE" 2>&1) ||
+    --lock "$TOOLS_FILE" "${extract[@]}" "$WHEELHOUSE" 2>&1) ||
     die "wheelhouse refused, nothing changed: ${problem#wheelhouse: }"
+}
+
+# True when uv will install from the wheelhouse's uv wheel; sets UV to where it is unpacked.
+uv_in_wheelhouse() {
+  local wheels
+  shopt -s nullglob
+  wheels=("${WHEELHOUSE:-/nonexistent}"/uv-*.whl)
+  shopt -u nullglob
+  [[ $INSTALLER != pip && ${#wheels[@]} -ge 1 ]] || return 1
+  UV_WHEEL=${wheels[0]}
+  local version=${UV_WHEEL##*/uv-}
+  UV=$ENV_ROOT/tools/uv-${version%%-*}/uv
 }
 
 acquire_lock() {
@@ -106,14 +124,8 @@ remove_partials() {
 
 # uv from the wheelhouse (its wheel is pinned in tools.txt), else on PATH, else pip.
 choose_installer() {
-  local wheels
-  shopt -s nullglob
-  wheels=("${WHEELHOUSE:-/nonexistent}"/uv-*.whl)
-  shopt -u nullglob
-  if [[ $INSTALLER != pip && ${#wheels[@]} -ge 1 ]]; then
-    local version=${wheels[0]##*/uv-}
-    UV=$ENV_ROOT/tools/uv-${version%%-*}/uv
-    [[ -x $UV ]] || run "$PYTHON" -I "$BOOTSTRAP_DIR/wheelhouse.py" extract-uv "${wheels[0]}" "$UV"
+  if uv_in_wheelhouse; then
+    [[ -x $UV ]] || run "$PYTHON" -I "$BOOTSTRAP_DIR/wheelhouse.py" extract-uv "$UV_WHEEL" "$UV"
   elif [[ $INSTALLER != pip ]] && UV=$(type -P uv); then
     :
   elif [[ $INSTALLER == uv ]]; then
@@ -147,10 +159,15 @@ install_locked() {
   [[ -n $WHEELHOUSE ]] && source=(--no-index --find-links "$WHEELHOUSE")
   local flags=(--require-hashes --no-deps "${source[@]}" -r "$LOCK_FILE" -r "$pin")
   if [[ -n $UV ]]; then
-    retry_unless_local uv_cmd pip install --python "$python" --no-build --compile-bytecode "${flags[@]}"
+    retry_unless_local uv_cmd pip install --python "$python" --no-build "${flags[@]}"
   else
-    retry_unless_local run "$python" -m pip install --no-input --only-binary=:all: "${flags[@]}"
+    retry_unless_local run "$python" -m pip install --no-input --no-compile --only-binary=:all: "${flags[@]}"
   fi
+}
+
+# Bytecode for everything a task may import (not the packages' test suites): bytecode.py.
+compile_bytecode() {
+  run "$1/bin/python" -I "$BOOTSTRAP_DIR/bytecode.py" "$1/lib/python$PY_VERSION/site-packages"
 }
 
 # From the index, network hiccups are retried; from the wheelhouse nothing is transient.
@@ -212,6 +229,7 @@ build_env() {
       step build "$EXIT_INSTALL" build_worker_wheel "$env_dir"
     fi
     step install "$EXIT_INSTALL" install_locked "$env_dir"
+    step bytecode "$EXIT_INSTALL" compile_bytecode "$env_dir"
     step verify "$EXIT_VERIFY" verify_env "$env_dir"
   fi
   step publish "$EXIT_INSTALL" publish "$env_dir"

@@ -2,13 +2,14 @@
 
 Run by the start task with the node's Python (standard library only, Python 3.8+):
 
-    python wheelhouse.py verify --lock LOCK [--lock TOOLS] DIR   # before anything changes
+    python wheelhouse.py verify --lock LOCK [--lock TOOLS] [--extract-uv DEST] DIR
     python wheelhouse.py extract-uv WHEEL DEST                   # uv binary from its wheel
     python wheelhouse.py download --lock LOCK --python-version 3.8 DIR   # build one
 
 ``verify`` refuses a wheelhouse in which a locked package has no wheel, or in which any wheel
 of a locked package has a hash the lock does not list; the installers check the hashes again,
-but checking first means a tampered wheel changes nothing on the node.
+but checking first means a tampered wheel changes nothing on the node. ``--extract-uv``
+unpacks uv while the other wheels are hashed and publishes it only when all of them pass.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Set
 
@@ -71,17 +73,20 @@ def project_of(wheel: Path) -> str:
 
 def check(locked: Dict[str, Set[str]], required: Set[str], directory: Path) -> List[str]:
     """Problems found in ``directory``, one line each; empty when it is usable."""
+    wheels = [w for w in sorted(directory.glob("*.whl")) if project_of(w) in locked]
     problems = []
-    present: Set[str] = set()
-    for wheel in sorted(directory.glob("*.whl")):
-        name = project_of(wheel)
-        if name not in locked:
-            continue
-        if sha256(wheel) not in locked[name]:
+    for wheel, digest in zip(wheels, _hash_all(wheels)):
+        if digest not in locked[project_of(wheel)]:
             problems.append("hash mismatch: %s is not the file the lock pins" % wheel.name)
-        present.add(name)
+    present = {project_of(w) for w in wheels}
     problems.extend("missing wheel: %s" % name for name in sorted(required - present))
     return problems
+
+
+def _hash_all(wheels: List[Path]) -> List[str]:
+    """sha256 of each wheel, on every core (hashlib releases the GIL on large blocks)."""
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return list(pool.map(sha256, wheels))
 
 
 def verify(lock_paths: Sequence[Path], directory: Path) -> None:
@@ -101,22 +106,60 @@ def verify(lock_paths: Sequence[Path], directory: Path) -> None:
         raise WheelhouseError("%s in %s%s" % (problems[0], directory, more))
 
 
+def verify_and_extract_uv(lock_paths: Sequence[Path], directory: Path, dest: Path) -> None:
+    """``verify``, unpacking uv meanwhile; uv lands at ``dest`` only if the wheelhouse passes."""
+    wheels = sorted(directory.glob("uv-*.whl"))
+    if not wheels:
+        raise WheelhouseError("no uv wheel in %s" % directory)
+    new_dirs = [d for d in [dest.parent, *dest.parent.parents] if not d.exists()]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        unpacked = pool.submit(_unpack_uv, wheels[0], dest.parent)
+        try:
+            verify(lock_paths, directory)
+        except BaseException:
+            _discard(unpacked, new_dirs)
+            raise
+        os.replace(unpacked.result(), str(dest))
+
+
+def _discard(unpacked, new_dirs: List[Path]) -> None:
+    """Undo an unpacking: its file and the directories it created."""
+    try:
+        os.unlink(unpacked.result())
+    except (OSError, WheelhouseError, zipfile.BadZipFile):
+        pass
+    for directory in new_dirs:  # deepest first
+        try:
+            directory.rmdir()
+        except OSError:
+            pass
+
+
 def extract_uv(wheel: Path, dest: Path) -> None:
     """Unpack the ``uv`` binary of uv's wheel to ``dest``, atomically."""
+    os.replace(_unpack_uv(wheel, dest.parent), str(dest))
+
+
+def _unpack_uv(wheel: Path, directory: Path) -> str:
+    """The ``uv`` binary of uv's wheel, unpacked to a temporary file in ``directory``."""
     with zipfile.ZipFile(str(wheel)) as archive:
         members = [m for m in archive.namelist() if m.endswith(".data/scripts/uv")]
         if len(members) != 1:
             raise WheelhouseError("no uv binary in %s" % wheel.name)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".uv-", dir=str(dest.parent))
-        with os.fdopen(fd, "wb") as out, archive.open(members[0]) as src:
-            while True:
-                block = src.read(1 << 20)
-                if not block:
-                    break
-                out.write(block)
-    os.chmod(tmp, stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
-    os.replace(tmp, str(dest))
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".uv-", dir=str(directory))
+        try:
+            with os.fdopen(fd, "wb") as out, archive.open(members[0]) as src:
+                while True:
+                    block = src.read(1 << 20)
+                    if not block:
+                        break
+                    out.write(block)
+            os.chmod(tmp, stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    return tmp
 
 
 def download_command(python: str, lock: Path, version: str, directory: Path) -> List[str]:
@@ -141,6 +184,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     verify_cmd = commands.add_parser("verify", help="check a wheelhouse against the locks")
     verify_cmd.add_argument("--lock", action="append", type=Path, required=True)
+    verify_cmd.add_argument("--extract-uv", type=Path, metavar="DEST", help="unpack uv here too")
     verify_cmd.add_argument("directory", type=Path)
     extract = commands.add_parser("extract-uv", help="unpack uv from its wheel")
     extract.add_argument("wheel", type=Path)
@@ -157,7 +201,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run one command; 0 on success, 1 when the wheelhouse is refused."""
     args = _parser().parse_args(argv)
     try:
-        if args.command == "verify":
+        if args.command == "verify" and args.extract_uv:
+            verify_and_extract_uv(args.lock, args.directory, args.extract_uv)
+        elif args.command == "verify":
             verify(args.lock, args.directory)
         elif args.command == "extract-uv":
             extract_uv(args.wheel, args.dest)

@@ -58,6 +58,28 @@ def test_doctor_offline_reports_every_dependency():
     assert proc.stdout.strip().endswith("doctor: all checks passed")
 
 
+def test_doctor_reports_a_broken_and_a_crashing_import_and_still_checks_the_rest(
+    tmp_path, monkeypatch
+):
+    from worker import doctor
+
+    (tmp_path / "broken_dep.py").write_text("raise ImportError('libfoo.so.1: not found')\n")
+    # A native library that segfaults on import, for real: the child dies of SIGSEGV.
+    (tmp_path / "crashing_dep.py").write_text(
+        "import faulthandler, os, signal\n"
+        "faulthandler.disable()  # pytest's, inherited: no dump of the child's stack\n"
+        "os.kill(os.getpid(), signal.SIGSEGV)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    modules = [("broken_dep", "broken-dep"), ("crashing_dep", "crashing-dep"), ("json", "json")]
+    monkeypatch.setattr(doctor, "RUNTIME_MODULES", modules)
+    rows = {dist: (good, detail) for dist, good, detail in doctor.check_imports()}
+    assert rows["broken-dep"] == (False, "ImportError: libfoo.so.1: not found")
+    assert rows["crashing-dep"][0] is False
+    assert "crashed the interpreter" in rows["crashing-dep"][1]
+    assert rows["json"] == (True, "?")  # not taken down with the crashed child
+
+
 def test_secrets_from_a_file_are_redacted_everywhere(tmp_path):
     canary = "canary-Zq9-4f1e-secret"
     secrets = tmp_path / "secrets.json"

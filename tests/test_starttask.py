@@ -155,6 +155,16 @@ def test_cold_run_finds_pyenv_python_and_installs_from_the_wheelhouse(provisione
     assert len(stamp[0]) == 64 and "python=Python 3.8." in stamp[1]
 
 
+def test_bytecode_covers_what_tasks_import_and_not_the_test_suites(provisioned):
+    root, result = provisioned
+    site = root / "venv" / "lib" / "python3.8" / "site-packages"
+    for package in ("pyarrow", "azure/storage/blob", "worker"):
+        assert list((site / package / "__pycache__").glob("__init__.cpython-38.pyc")), package
+    assert list((site / "pyarrow" / "tests").glob("*.py"))
+    assert not (site / "pyarrow" / "tests" / "__pycache__").exists()
+    assert re.search(r"bytecode: compiled \d+ files, 0 skipped", result.stdout)
+
+
 def test_log_lines_are_utc_and_every_step_is_timed(provisioned):
     _, result = provisioned
     lines = [line for line in result.stdout.splitlines() if LOG_LINE.match(line)]
@@ -170,6 +180,7 @@ def test_log_lines_are_utc_and_every_step_is_timed(provisioned):
         "installer",
         "venv",
         "install",
+        "bytecode",
         "verify",
         "publish",
         "prune",
@@ -206,6 +217,19 @@ def test_tampered_wheel_is_refused_and_nothing_changes(provisioned, wheels, tmp_
     )
     assert (published(root), env_names(root), sorted(os.listdir(str(root)))) == before
     assert_works(root)
+
+
+def test_tampered_wheel_on_a_fresh_node_leaves_no_trace(wheels, tmp_path):
+    tampered = tmp_path / "wheels"
+    shutil.copytree(str(wheels), str(tampered), copy_function=link_or_copy)
+    duckdb = next(tampered.glob("duckdb-*.whl"))
+    data = duckdb.read_bytes()
+    duckdb.unlink()
+    duckdb.write_bytes(data[:-1])
+    result = starttask(node_env(tmp_path / "root", tampered))
+    assert result.returncode == 6
+    assert "hash mismatch: %s" % duckdb.name in last_stderr_line(result)
+    assert not (tmp_path / "root").exists()  # uv, unpacked meanwhile, was thrown away too
 
 
 def test_missing_python_is_one_clear_line(tmp_path):
@@ -369,7 +393,7 @@ def test_pip_is_the_fallback_installer(tmp_path, wheels):
     result = starttask(node_env(root, wheels, WORKER_INSTALLER="pip"))
     assert result.returncode == 0, result.stderr
     assert "installer: pip" in result.stdout
-    assert "-m pip install --no-input --only-binary=:all: --require-hashes" in result.stdout
+    assert "-m pip install --no-input --no-compile --only-binary=:all: --require-hashes" in result.stdout
     assert_works(root)
 
 
