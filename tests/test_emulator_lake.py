@@ -62,6 +62,34 @@ def test_empty_file_and_missing_file(fs):
     assert e.value.error_code == "BlobNotFound"
 
 
+def test_put_blob_creates_the_file_and_its_parents_in_one_request(emulators, fs):
+    from azure.storage.blob import ContainerClient, ContentSettings as BlobContentSettings
+
+    # The emulator's path-style account URL serves the Blob API too.
+    container = ContainerClient(emulators.account_url, fs.file_system_name,
+                                credential=emulators.credential(), retry_total=0,
+                                connection_verify=emulators.ca_path)
+    blob = container.get_blob_client("put/deep/data.csv")
+    before = emulators.counts("lake").get("put_blob", 0)
+    reply = blob.upload_blob(b"a,b\n1,2\n", overwrite=True, metadata={"k": "v"},
+                             content_settings=BlobContentSettings(content_type="text/csv"))
+    assert emulators.counts("lake")["put_blob"] == before + 1
+    assert reply["content_md5"] and reply["etag"]
+    f = fs.get_file_client("put/deep/data.csv")
+    assert f.download_file().readall() == b"a,b\n1,2\n"
+    props = f.get_file_properties()
+    assert props.metadata == {"k": "v"} and props.content_settings.content_type == "text/csv"
+    names = {(p.name, p.is_directory) for p in fs.get_paths("put", recursive=True)}
+    assert names == {("put/deep", True), ("put/deep/data.csv", False)}
+    blob.upload_blob(b"", overwrite=True)  # replaces, and an empty blob is a file too
+    assert f.get_file_properties().size == 0
+    with pytest.raises(ResourceExistsError) as e:
+        blob.upload_blob(b"x", overwrite=False)
+    assert e.value.error_code == "BlobAlreadyExists"
+    with pytest.raises(ResourceExistsError):
+        container.get_blob_client("put/deep").upload_blob(b"x", overwrite=True)  # a directory
+
+
 def test_upload_without_overwrite_fails_as_on_azure(fs):
     with pytest.raises(ResourceNotFoundError) as e:
         fs.get_file_client("new.txt").upload_data(b"abc")

@@ -128,6 +128,20 @@ def test_a_transient_fault_is_retried_by_the_sdk(emulators, emulator_environ):
     lake.close()
 
 
+def test_a_small_write_is_one_put_then_one_rename_at_commit(emulators, emulator_environ):
+    config = azure_config(emulator_environ)
+    lake = Lake(open_store(config.lake_url, config=config), "run")
+    lake.write_text("warm/up.txt", "x")  # the staging folder is made once per run
+    emulators.reset_counts()
+    lake.write_bytes("a/b/one.bin", b"1" * 1000)
+    assert emulators.counts("lake") == {"put_blob": 1}
+    lake.commit()
+    counts = emulators.counts("lake")
+    assert counts["put_blob"] == 1 and counts["rename"] == 2  # one.bin and warm/up.txt
+    assert lake.read_bytes("a/b/one.bin") == b"1" * 1000
+    lake.close()
+
+
 @pytest.mark.parametrize("status", [503, 500, 429])
 def test_faults_that_outlive_the_retries_are_retryable(emulators, emulator_environ, status):
     config = azure_config(emulator_environ)

@@ -10,7 +10,7 @@ identity needs the right grant (``config.py``).
 Operation names (for faults and counters): create_filesystem, delete_filesystem,
 get_filesystem_properties, set_filesystem_metadata, list_filesystems, list_paths, create,
 append, flush, read, get_properties, set_metadata, set_properties, set_access_control,
-get_access_control, rename, delete, unknown.
+get_access_control, rename, delete, put_blob, unknown.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ OPERATIONS: Dict[str, Tuple[str, bool, str]] = {
     "get_properties": ("blob", False, "path"),
     "set_metadata": ("blob", True, "path"),
     "set_properties": ("blob", True, "path"),
+    "put_blob": ("blob", True, "path"),
     "unknown": ("blob", False, "account"),
 }
 
@@ -82,7 +83,9 @@ def _classify_path(request: Request) -> str:
                 query["comp"], "unknown")
         if "mode" in query or request.header("x-ms-rename-source") is not None:
             return "rename"
-        return "create" if "resource" in query else "unknown"
+        if "resource" in query:
+            return "create"
+        return "put_blob" if request.header("x-ms-blob-type") == "BlockBlob" else "unknown"
     if method == "HEAD" and "action" in query:
         return "get_access_control"
     return {"DELETE": "delete", "GET": "read", "HEAD": "get_properties"}.get(method, "unknown")
@@ -304,6 +307,15 @@ class LakeApp:
         headers = wire.node_headers(node) + [
             ("Content-Range", "bytes %d-%d/%d" % (start, end, len(data)))]
         return Response(206, headers, memoryview(data)[start:end + 1])
+
+    def _op_put_blob(self, request: Request, fs: str, path: str) -> Response:
+        _check_md5(request)
+        node = self.store.put(fs, path, request.body, wire.conditions(request),
+                              wire.metadata_from_headers(request),
+                              wire.content_from_headers(request, blob=True))
+        md5 = base64.b64encode(hashlib.md5(request.body).digest()).decode()
+        return Response(201, wire.stamp(node) + [
+            ("Content-MD5", md5), ("x-ms-request-server-encrypted", "true")])
 
     @staticmethod
     def _check_read_conditions(request: Request, node: object) -> None:

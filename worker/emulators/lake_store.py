@@ -209,6 +209,26 @@ class LakeStore:
             self._save(dropped=[existing] if existing else ())
             return node
 
+    def put(self, fs_name: str, path: str, data: bytes, conditions: Conditions,
+            metadata: Dict[str, str], content: Dict[str, str]) -> Node:
+        """Blob Put Blob: create or replace a file with ``data`` in one step; as on a
+        hierarchical-namespace account, missing parent directories are created."""
+        with self.lock:
+            fs = self.filesystem(fs_name)
+            existing = fs.paths.get(path)
+            if existing is not None and conditions.if_none_match == "*":
+                raise LakeError(409, "BlobAlreadyExists", "The specified blob already exists.")
+            self._require(conditions, existing)
+            if existing is not None and existing.is_dir:
+                raise LakeError(409, "PathConflict",
+                                "The specified path, or an element of the path, exists and its "
+                                "resource type is invalid for this operation.")
+            self._make_parents(fs, split_parent(path))
+            node = fs.paths[path] = Node(False, metadata, content)
+            node.data = bytes(data)
+            self._save(dropped=[existing] if existing else (), flushed=(fs_name, path, node))
+            return node
+
     @staticmethod
     def _check_create(existing: Optional[Node], is_dir: bool, conditions: Conditions) -> None:
         if existing is not None and conditions.if_none_match == "*":
