@@ -3,6 +3,7 @@ emulator (real SDK over HTTPS), in process and as real ``python -m worker run`` 
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -585,3 +586,50 @@ def test_a_corrupt_file_exits_4_when_streamed(tmp_path, lake, name):
     assert record["error"]["type"] == "InputDataError"
     assert f"{name}.parquet" in record["error"]["message"]
     assert record["outputs"] == []
+
+
+# -- staging only the named columns ------------------------------------------------------
+
+
+@emulator_only
+def test_staging_named_columns_fetches_only_their_chunks_and_answers_the_same(make_ctx, lake):
+    sink = pa.BufferOutputStream()
+    pq.write_table(wide_table(), sink, row_group_size=50000, compression="none")
+    data = sink.getvalue().to_pybytes()
+    for i in range(3):
+        lake.seed(f"wide/part-{i}.parquet", data)
+    ctx = make_ctx()
+    full = ctx.sql("select sum(a), sum(d), count(*) from w",
+                   w=ctx.lake.dataset("wide/")).fetchall()
+    narrow = ctx.lake.dataset("wide/", columns=["a", "d"])
+    counter = ReadCounter(ctx.lake.store)
+    got = ctx.sql("select sum(a), sum(d), count(*) from w", w=narrow).fetchall()
+    assert got == [pytest.approx(full[0], rel=1e-12)]  # float sums in any order
+    assert counter.downloads == []
+    # footers and the chunks of a and d only (b and c, 800 kB apart, are not fetched)
+    assert len(data) * 3 / 4 < counter.bytes < len(data) * 3 * 0.4, (counter.bytes, len(data))
+    local = narrow.local_files(ctx.scratch / "lake")
+    assert [os.path.getsize(p) for p in local] == [len(data)] * 3  # same offsets, sparse
+    assert all(os.stat(p).st_blocks * 512 < len(data) * 0.5 for p in local)
+    with pytest.raises(SqlError, match="b"):  # not staged, so not queryable
+        ctx.sql("select sum(b) from w", w=narrow).fetchall()
+
+
+@emulator_only
+def test_a_file_that_is_not_parquet_is_bad_input_data_when_columns_are_staged(make_ctx, lake):
+    lake.seed("bad/part-0.parquet", b"this is not parquet at all, just text" * 10)
+    ctx = make_ctx()
+    with pytest.raises(InputDataError, match="bad/part-0.parquet is not a parquet file"):
+        ctx.sql("select count(*) from t", t=ctx.lake.dataset("bad/", columns=["x"]))
+
+
+def test_named_columns_limit_what_a_query_sees_on_any_lake(make_ctx, lake):
+    seed_sales(lake, files=2)
+    ctx = make_ctx()
+    sales = ctx.lake.dataset("raw/sales/", columns=["amount", "date"])
+    assert ctx.sql("select count(*), count(distinct date) from s", s=sales).fetchall() == [
+        (400, 2)]
+    with pytest.raises(SqlError, match="region"):
+        ctx.sql("select region from s", s=sales).fetchall()
+    with pytest.raises(ValueError, match="list of column names"):
+        ctx.lake.dataset("raw/sales/", columns="amount")

@@ -117,12 +117,23 @@ def register(conn, name: str, table: Any, scratch: Path) -> None:
             if translated is None:
                 raise
             raise translated from None
-        conn.register(name, dataset)
+        if table.columns:  # the scan under another name, the view with the columns
+            conn.register(name + "__scan", dataset)
+            _view(conn, name, f"select * from {_identifier(name + '__scan')}", table.columns)
+        else:
+            conn.register(name, dataset)
     elif isinstance(table, Dataset):
         scan = scan_sql(table.format, table.local_files(Path(scratch) / "lake"), table.options)
-        conn.execute(f"create or replace temp view {_identifier(name)} as select * from {scan}")
+        _view(conn, name, f"select * from {scan}", table.columns)
     else:
         conn.register(name, table)
+
+
+def _view(conn, name: str, select: str, columns: Optional[Sequence[str]]) -> None:
+    """A view ``name`` over ``select`` with only ``columns`` (all when None)."""
+    if columns:
+        select = "select " + ", ".join(map(_identifier, columns)) + " from (" + select + ")"
+    conn.execute(f"create or replace temp view {_identifier(name)} as {select}")
 
 
 def scan_sql(format: str, files: Sequence[str], options: Mapping[str, Any]) -> str:

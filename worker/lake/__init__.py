@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import (
     Any,
@@ -98,6 +98,9 @@ class Lake:
 
     def glob(self, pattern: str) -> List[str]:
         """Paths of the files matching ``pattern``; ``**`` matches any depth."""
+        return [e.path for e in self._glob_entries(pattern)]
+
+    def _glob_entries(self, pattern: str) -> List[FileInfo]:
         folder, rest = split_glob(pattern)
         regex = glob_regex(rest)
         recursive = "**" in rest or "/" in rest
@@ -106,7 +109,7 @@ class Lake:
         except FileNotFoundError:
             return []
         start = len(folder) + 1 if folder else 0
-        return [e.path for e in entries if not e.is_dir and regex.match(e.path[start:])]
+        return [e for e in entries if not e.is_dir and regex.match(e.path[start:])]
 
     def read_bytes(self, path: str) -> bytes:
         """The whole content of a file."""
@@ -124,19 +127,24 @@ class Lake:
 
     def files(self, path_or_glob: str) -> List[str]:
         """The data files a path names: one file, every file in a folder, or a glob."""
+        return [e.path for e in self.file_infos(path_or_glob)]
+
+    def file_infos(self, path_or_glob: str) -> List[FileInfo]:
+        """``files`` with their sizes, sorted by path (from the listing: no extra requests)."""
         if has_magic(path_or_glob):
-            found = self.glob(path_or_glob)
-        elif self.info(path_or_glob).is_dir:
-            found = [
-                e.path
-                for e in self.ls(path_or_glob, recursive=True)
-                if not e.is_dir and _is_data_file(e.path)
-            ]
+            found = self._glob_entries(path_or_glob)
         else:
-            found = [to_key(path_or_glob)]
+            single = self.info(path_or_glob)
+            if single.is_dir:
+                found = [
+                    e for e in self.ls(path_or_glob, recursive=True)
+                    if not e.is_dir and _is_data_file(e.path)
+                ]
+            else:
+                found = [replace(single, path=to_key(path_or_glob))]
         if not found:
             raise FileNotFoundError(f"no files match {path_or_glob!r} in the lake {self.url}")
-        return sorted(found)
+        return sorted(found, key=lambda e: e.path)
 
     def download(self, remote: str, local: str) -> List[str]:
         """Copy a file, or every file below a folder or glob, to local disk; returns paths."""

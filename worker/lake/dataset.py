@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 _FORMATS = {
     ".parquet": "parquet",
@@ -48,6 +48,9 @@ class Dataset:
     """Files in the lake that read as one table; build it with ``ctx.lake.dataset(path)``.
 
     ``format`` is ``"parquet"``, ``"csv"`` or ``"json"`` (default: from the file names).
+    ``columns`` names the only columns queries may use: on the Data Lake only their
+    column chunks are then staged (parquet; see ``worker.lake.columns``), and in every mode
+    ``ctx.sql`` sees just those columns (plus hive partition columns named in the list).
     On the Data Lake the files are downloaded to scratch before DuckDB reads them;
     ``stage=False`` reads only the ranges a query needs instead (parquet without reader
     options other than ``hive_partitioning``; see the module docstring). Other keyword
@@ -56,12 +59,17 @@ class Dataset:
     """
 
     def __init__(self, lake, path: str, format: Optional[str] = None,
-                 stage: Optional[bool] = None, **options: Any) -> None:
+                 stage: Optional[bool] = None, columns: Optional[Sequence[str]] = None,
+                 **options: Any) -> None:
         if format is not None and format not in ("parquet", "csv", "json"):
             raise ValueError(f"dataset format {format!r} is not one of parquet, csv, json")
+        if isinstance(columns, str) or (columns is not None and not all(
+                isinstance(c, str) and c for c in columns)):
+            raise ValueError(f"dataset columns must be a list of column names, got {columns!r}")
         self.lake = lake
         self.path = path
         self.stage = stage
+        self.columns: Optional[List[str]] = list(columns) if columns is not None else None
         self.options: Dict[str, Any] = dict(options)
         self._format = format
         self._files: Optional[List[str]] = None
@@ -129,6 +137,12 @@ class Dataset:
         return [str(p) for p in in_place] if all(in_place) else None
 
     def _stage(self, scratch: Path) -> List[str]:
+        if self.columns and self.format == "parquet":
+            from .columns import stage_columns
+
+            infos = self.lake.file_infos(self.path)
+            return stage_columns(self.lake, [(e.path, e.size) for e in infos], self.columns,
+                                 scratch)
         pairs: List[Tuple[str, Path]] = [(key, scratch / key) for key in self.files]
         self.lake._transfer("download", pairs, self.lake._download_one)
         return [str(target) for _, target in pairs]
