@@ -7,6 +7,8 @@ TLS on loopback), on a generated dataset (default about 1 GB of parquet in 50 fi
     (DuckDB scans it through ranged reads: only the columns the query needs), ``ctx.sql``
     over it, the result written back through the lake;
 (s) the same with ``stage=True``: the files downloaded to scratch in parallel first;
+(p) staged with ``columns=`` the query's columns: only their parquet chunks are downloaded
+    (sparse local copies, ``worker/lake/columns.py``);
 (b) the same query by DuckDB on the files already on local disk, same threads and
     memory_limit (the floor);
 (c) today's hand-written pattern: download each file with the DataLake SDK,
@@ -50,10 +52,19 @@ from sales group by all order by region, day
 # -- (a) the handler run by the worker ---------------------------------------------------
 
 
-def rollup(ctx, source: str, target: str, query: str = "total", stage: str = "no"):
-    """(a) and (s): the ctx.duckdb path; returns its own stage/query timings."""
+#: The columns each query reads, for (p).
+QUERY_COLUMNS = {
+    "total": ["region", "amount"],
+    "rollup": ["region", "ts", "customer", "amount", "qty"],
+}
+
+
+def rollup(ctx, source: str, target: str, query: str = "total", stage: str = "no",
+           columns: str = "no"):
+    """(a), (s) and (p): the ctx.duckdb path; returns its own stage/query timings."""
     started = time.perf_counter()
-    sales = ctx.lake.dataset(source, stage=stage == "yes")
+    sales = ctx.lake.dataset(source, stage=stage == "yes",
+                             columns=QUERY_COLUMNS[query] if columns == "yes" else None)
     if sales.mode == "stage":
         sales.local_files(ctx.scratch / "lake")  # stage now, to time it apart from the query
     staged = time.perf_counter()
@@ -190,7 +201,7 @@ def main(argv=None) -> int:
     parser.add_argument("--data", default=os.path.join(tempfile.gettempdir(), "bench-duckdb"))
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--query", choices=sorted(QUERIES), default="total")
-    parser.add_argument("--variants", default="asbc", help="which of a, s, b, c to run")
+    parser.add_argument("--variants", default="aspbc", help="which of a, s, p, b, c to run")
     parser.add_argument("--floor", nargs=4, metavar=("DATA", "OUT", "THREADS", "TMP"),
                         help=argparse.SUPPRESS)
     parser.add_argument("--pandas", nargs=2, metavar=("SOURCE", "TARGET"), help=argparse.SUPPRESS)
@@ -216,13 +227,13 @@ def run(args) -> int:
         env = dict(os.environ, **emu_env, PYTHONUNBUFFERED="1", WORKER_SCRATCH_DIR=workdir,
                    WORKER_MEMORY_MB=str(args.memory_mib * 1024 * 1024 / 1e6),
                    WORKER_DUCKDB_MEMORY_FRACTION="1")
-        runs: Dict[str, List[Tuple[float, float]]] = {"a": [], "s": [], "b": [], "c": []}
+        runs: Dict[str, List[Tuple[float, float]]] = {v: [] for v in "aspbc"}
         inner: Dict[str, dict] = {}
         for i in range(args.repeat):
             for variant in args.variants:
                 cmd = commands(args, variant, i, data_dir, workdir)
                 runs[variant].append(measure(cmd, env))
-                if variant in "as":
+                if variant in "asp":
                     with open(os.path.join(workdir, f"{variant}{i}.json")) as f:
                         inner[variant] = json.load(f)["return_value"]
         report(args, size, runs, inner)
@@ -233,11 +244,12 @@ def run(args) -> int:
 
 
 def commands(args, variant: str, i: int, data_dir: str, workdir: str) -> List[str]:
-    if variant in "as":
+    if variant in "asp":
         return [sys.executable, "-m", "worker", "run", "bench/bench_duckdb.py:rollup",
                 "--param", "source=raw/sales", "--param", f"target=curated/{variant}{i}.parquet",
                 "--param", f"query={args.query}",
-                "--param", f"stage={'yes' if variant == 's' else 'no'}",
+                "--param", f"stage={'no' if variant == 'a' else 'yes'}",
+                "--param", f"columns={'yes' if variant == 'p' else 'no'}",
                 "--result", os.path.join(workdir, f"{variant}{i}.json")]
     if variant == "b":
         threads = len(os.sched_getaffinity(0))
@@ -257,6 +269,7 @@ def report(args, size: int, runs: Dict[str, List[Tuple[float, float]]], inner) -
     print("|---|---|---|---|")
     names = {"a": "(a) ctx.duckdb streamed: ranged reads + query + write back",
              "s": "(s) ctx.duckdb staged: download + query + write back",
+             "p": "(p) ctx.duckdb staged, columns=: their chunks + query + write back",
              "b": "(b) DuckDB on local files (floor)",
              "c": "(c) SDK download + pandas per file"}
     best = {}
@@ -276,7 +289,11 @@ def report(args, size: int, runs: Dict[str, List[Tuple[float, float]]], inner) -
         print(f"c/a = {best['c'] / best['a']:.1f} (goal >= 5)")
     if "s" in best and "b" in best:
         print(f"s/b = {best['s'] / best['b']:.2f}, s/a = {best['s'] / best.get('a', 1):.2f}")
-    for variant in "as":
+    if "p" in best and "b" in best:
+        print(f"p/b = {best['p'] / best['b']:.2f} (goal <= 1.5)")
+    if "p" in best and "c" in best:
+        print(f"c/p = {best['c'] / best['p']:.1f} (goal >= 5)")
+    for variant in "asp":
         if runs[variant]:
             peak = max(m for _, m in runs[variant])
             print(f"peak RSS ({variant}) {peak:.0f} MB vs memory_limit + 300 = "

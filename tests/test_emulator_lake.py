@@ -63,7 +63,8 @@ def test_empty_file_and_missing_file(fs):
 
 
 def test_put_blob_creates_the_file_and_its_parents_in_one_request(emulators, fs):
-    from azure.storage.blob import ContainerClient, ContentSettings as BlobContentSettings
+    from azure.storage.blob import ContainerClient
+    from azure.storage.blob import ContentSettings as BlobContentSettings
 
     # The emulator's path-style account URL serves the Blob API too.
     container = ContainerClient(emulators.account_url, fs.file_system_name,
