@@ -3,7 +3,9 @@
 URLs are ``https://127.0.0.1:PORT/ACCOUNT/FILESYSTEM/PATH``. The DataLake SDK sends file
 system create/delete/properties, path properties, metadata and downloads to the Blob API
 and listing, create, append, flush, rename and delete to the DFS API; both land here and
-are told apart by query string, method and headers (:func:`classify`). Every request needs
+are told apart by query string, method and headers (:func:`classify`). Blob Put Blob
+(``x-ms-blob-type: BlockBlob``, the worker's small uploads) creates or replaces a file in one
+request and, as on a hierarchical-namespace account, its missing parent directories. Every request needs
 a bearer token for ``https://storage.azure.com`` from the emulated IMDS, and the calling
 identity needs the right grant (``config.py``).
 
