@@ -5,9 +5,9 @@ system create/delete/properties, path properties, metadata and downloads to the 
 and listing, create, append, flush, rename and delete to the DFS API; both land here and
 are told apart by query string, method and headers (:func:`classify`). Blob Put Blob
 (``x-ms-blob-type: BlockBlob``, the worker's small uploads) creates or replaces a file in one
-request and, as on a hierarchical-namespace account, its missing parent directories. Every request needs
-a bearer token for ``https://storage.azure.com`` from the emulated IMDS, and the calling
-identity needs the right grant (``config.py``).
+request and, as on a hierarchical-namespace account, its missing parent directories. Every
+request needs a bearer token for ``https://storage.azure.com`` from the emulated IMDS, and the
+calling identity needs the right grant (``config.py``).
 
 Operation names (for faults and counters): create_filesystem, delete_filesystem,
 get_filesystem_properties, set_filesystem_metadata, list_filesystems, list_paths, create,
