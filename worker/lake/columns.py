@@ -17,10 +17,11 @@ from __future__ import annotations
 import os
 import struct
 from pathlib import Path
-from typing import Dict, Iterable, List, Sequence, Tuple
+from typing import Iterable, List, Sequence, Tuple
 
 from ..db import InputDataError
 from ..progress import Progress
+from . import run_parallel
 
 #: Bytes read from the end of a file in the first request: footers are usually smaller.
 TAIL = 64 * 1024
@@ -39,57 +40,54 @@ def stage_columns(lake, files: Sequence[Tuple[str, int]], columns: Sequence[str]
     of ``columns``; returns their paths, in order."""
     targets = {key: scratch / key for key, _ in files}
     sizes = dict(files)
-    fds: Dict[str, int] = {}
-    try:
-        for key, size in files:
-            targets[key].parent.mkdir(parents=True, exist_ok=True)
-            fds[key] = os.open(str(targets[key]), os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-            os.ftruncate(fds[key], size)
-        with Progress(f"footers of {len(files)} file(s)", len(files), 0) as progress:
-            lake_parallel(lake, lambda k: progress.advance(_fetch_footer(lake, k, sizes[k],
-                                                                         fds[k])), list(sizes))
-        wanted = set(columns)
-        reads = [(key, r) for key in sizes
-                 for r in _split(_coalesce(_ranges(targets[key], key, sizes[key], wanted)),
-                                 PIECE)]
-        total = sum(end - start for _, (start, end) in reads)
-        with Progress(f"download {len(columns)} column(s) of {len(files)} file(s)",
-                      len(reads), total) as progress:
-            lake_parallel(lake, lambda item: progress.advance(
-                _fetch(lake, item[0], item[1], fds[item[0]])), reads)
-    finally:
-        for fd in fds.values():
-            os.close(fd)
+    for key, size in files:
+        targets[key].parent.mkdir(parents=True, exist_ok=True)
+        with open(targets[key], "wb") as f:
+            f.truncate(size)  # all holes until ranges land
+    with Progress(f"footers of {len(files)} file(s)", len(files), 0) as progress:
+        run_parallel(lambda k: progress.advance(_fetch_footer(lake, k, sizes[k], targets[k])),
+                     list(sizes), lake.concurrency)
+    wanted = set(columns)
+    reads = [(key, r) for key in sizes
+             for r in _split(_coalesce(_ranges(targets[key], key, sizes[key], wanted)), PIECE)]
+    total = sum(end - start for _, (start, end) in reads)
+    with Progress(f"download {len(columns)} column(s) of {len(files)} file(s)",
+                  len(reads), total) as progress:
+        run_parallel(lambda item: progress.advance(
+            _fetch(lake, item[0], item[1], targets[item[0]])), reads, lake.concurrency)
     return [str(targets[key]) for key, _ in files]
 
 
-def lake_parallel(lake, fn, items: List) -> None:
-    from . import run_parallel
-
-    run_parallel(fn, items, lake.concurrency)
-
-
-def _fetch(lake, key: str, span: Range, fd: int) -> int:
+def _fetch(lake, key: str, span: Range, target: Path) -> int:
     start, end = span
-    data = lake.store.read_bytes(lake._readable(key), start, end - start)
-    os.pwrite(fd, data, start)
+    return _write_at(target, start, lake.store.read_bytes(lake._readable(key), start, end - start))
+
+
+def _write_at(target: Path, offset: int, data: bytes) -> int:
+    """Write ``data`` at ``offset``; each write opens the file itself, so a read still in
+    flight after another one failed never writes through a descriptor closed under it."""
+    fd = os.open(str(target), os.O_WRONLY)
+    try:
+        os.pwrite(fd, data, offset)
+    finally:
+        os.close(fd)
     return len(data)
 
 
-def _fetch_footer(lake, key: str, size: int, fd: int) -> int:
+def _fetch_footer(lake, key: str, size: int, target: Path) -> int:
     """Fetch the footer (and its length and magic) into place; the bytes read."""
     if size < 12:
         raise InputDataError(f"bad input data: {key} is not a parquet file ({size} bytes)")
     start = max(0, size - TAIL)
     tail = lake.store.read_bytes(lake._readable(key), start, size - start)
-    os.pwrite(fd, tail, start)
+    _write_at(target, start, tail)
     if tail[-4:] != _MAGIC:
         raise InputDataError(f"bad input data: {key} is not a parquet file (no PAR1 footer)")
     footer = struct.unpack("<I", tail[-8:-4])[0] + 8
     if footer > size - 4:
         raise InputDataError(f"bad input data: {key} has a corrupt parquet footer")
     if footer > len(tail):
-        _fetch(lake, key, (size - footer, start), fd)
+        _fetch(lake, key, (size - footer, start), target)
     return max(footer, len(tail))
 
 
