@@ -105,9 +105,12 @@ def test_read_permission_error_names_the_reader_role(emulator_environ, monkeypat
         store = AzureStore.from_url(env["WORKER_LAKE_URL"], azure_config(env))
         with pytest.raises(PermissionError) as caught:
             store.read_bytes("anything.txt")
+        with pytest.raises(PermissionError) as ranged:  # the lean Get Blob path
+            store.read_bytes("anything.txt", 0, 10)
         store.close()
-    assert "Storage Blob Data Reader" in str(caught.value)
-    assert no_rights in str(caught.value)
+    for error in (caught.value, ranged.value):
+        assert "Storage Blob Data Reader" in str(error)
+        assert no_rights in str(error)
 
 
 def test_a_missing_file_system_is_named(emulator_environ):
@@ -126,6 +129,53 @@ def test_a_transient_fault_is_retried_by_the_sdk(emulators, emulator_environ):
     assert lake.read_text("x.txt") == "x"
     assert emulators.counts("lake")["read"] == 3
     lake.close()
+
+
+def ranged_store(emulators, emulator_environ, data: bytes):
+    config = azure_config(emulator_environ)
+    filesystem = config.lake_url.rsplit("/", 1)[1]
+    emulators.seed_file(filesystem, "in/data.bin", data)
+    emulators.reset_counts()
+    return open_store(config.lake_url, config=config)
+
+
+def test_ranged_reads_are_plain_get_blob_calls(emulators, emulator_environ):
+    data = bytes(range(256)) * 40
+    store = ranged_store(emulators, emulator_environ, data)
+    assert store.read_bytes("in/data.bin", 100, 1000) == data[100:1100]
+    assert store.read_bytes("in/data.bin", len(data) - 5, 100) == data[-5:]  # short at the end
+    assert store.read_bytes("in/data.bin", len(data), 10) == b""  # past the end: nothing
+    assert store.read_bytes("in/data.bin", 7, 0) == b""
+    assert emulators.counts("lake") == {"read": 3}  # one request each, no properties call
+    with pytest.raises(FileNotFoundError, match="'in/none.bin'.*404 BlobNotFound"):
+        store.read_bytes("in/none.bin", 0, 10)
+    store.close()
+
+
+def test_ranged_reads_are_retried_on_transient_faults(emulators, emulator_environ):
+    data = b"0123456789" * 1000
+    store = ranged_store(emulators, emulator_environ, data)
+    emulators.fault("lake", "read", "status", status=503, times=2)
+    assert store.read_bytes("in/data.bin", 10, 20) == data[10:30]
+    assert emulators.counts("lake")["read"] == 3
+    emulators.fault("lake", "read", "status", status=503, times=None)
+    with pytest.raises(RetryableError, match="503") as caught:
+        store.read_bytes("in/data.bin", 0, 10)
+    assert caught.value.exit_code == 3
+    store.close()
+
+
+@pytest.mark.parametrize("kind", ["truncate", "drop"])
+def test_a_ranged_read_cut_off_is_fetched_again(emulators, emulator_environ, kind):
+    data = os.urandom(3 << 20)
+    store = ranged_store(emulators, emulator_environ, data)
+    emulators.fault("lake", "read", kind, times=2)
+    assert store.read_bytes("in/data.bin", 1000, 2 << 20) == data[1000:1000 + (2 << 20)]
+    assert emulators.counts("lake")["read"] == 3
+    emulators.fault("lake", "read", kind, times=None)
+    with pytest.raises(RetryableError, match="after the SDK's retries"):
+        store.read_bytes("in/data.bin", 0, 1 << 20)
+    store.close()
 
 
 def test_a_small_write_is_one_put_then_one_rename_at_commit(emulators, emulator_environ):
