@@ -135,13 +135,17 @@ def ideal_ranges(data_dir: str, prefix: str, query: str) -> List[Tuple[str, int,
     """(lake key, file size, start, end) of every read (l) makes: the query's column chunks
     as the stager computes them, taken from the local copies, so (l) reads no footers."""
     sys.path.insert(0, ROOT)
+    from pathlib import Path
+
     from worker.lake import columns
 
     reads = []
-    for name in sorted(os.listdir(data_dir)):
+    names = sorted(os.listdir(data_dir))
+    chunks = columns._chunks({name: Path(data_dir, name) for name in names})
+    for name in names:
         path = os.path.join(data_dir, name)
         size = os.path.getsize(path)
-        spans = columns._ranges(path, name, size, set(QUERY_COLUMNS[query]))
+        spans = columns._ranges(Path(path), size, chunks[name], set(QUERY_COLUMNS[query]))
         spans.append((size - 8 - _footer_length(path), size))
         for start, end in columns._split(columns._coalesce(spans), columns.PIECE):
             reads.append((f"{prefix}/{name}", size, start, end))
