@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 import sys
 from pathlib import Path
 from typing import Callable, Dict
@@ -620,6 +621,34 @@ def test_a_file_that_is_not_parquet_is_bad_input_data_when_columns_are_staged(ma
     lake.seed("bad/part-0.parquet", b"this is not parquet at all, just text" * 10)
     ctx = make_ctx()
     with pytest.raises(InputDataError, match="bad/part-0.parquet is not a parquet file"):
+        ctx.sql("select count(*) from t", t=ctx.lake.dataset("bad/", columns=["x"]))
+
+
+@emulator_only
+def test_staging_named_columns_takes_every_leaf_of_a_nested_column(make_ctx, lake):
+    n = 20000
+    table = pa.table({
+        "s": pa.array([{"a": i, "b": str(i)} for i in range(n)]),
+        "m": pa.array([[i, i + 1] for i in range(n)]),
+        "x": pa.array(range(n), pa.int64()),
+    })
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, row_group_size=5000)
+    lake.seed("nested/part-0.parquet", sink.getvalue().to_pybytes())
+    ctx = make_ctx()
+    narrow = ctx.lake.dataset("nested/", columns=["s", "x"])
+    assert ctx.sql("select sum(s.a), max(s.b), sum(x) from t", t=narrow).fetchall() == [
+        (sum(range(n)), "9999", sum(range(n)))]
+    with pytest.raises(SqlError, match="m"):
+        ctx.sql("select m from t", t=narrow).fetchall()
+
+
+@emulator_only
+def test_a_corrupt_parquet_footer_is_bad_input_data_when_columns_are_staged(make_ctx, lake):
+    garbage = b"PAR1" + os.urandom(5000) + struct.pack("<I", 3000) + b"PAR1"
+    lake.seed("bad/part-7.parquet", garbage)
+    ctx = make_ctx()
+    with pytest.raises(InputDataError, match="bad input data: bad/part-7.parquet: "):
         ctx.sql("select count(*) from t", t=ctx.lake.dataset("bad/", columns=["x"]))
 
 
