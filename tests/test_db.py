@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from support import clean_env, read_result, run_worker, start_worker
 
-from worker import PermanentError
+from worker import PermanentError, RetryableError
 from worker.batch import TaskInfo
 from worker.config import Config
 from worker.context import Context
@@ -454,8 +454,8 @@ class ReadCounter:
         self.downloads = []
         read_bytes, download_file = store.read_bytes, store.download_file
 
-        def counted_read(key, offset=0, length=None):
-            data = read_bytes(key, offset, length)
+        def counted_read(key, offset=0, length=None, etag=None):
+            data = read_bytes(key, offset, length, etag=etag)
             self.reads.append((key, offset, len(data)))
             return data
 
@@ -641,6 +641,26 @@ def test_staging_named_columns_takes_every_leaf_of_a_nested_column(make_ctx, lak
         (sum(range(n)), "9999", sum(range(n)))]
     with pytest.raises(SqlError, match="m"):
         ctx.sql("select m from t", t=narrow).fetchall()
+
+
+@emulator_only
+def test_a_file_replaced_while_its_columns_are_staged_fails_retryably(make_ctx, lake):
+    sink = pa.BufferOutputStream()
+    pq.write_table(wide_table(), sink, row_group_size=50000)
+    lake.seed("wide/part-0.parquet", sink.getvalue().to_pybytes())
+    ctx = make_ctx()
+    dataset = ctx.lake.dataset("wide/", columns=["a"])
+    store = ctx.lake.store
+    read_bytes = store.read_bytes
+
+    def replaced_after_the_footer(key, offset=0, length=None, etag=None):
+        data = read_bytes(key, offset, length, etag=etag)
+        lake.seed("wide/part-0.parquet", b"a new version, written by another job")
+        return data
+
+    store.read_bytes = replaced_after_the_footer
+    with pytest.raises(RetryableError, match="wide/part-0.parquet' .* changed while it was"):
+        ctx.sql("select sum(a) from w", w=dataset)
 
 
 @emulator_only

@@ -165,6 +165,21 @@ def test_ranged_reads_are_retried_on_transient_faults(emulators, emulator_enviro
     store.close()
 
 
+def test_reads_pinned_to_an_etag_fail_retryably_once_the_file_changed(
+        emulators, emulator_environ):
+    store = ranged_store(emulators, emulator_environ, b"version one")
+    etag = store.info("in/data.bin").etag
+    assert store.read_bytes("in/data.bin", 0, 7, etag=etag) == b"version"
+    assert store.read_bytes("in/data.bin", etag=etag) == b"version one"
+    store.write_bytes("in/data.bin", b"version two")
+    for length in (7, None):  # the lean ranged path and the SDK's download
+        with pytest.raises(RetryableError, match="changed while it was being read") as caught:
+            store.read_bytes("in/data.bin", 0, length, etag=etag)
+        assert caught.value.exit_code == 3
+    assert store.read_bytes("in/data.bin", 0, 7) == b"version"  # unpinned: the new one
+    store.close()
+
+
 @pytest.mark.parametrize("kind", ["truncate", "drop"])
 def test_a_ranged_read_cut_off_is_fetched_again(emulators, emulator_environ, kind):
     data = os.urandom(3 << 20)

@@ -8,6 +8,7 @@ builtin ones here, in :func:`_translate`, so handlers never see ``azure.core.exc
 |------------------------------------------|-------------------------------------------|
 | 404 (path or file system missing)        | FileNotFoundError                         |
 | 409 PathAlreadyExists, 412 ConditionNotMet | FileExistsError (``overwrite=False``)   |
+| 412 on a read pinned to an etag          | worker.RetryableError: the file changed   |
 | 409 DirectoryNotEmpty                    | OSError(ENOTEMPTY)                        |
 | 401, 403, no token                       | PermissionError naming identity, path, role |
 | 408, 429, 5xx, connection errors         | worker.RetryableError (exit 3)            |
@@ -186,15 +187,18 @@ class AzureStore(Store):
                     bool(entry.is_directory), modified, _etag(entry.etag),
                 )
 
-    def read_bytes(self, key: str, offset: int = 0, length: Optional[int] = None) -> bytes:
+    def read_bytes(self, key: str, offset: int = 0, length: Optional[int] = None,
+                   etag: Optional[str] = None) -> bytes:
         if length == 0:
             return b""
         if length is not None:  # many of these per task: the lean path
             with self._errors("read", key):
-                return self.ranges.read(self._path(key), offset, length)
+                return self.ranges.read(self._path(key), offset, length, etag)
+        pinned = {"etag": etag, "match_condition": MatchConditions.IfNotModified} if etag else {}
         with self._errors("read", key):
             stream = self._blob(key).download_blob(
-                offset=offset or None, max_concurrency=self.config.lake_file_concurrency
+                offset=offset or None, max_concurrency=self.config.lake_file_concurrency,
+                **pinned,
             )
             return stream.readall()
 
@@ -458,6 +462,11 @@ def _translate(error: Exception, store: AzureStore, action: str, key: str,
                 f"({reason}); create it or fix WORKER_LAKE_URL"
             )
         return FileNotFoundError(f"no such file or folder: {where} ({reason})")
+    if status == 412 and action == "read":
+        return RetryableError(
+            f"{where} changed while it was being read ({reason}); run the task again to "
+            "read the new version whole"
+        )
     if status in (409, 412) and code in ("PathAlreadyExists", "ConditionNotMet"):
         return FileExistsError(f"{where} already exists and overwrite=False ({reason})")
     if status == 409 and code == "DirectoryNotEmpty":

@@ -17,11 +17,12 @@ from __future__ import annotations
 import os
 import struct
 from pathlib import Path
-from typing import Dict, Iterable, List, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..db import InputDataError
 from ..progress import Progress
 from . import run_parallel
+from .store import FileInfo
 
 #: Bytes read from the end of a file in the first request: footers are usually smaller.
 TAIL = 64 * 1024
@@ -35,19 +36,21 @@ Range = Tuple[int, int]  # (start, end), end exclusive
 Chunk = Tuple[str, int, int]  # (top-level column, start, end) of a column chunk
 
 
-def stage_columns(lake, files: Sequence[Tuple[str, int]], columns: Sequence[str],
+def stage_columns(lake, files: Sequence[FileInfo], columns: Sequence[str],
                   scratch: Path) -> List[str]:
-    """Sparse local copies of ``files`` (lake key, size) holding the footers and the chunks
-    of ``columns``; returns their paths, in order."""
-    targets = {key: scratch / key for key, _ in files}
-    sizes = dict(files)
-    for key, size in files:
+    """Sparse local copies of ``files`` holding the footers and the chunks of ``columns``;
+    returns their paths, in order. Every read is pinned to the version listed, so a file
+    replaced meanwhile fails the task (retryable) instead of mixing two versions."""
+    targets = {f.path: scratch / f.path for f in files}
+    sizes = {f.path: f.size for f in files}
+    etags = {f.path: f.etag for f in files}
+    for key, size in sizes.items():
         targets[key].parent.mkdir(parents=True, exist_ok=True)
         with open(targets[key], "wb") as f:
             f.truncate(size)  # all holes until ranges land
     with Progress(f"footers of {len(files)} file(s)", len(files), 0) as progress:
-        run_parallel(lambda k: progress.advance(_fetch_footer(lake, k, sizes[k], targets[k])),
-                     list(sizes), lake.concurrency)
+        run_parallel(lambda k: progress.advance(
+            _fetch_footer(lake, k, sizes[k], etags[k], targets[k])), list(sizes), lake.concurrency)
     wanted = set(columns)
     chunks = _chunks({key: targets[key] for key in sizes})
     reads = [(key, r) for key in sizes for r in _split(
@@ -56,13 +59,15 @@ def stage_columns(lake, files: Sequence[Tuple[str, int]], columns: Sequence[str]
     with Progress(f"download {len(columns)} column(s) of {len(files)} file(s)",
                   len(reads), total) as progress:
         run_parallel(lambda item: progress.advance(
-            _fetch(lake, item[0], item[1], targets[item[0]])), reads, lake.concurrency)
-    return [str(targets[key]) for key, _ in files]
+            _fetch(lake, item[0], item[1], etags[item[0]], targets[item[0]])),
+            reads, lake.concurrency)
+    return [str(targets[f.path]) for f in files]
 
 
-def _fetch(lake, key: str, span: Range, target: Path) -> int:
+def _fetch(lake, key: str, span: Range, etag: Optional[str], target: Path) -> int:
     start, end = span
-    return _write_at(target, start, lake.store.read_bytes(lake._readable(key), start, end - start))
+    data = lake.store.read_bytes(lake._readable(key), start, end - start, etag=etag)
+    return _write_at(target, start, data)
 
 
 def _write_at(target: Path, offset: int, data: bytes) -> int:
@@ -76,12 +81,12 @@ def _write_at(target: Path, offset: int, data: bytes) -> int:
     return len(data)
 
 
-def _fetch_footer(lake, key: str, size: int, target: Path) -> int:
+def _fetch_footer(lake, key: str, size: int, etag: Optional[str], target: Path) -> int:
     """Fetch the footer (and its length and magic) into place; the bytes read."""
     if size < 12:
         raise InputDataError(f"bad input data: {key} is not a parquet file ({size} bytes)")
     start = max(0, size - TAIL)
-    tail = lake.store.read_bytes(lake._readable(key), start, size - start)
+    tail = lake.store.read_bytes(lake._readable(key), start, size - start, etag=etag)
     _write_at(target, start, tail)
     if tail[-4:] != _MAGIC:
         raise InputDataError(f"bad input data: {key} is not a parquet file (no PAR1 footer)")
@@ -89,7 +94,7 @@ def _fetch_footer(lake, key: str, size: int, target: Path) -> int:
     if footer > size - 4:
         raise InputDataError(f"bad input data: {key} has a corrupt parquet footer")
     if footer > len(tail):
-        _fetch(lake, key, (size - footer, start), target)
+        _fetch(lake, key, (size - footer, start), etag, target)
     return max(footer, len(tail))
 
 

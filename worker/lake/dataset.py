@@ -140,8 +140,7 @@ class Dataset:
         if self.columns and self.format == "parquet":
             from .columns import stage_columns
 
-            infos = self.lake.file_infos(self.path)
-            return stage_columns(self.lake, [(e.path, e.size) for e in infos], self.columns,
+            return stage_columns(self.lake, self.lake.file_infos(self.path), self.columns,
                                  scratch)
         pairs: List[Tuple[str, Path]] = [(key, scratch / key) for key in self.files]
         self.lake._transfer("download", pairs, self.lake._download_one)

@@ -45,7 +45,8 @@ class LocalStore(Store):
         for child in sorted(children):
             yield self.info(child.relative_to(self.root).as_posix())
 
-    def read_bytes(self, key: str, offset: int = 0, length: Optional[int] = None) -> bytes:
+    def read_bytes(self, key: str, offset: int = 0, length: Optional[int] = None,
+                   etag: Optional[str] = None) -> bytes:
         with self._path(key).open("rb") as f:
             f.seek(offset)
             return f.read() if length is None else f.read(length)

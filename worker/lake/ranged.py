@@ -48,14 +48,16 @@ class RangeReader:
             BearerTokenCredentialPolicy(credential, STORAGE_SCOPE),
         ])
 
-    def read(self, path: str, offset: int, length: int) -> bytes:
+    def read(self, path: str, offset: int, length: int, etag: Optional[str] = None) -> bytes:
         """Bytes ``offset`` to ``offset + length`` of ``path`` (fewer at the end of the file,
-        none past it)."""
+        none past it); with ``etag``, only of that version (else 412 ConditionNotMet)."""
         from azure.core.exceptions import IncompleteReadError, ServiceResponseError
         from azure.core.rest import HttpRequest
 
         url = f"{self._base}/{quote(path, safe='~/')}"
         headers = {"Range": f"bytes={offset}-{offset + length - 1}"}
+        if etag:
+            headers["If-Match"] = f'"{etag}"'
         broken = 0
         while True:
             response = self._client.send_request(HttpRequest("GET", url, headers=headers),

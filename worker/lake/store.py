@@ -37,7 +37,11 @@ class Store:
         """Entries under folder ``key``; FileNotFoundError when it does not exist."""
         raise NotImplementedError
 
-    def read_bytes(self, key: str, offset: int = 0, length: Optional[int] = None) -> bytes:
+    def read_bytes(self, key: str, offset: int = 0, length: Optional[int] = None,
+                   etag: Optional[str] = None) -> bytes:
+        """``length`` bytes from ``offset`` (to the end if None). With ``etag`` (from
+        :class:`FileInfo`), a file changed since raises ``RetryableError``: a file read in
+        several pieces stays one version. Stores without etags ignore it."""
         raise NotImplementedError
 
     def open_read(self, key: str) -> BinaryIO:
