@@ -177,6 +177,11 @@ def test_reads_pinned_to_an_etag_fail_retryably_once_the_file_changed(
             store.read_bytes("in/data.bin", 0, length, etag=etag)
         assert caught.value.exit_code == 3
     assert store.read_bytes("in/data.bin", 0, 7) == b"version"  # unpinned: the new one
+    opened = store.open_read("in/data.bin").raw  # an open file stays the version it opened
+    assert opened.read(3) == b"ver"  # (each raw read is one ranged read)
+    store.write_bytes("in/data.bin", b"version three, longer")
+    with pytest.raises(RetryableError, match="changed while it was being read"):
+        opened.read()
     store.close()
 
 

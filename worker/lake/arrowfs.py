@@ -100,10 +100,11 @@ class LakeFileSystemHandler(pafs.FileSystemHandler):
 
     def open_input_file(self, path: str):
         key = path.strip("/")
-        size = self.sizes.get(key)
-        if size is None:
-            size = self.store.info(self.resolve(key)).size
-        return pa.PythonFile(_RangeFile(self.store, self.resolve(key), size), mode="r")
+        size, etag = self.sizes.get(key), None
+        if size is None:  # pin the version looked up: a file replaced mid-scan fails
+            found = self.store.info(self.resolve(key))
+            size, etag = found.size, found.etag
+        return pa.PythonFile(_RangeFile(self.store, self.resolve(key), size, etag), mode="r")
 
     def open_input_stream(self, path: str):
         return self.open_input_file(path)

@@ -203,8 +203,8 @@ class AzureStore(Store):
             return stream.readall()
 
     def open_read(self, key: str) -> BinaryIO:
-        size = self.info(key).size
-        raw = RangedReader(self, key, size)
+        found = self.info(key)
+        raw = RangedReader(self, key, found.size, found.etag)
         return io.BufferedReader(raw, buffer_size=self.config.lake_chunk_size)  # type: ignore
 
     def download_file(self, key: str, local_path: str) -> None:

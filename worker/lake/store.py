@@ -82,12 +82,14 @@ class Store:
 
 class RangedReader(io.RawIOBase):
     """A seekable raw stream over one file of a store: every read is one ranged read, so
-    nothing big is held (wrap it in ``io.BufferedReader`` for small reads)."""
+    nothing big is held (wrap it in ``io.BufferedReader`` for small reads). With ``etag``
+    every read is of that version (see :meth:`Store.read_bytes`)."""
 
-    def __init__(self, store: Store, key: str, size: int) -> None:
+    def __init__(self, store: Store, key: str, size: int, etag: Optional[str] = None) -> None:
         self._store = store
         self._key = key
         self._size = size
+        self._etag = etag
         self._pos = 0
 
     def readable(self) -> bool:
@@ -126,4 +128,4 @@ class RangedReader(io.RawIOBase):
         return len(data)
 
     def _fetch(self, offset: int, length: int) -> bytes:
-        return self._store.read_bytes(self._key, offset, length)
+        return self._store.read_bytes(self._key, offset, length, etag=self._etag)
