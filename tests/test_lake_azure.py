@@ -185,6 +185,36 @@ def test_reads_pinned_to_an_etag_fail_retryably_once_the_file_changed(
     store.close()
 
 
+def test_a_download_is_pieces_of_one_version_in_parallel(emulators, emulator_environ, tmp_path):
+    config = azure_config(emulator_environ, WORKER_LAKE_CHUNK_SIZE="65536")
+    filesystem = config.lake_url.rsplit("/", 1)[1]
+    data = os.urandom(10 * 65536 + 123)
+    emulators.seed_file(filesystem, "in/big.bin", data)
+    emulators.seed_file(filesystem, "in/empty.bin", b"")
+    emulators.reset_counts()
+    store = open_store(config.lake_url, config=config)
+    store.download_file("in/big.bin", str(tmp_path / "big.bin"))
+    assert (tmp_path / "big.bin").read_bytes() == data
+    assert emulators.counts("lake") == {"read": 11}  # 10 pieces + the rest, nothing else
+    store.download_file("in/empty.bin", str(tmp_path / "empty.bin"))
+    assert (tmp_path / "empty.bin").read_bytes() == b""
+    emulators.fault("lake", "read", "truncate", times=2)  # cut pieces are fetched again
+    store.download_file("in/big.bin", str(tmp_path / "again.bin"))
+    assert (tmp_path / "again.bin").read_bytes() == data
+
+    read_head = store.ranges.read_head
+
+    def replaced_after_the_first_piece(*args, **kwargs):
+        got = read_head(*args, **kwargs)
+        store.write_bytes("in/big.bin", b"a new version")
+        return got
+
+    store.ranges.read_head = replaced_after_the_first_piece
+    with pytest.raises(RetryableError, match="'in/big.bin' .* changed while it was being read"):
+        store.download_file("in/big.bin", str(tmp_path / "mixed.bin"))
+    store.close()
+
+
 @pytest.mark.parametrize("kind", ["truncate", "drop"])
 def test_a_ranged_read_cut_off_is_fetched_again(emulators, emulator_environ, kind):
     data = os.urandom(3 << 20)

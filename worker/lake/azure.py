@@ -43,7 +43,8 @@ from azure.storage.filedatalake import DataLakeServiceClient, ExponentialRetry
 
 from ..errors import ConfigError, RetryableError
 from ..identity import get_credential, identity_name
-from .store import FileInfo, RangedReader, Store
+from . import run_parallel
+from .store import FileInfo, RangedReader, Store, write_at
 
 READ_ROLE = "Storage Blob Data Reader"
 WRITE_ROLE = "Storage Blob Data Contributor"
@@ -208,11 +209,22 @@ class AzureStore(Store):
         return io.BufferedReader(raw, buffer_size=self.config.lake_chunk_size)  # type: ignore
 
     def download_file(self, key: str, local_path: str) -> None:
-        with self._errors("read", key), open(local_path, "wb") as f:
-            stream = self._blob(key).download_blob(
-                max_concurrency=self.config.lake_file_concurrency
-            )
-            stream.readinto(f)
+        """The first piece tells the size and pins the version (etag); the rest follow in
+        parallel, each a ranged read written at its offset."""
+        chunk = self.config.lake_chunk_size
+        path = self._path(key)
+        with self._errors("read", key):
+            first, size, etag = self.ranges.read_head(path, chunk)
+            with open(local_path, "wb") as f:
+                f.write(first)
+                f.truncate(size)
+
+            def piece(start: int) -> int:
+                data = self.ranges.read(path, start, min(chunk, size - start), etag)
+                return write_at(local_path, start, data)
+
+            run_parallel(piece, range(len(first), size, chunk),
+                         self.config.lake_file_concurrency)
 
     # -- writing -------------------------------------------------------------------------
 

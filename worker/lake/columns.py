@@ -14,7 +14,6 @@ reading a hole.
 
 from __future__ import annotations
 
-import os
 import struct
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
@@ -22,7 +21,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 from ..db import InputDataError
 from ..progress import Progress
 from . import run_parallel
-from .store import FileInfo
+from .store import FileInfo, write_at
 
 #: Bytes read from the end of a file in the first request: footers are usually smaller.
 TAIL = 64 * 1024
@@ -67,18 +66,7 @@ def stage_columns(lake, files: Sequence[FileInfo], columns: Sequence[str],
 def _fetch(lake, key: str, span: Range, etag: Optional[str], target: Path) -> int:
     start, end = span
     data = lake.store.read_bytes(lake._readable(key), start, end - start, etag=etag)
-    return _write_at(target, start, data)
-
-
-def _write_at(target: Path, offset: int, data: bytes) -> int:
-    """Write ``data`` at ``offset``; each write opens the file itself, so a read still in
-    flight after another one failed never writes through a descriptor closed under it."""
-    fd = os.open(str(target), os.O_WRONLY)
-    try:
-        os.pwrite(fd, data, offset)
-    finally:
-        os.close(fd)
-    return len(data)
+    return write_at(target, start, data)
 
 
 def _fetch_footer(lake, key: str, size: int, etag: Optional[str], target: Path) -> int:
@@ -87,7 +75,7 @@ def _fetch_footer(lake, key: str, size: int, etag: Optional[str], target: Path) 
         raise InputDataError(f"bad input data: {key} is not a parquet file ({size} bytes)")
     start = max(0, size - TAIL)
     tail = lake.store.read_bytes(lake._readable(key), start, size - start, etag=etag)
-    _write_at(target, start, tail)
+    write_at(target, start, tail)
     if tail[-4:] != _MAGIC:
         raise InputDataError(f"bad input data: {key} is not a parquet file (no PAR1 footer)")
     footer = struct.unpack("<I", tail[-8:-4])[0] + 8

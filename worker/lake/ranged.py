@@ -17,7 +17,7 @@ Failures are azure-core's own exceptions, carrying the service's status and erro
 from __future__ import annotations
 
 import time
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 from urllib.parse import quote
 
 #: The OAuth scope of Azure Storage, as the storage SDK asks for it.
@@ -51,6 +51,12 @@ class RangeReader:
     def read(self, path: str, offset: int, length: int, etag: Optional[str] = None) -> bytes:
         """Bytes ``offset`` to ``offset + length`` of ``path`` (fewer at the end of the file,
         none past it); with ``etag``, only of that version (else 412 ConditionNotMet)."""
+        return self.read_head(path, length, offset, etag)[0]
+
+    def read_head(self, path: str, length: int, offset: int = 0,
+                  etag: Optional[str] = None) -> Tuple[bytes, int, Optional[str]]:
+        """Like :meth:`read`, and also the file's size and etag, from the same response:
+        the first piece of a download says how many more there are and pins their version."""
         from azure.core.exceptions import IncompleteReadError, ServiceResponseError
         from azure.core.rest import HttpRequest
 
@@ -63,11 +69,12 @@ class RangeReader:
             response = self._client.send_request(HttpRequest("GET", url, headers=headers),
                                                  stream=True)
             try:
-                if response.status_code == 416:  # offset at or past the end of the file
-                    return b""
+                if response.status_code == 416:  # at or past the end (an empty file: 0 of 0)
+                    return b"", _total_size(response, 0), _etag(response)
                 if response.status_code not in (200, 206):
                     raise _http_error(response)
-                return response.read()
+                data = response.read()
+                return data, _total_size(response, offset + len(data)), _etag(response)
             except (ServiceResponseError, IncompleteReadError) as e:
                 broken += 1  # the connection broke mid-body: the retry policy saw a 206
                 if broken > self._retry_total:
@@ -98,3 +105,14 @@ def _http_error(response: Any) -> Exception:
 
 def _error_code(response: Any) -> Optional[str]:
     return response.headers.get("x-ms-error-code")
+
+
+def _total_size(response: Any, default: int) -> int:
+    """The file's size from ``Content-Range: bytes 0-99/1234`` (or ``bytes */1234``)."""
+    total = (response.headers.get("Content-Range") or "").rpartition("/")[2]
+    return int(total) if total.isdigit() else default
+
+
+def _etag(response: Any) -> Optional[str]:
+    value = response.headers.get("ETag")
+    return value.strip('"') if value else None

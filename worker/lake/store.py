@@ -9,8 +9,10 @@ facade in ``worker.lake`` adds path safety, staging and commit, parallelism and 
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Iterator, Optional
+from pathlib import Path
+from typing import Any, BinaryIO, Iterator, Optional, Union
 
 
 @dataclass(frozen=True)
@@ -129,3 +131,15 @@ class RangedReader(io.RawIOBase):
 
     def _fetch(self, offset: int, length: int) -> bytes:
         return self._store.read_bytes(self._key, offset, length, etag=self._etag)
+
+
+def write_at(target: Union[str, Path], offset: int, data: bytes) -> int:
+    """Write ``data`` at ``offset`` of an existing file; returns its length. Each write opens
+    the file itself, so a read still in flight after another one failed (and its caller
+    moved on) never writes through a descriptor closed or reused under it."""
+    fd = os.open(str(target), os.O_WRONLY)
+    try:
+        os.pwrite(fd, data, offset)
+    finally:
+        os.close(fd)
+    return len(data)
