@@ -1,7 +1,9 @@
 """The Data Lake Gen2 store: ``ctx.lake`` on Azure (or the loopback emulator), via the SDK.
 
 One ``DataLakeServiceClient`` per store, created on first use and shared by every thread;
-it authenticates with the process's credential (``worker.identity``). SDK errors become
+it authenticates with the process's credential (``worker.identity``). Reads of byte ranges
+and downloads go through azure-core's pipeline as plain Get Blob calls
+(:mod:`worker.lake.ranged`, same credential and retry settings). SDK errors become
 builtin ones here, in :func:`_translate`, so handlers never see ``azure.core.exceptions``:
 
 | service answer                           | raised                                    |
