@@ -198,6 +198,9 @@ def test_a_download_is_pieces_of_one_version_in_parallel(emulators, emulator_env
     assert emulators.counts("lake") == {"read": 11}  # 10 pieces + the rest, nothing else
     store.download_file("in/empty.bin", str(tmp_path / "empty.bin"))
     assert (tmp_path / "empty.bin").read_bytes() == b""
+    assert store.read_bytes("in/big.bin") == data  # whole reads are pieces too
+    assert store.read_bytes("in/big.bin", 70000) == data[70000:]
+    assert store.read_bytes("in/empty.bin") == b""
     emulators.fault("lake", "read", "truncate", times=2)  # cut pieces are fetched again
     store.download_file("in/big.bin", str(tmp_path / "again.bin"))
     assert (tmp_path / "again.bin").read_bytes() == data

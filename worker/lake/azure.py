@@ -30,7 +30,7 @@ import os
 import random
 import threading
 from contextlib import contextmanager
-from typing import Any, BinaryIO, Iterator, Optional, Set, Tuple
+from typing import Any, BinaryIO, Callable, Dict, Iterator, Optional, Set, Tuple
 from urllib.parse import unquote, urlparse
 
 from azure.core import MatchConditions
@@ -125,8 +125,8 @@ class AzureStore(Store):
 
     @property
     def ranges(self):
-        """Ranged reads as plain Get Blob calls (``worker.lake.ranged``), created on first
-        use: a quarter of the client CPU of the SDK's downloader per read."""
+        """Reads as plain Get Blob calls (``worker.lake.ranged``), created on first use:
+        a third to a quarter of the client CPU of the SDK's downloader per read."""
         blobs = self.blobs
         with self._lock:
             if self._ranges is None:
@@ -194,16 +194,12 @@ class AzureStore(Store):
                    etag: Optional[str] = None) -> bytes:
         if length == 0:
             return b""
-        if length is not None:  # many of these per task: the lean path
-            with self._errors("read", key):
-                return self.ranges.read(self._path(key), offset, length, etag)
-        pinned = {"etag": etag, "match_condition": MatchConditions.IfNotModified} if etag else {}
         with self._errors("read", key):
-            stream = self._blob(key).download_blob(
-                offset=offset or None, max_concurrency=self.config.lake_file_concurrency,
-                **pinned,
-            )
-            return stream.readall()
+            if length is not None:
+                return self.ranges.read(self._path(key), offset, length, etag)
+            pieces: Dict[int, bytes] = {}
+            self._read_to_end(key, offset, etag, pieces.__setitem__)
+            return b"".join(pieces[start] for start in sorted(pieces))
 
     def open_read(self, key: str) -> BinaryIO:
         found = self.info(key)
@@ -211,22 +207,25 @@ class AzureStore(Store):
         return io.BufferedReader(raw, buffer_size=self.config.lake_chunk_size)  # type: ignore
 
     def download_file(self, key: str, local_path: str) -> None:
-        """The first piece tells the size and pins the version (etag); the rest follow in
-        parallel, each a ranged read written at its offset."""
+        open(local_path, "wb").close()
+        with self._errors("read", key):
+            self._read_to_end(key, 0, None, lambda start, data: write_at(local_path, start, data))
+
+    def _read_to_end(self, key: str, offset: int, etag: Optional[str],
+                     put: Callable[[int, bytes], Any]) -> None:
+        """Hand ``put(start, piece)`` the file from ``offset`` on, in pieces of
+        ``WORKER_LAKE_CHUNK_SIZE``: the first tells the size and pins the version (etag), the
+        rest follow in parallel, ``WORKER_LAKE_FILE_CONCURRENCY`` at a time."""
         chunk = self.config.lake_chunk_size
         path = self._path(key)
-        with self._errors("read", key):
-            first, size, etag = self.ranges.read_head(path, chunk)
-            with open(local_path, "wb") as f:
-                f.write(first)
-                f.truncate(size)
+        first, size, etag = self.ranges.read_head(path, chunk, offset, etag)
+        put(offset, first)
 
-            def piece(start: int) -> int:
-                data = self.ranges.read(path, start, min(chunk, size - start), etag)
-                return write_at(local_path, start, data)
+        def piece(start: int) -> None:
+            put(start, self.ranges.read(path, start, min(chunk, size - start), etag))
 
-            run_parallel(piece, range(len(first), size, chunk),
-                         self.config.lake_file_concurrency)
+        run_parallel(piece, range(offset + len(first), size, chunk),
+                     self.config.lake_file_concurrency)
 
     # -- writing -------------------------------------------------------------------------
 
