@@ -664,6 +664,19 @@ def test_a_file_replaced_while_its_columns_are_staged_fails_retryably(make_ctx, 
 
 
 @emulator_only
+def test_staging_named_columns_loads_neither_pandas_nor_pyarrow(tmp_path, lake):
+    # DuckDB parses the footers and counts the rows written; a query parameter would make
+    # duckdb 1.2 (the Python 3.8 pin) import pandas, numpy and pyarrow: a second per task
+    seed_sales(lake, files=2)
+    proc, record = run_task(tmp_path, "handlers.duckdb_tasks:named_columns", "source=raw/sales",
+                            "target=curated/t.parquet", env=clean_env(**lake.env))
+    assert proc.returncode == 0, proc.stderr
+    got = record["return_value"]
+    assert got["written"] == ["curated/t.parquet"] and got["loaded"] == []
+    assert record["outputs"][0]["rows"] == 3
+
+
+@emulator_only
 def test_a_corrupt_parquet_footer_is_bad_input_data_when_columns_are_staged(make_ctx, lake):
     garbage = b"PAR1" + os.urandom(5000) + struct.pack("<I", 3000) + b"PAR1"
     lake.seed("bad/part-7.parquet", garbage)

@@ -138,7 +138,7 @@ def _view(conn, name: str, select: str, columns: Optional[Sequence[str]]) -> Non
 
 def scan_sql(format: str, files: Sequence[str], options: Mapping[str, Any]) -> str:
     """``read_parquet(['/a.parquet', ...], hive_partitioning = true)`` and the like."""
-    args = [_literal(list(files))] + [f"{k} = {_literal(v)}" for k, v in options.items()]
+    args = [sql_literal(list(files))] + [f"{k} = {sql_literal(v)}" for k, v in options.items()]
     return f"read_{format}({', '.join(args)})"
 
 
@@ -146,7 +146,10 @@ def _identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _literal(value: Any) -> str:
+def sql_literal(value: Any) -> str:
+    """``value`` as a DuckDB SQL literal. Queries carry values this way, not as parameters:
+    on duckdb 1.2 (the Python 3.8 pin) a query's first Python parameter imports pandas, numpy
+    and pyarrow, a second of start-up for a task that uses none of them."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
@@ -154,9 +157,10 @@ def _literal(value: Any) -> str:
     if isinstance(value, str):
         return "'" + value.replace("'", "''") + "'"
     if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{_literal(str(k))}: {_literal(v)}" for k, v in value.items()) + "}"
+        pairs = (f"{sql_literal(str(k))}: {sql_literal(v)}" for k, v in value.items())
+        return "{" + ", ".join(pairs) + "}"
     if isinstance(value, Iterable):
-        return "[" + ", ".join(_literal(v) for v in value) + "]"
+        return "[" + ", ".join(sql_literal(v) for v in value) + "]"
     raise TypeError(f"cannot pass a {type(value).__name__} as a DuckDB reader option")
 
 

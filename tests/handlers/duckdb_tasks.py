@@ -66,3 +66,12 @@ def lazy_failure(ctx, source):
 def no_duckdb(ctx):
     """Touches neither DuckDB nor pyarrow: neither may be imported."""
     return {"duckdb": "duckdb" in sys.modules, "pyarrow": "pyarrow" in sys.modules}
+
+
+def named_columns(ctx, source, target):
+    """The issue's example with ``columns=``: which heavy libraries the task loaded."""
+    sales = ctx.lake.dataset(source, columns=["region", "amount"])
+    out = ctx.sql("select region, sum(amount) as total from sales group by region", sales=sales)
+    written = ctx.lake.write_table(out, target)
+    loaded = [name for name in ("pandas", "pyarrow", "numpy") if name in sys.modules]
+    return {"written": written, "loaded": loaded}

@@ -63,9 +63,12 @@ def row_count(path: str) -> int:
         return pq.read_metadata(path).num_rows
     import duckdb
 
+    from ..db import sql_literal
+
     conn = duckdb.connect()
     try:
-        return conn.execute("select num_rows from parquet_file_metadata(?)", [path]).fetchone()[0]
+        query = f"select num_rows from parquet_file_metadata({sql_literal(path)})"
+        return conn.execute(query).fetchone()[0]
     finally:
         conn.close()
 

@@ -18,7 +18,7 @@ import struct
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from ..db import InputDataError
+from ..db import InputDataError, sql_literal
 from ..progress import Progress
 from . import run_parallel
 from .store import FileInfo, write_at
@@ -125,7 +125,7 @@ def _chunks_of(conn, key: str, local: Path) -> List[Chunk]:
     try:
         rows = conn.execute(
             "select path_in_schema, data_page_offset, dictionary_page_offset, "
-            "total_compressed_size from parquet_metadata(?)", [str(local)]).fetchall()
+            f"total_compressed_size from parquet_metadata({sql_literal(str(local))})").fetchall()
     except duckdb.Error as e:  # a footer DuckDB cannot parse: bad data, exit 4
         raise InputDataError(f"bad input data: {key}: {_first_line(e)}") from None
     chunks = []
