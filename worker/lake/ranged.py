@@ -40,6 +40,7 @@ class RangeReader:
         self._base = container_url.rstrip("/")
         self._retry_total = retry_total
         self._retry_backoff = retry_backoff
+        self._backoff_max = backoff_max
         self._client = PipelineClient(self._base, transport=transport, policies=[
             RequestIdPolicy(),  # x-ms-client-request-id: what support asks for
             HeadersPolicy({"x-ms-version": api_version}),
@@ -79,7 +80,7 @@ class RangeReader:
                 broken += 1  # the connection broke mid-body: the retry policy saw a 206
                 if broken > self._retry_total:
                     raise ServiceResponseError(f"{e} ({broken} times)", error=e) from e
-                time.sleep(self._retry_backoff * 2 ** (broken - 1))
+                time.sleep(min(self._backoff_max, self._retry_backoff * 2 ** (broken - 1)))
             finally:
                 response.close()
 
