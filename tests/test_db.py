@@ -589,6 +589,22 @@ def test_a_corrupt_file_exits_4_when_streamed(tmp_path, lake, name):
     assert record["outputs"] == []
 
 
+@emulator_only
+def test_a_failed_streamed_scan_exits_with_its_code_while_reads_are_in_flight(
+        tmp_path, lake, emulators):
+    # pre-buffered reads outlive the failed query; one still running when the interpreter
+    # shuts down used to abort the process (SIGABRT) instead of exit 4
+    seed_sales(lake, files=12)
+    lake.seed("raw/sales/date=2024-01-01/part-999.parquet", b"garbage" * 100)
+    emulators.fault("lake", "read", "latency", delay=0.3, times=None)
+    for attempt in range(2):
+        proc, record = run_task(tmp_path, "handlers.duckdb_tasks:daily", "source=raw/sales",
+                                "target=curated/x.parquet", "stage=no",
+                                env=clean_env(**lake.env), name=f"r{attempt}.json")
+        assert proc.returncode == 4, proc.stderr[-3000:]
+        assert record["error"]["type"] == "InputDataError"
+
+
 # -- staging only the named columns ------------------------------------------------------
 
 

@@ -68,6 +68,7 @@ class Lake:
         self._scratch = scratch  # local disk for files on their way up (the task's scratch)
         self._staged: Dict[str, _Staged] = {}
         self._outputs: List[Dict[str, Any]] = []
+        self._arrow_reads: Any = None  # reads pyarrow's IO threads run (streamed datasets)
 
     @property
     def url(self) -> str:
@@ -305,7 +306,17 @@ class Lake:
         self._staged.clear()
         self._drop_staging()
 
+    def arrow_reads(self):
+        """The gate of reads Arrow runs through this lake (``worker.lake.arrowfs``)."""
+        if self._arrow_reads is None:
+            from .arrowfs import ReadGate
+
+            self._arrow_reads = ReadGate()
+        return self._arrow_reads
+
     def close(self) -> None:
+        if self._arrow_reads is not None and not self._arrow_reads.close():
+            log.warning("lake reads started by Arrow still run after 120 s; closing anyway")
         self.store.close()
 
     # -- internals -----------------------------------------------------------------------

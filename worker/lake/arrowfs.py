@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any, Dict, List, Optional
 
 import pyarrow as pa
@@ -37,6 +38,53 @@ _io_lock = threading.Lock()
 _io_threads_set = 0
 
 
+class ReadGate:
+    """The reads pyarrow's IO threads run through Python for one lake.
+
+    They can outlive the scan that asked for them: after a failed query, pre-buffered reads
+    are neither cancelled nor awaited. One still running when the interpreter shuts down
+    aborts the process (SIGABRT, so Batch sees a crash instead of the task's exit code).
+    :meth:`close`, called when the lake closes, refuses new reads and waits until none runs
+    and none has started for :data:`QUIET` seconds (reads pyarrow still had queued start,
+    and fail, at once).
+    """
+
+    QUIET = 0.1
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._running = 0
+        self._started = 0
+        self._closed = False
+
+    def enter(self) -> None:
+        with self._cond:
+            self._started += 1
+            if self._closed:
+                raise OSError("the task is ending: no more lake reads")
+            self._running += 1
+
+    def leave(self) -> None:
+        with self._cond:
+            self._running -= 1
+            self._cond.notify_all()
+
+    def close(self, timeout: float = 120.0) -> bool:
+        """Refuse new reads and wait for running ones; False if some still run after
+        ``timeout`` seconds (a read's own timeouts end it long before that)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._closed = True
+            while True:
+                started = self._started
+                if not self._cond.wait_for(lambda: self._running == 0,
+                                           max(0.0, deadline - time.monotonic())):
+                    return False
+                self._cond.wait(self.QUIET)
+                if self._started == started and self._running == 0:
+                    return True
+
+
 class LakeFileSystemHandler(pafs.FileSystemHandler):
     """Read-only ``pyarrow.fs`` access to a lake store; paths are lake keys.
 
@@ -46,8 +94,9 @@ class LakeFileSystemHandler(pafs.FileSystemHandler):
     """
 
     def __init__(self, store: Store, sizes: Optional[Dict[str, int]] = None,
-                 resolve=None, concurrency: int = 16) -> None:
+                 resolve=None, concurrency: int = 16, gate: Optional[ReadGate] = None) -> None:
         self.store = store
+        self.gate = gate or ReadGate()
         self.concurrency = concurrency
         self.sizes: Dict[str, int] = dict(sizes or {})
         self.resolve = resolve or (lambda key: key)
@@ -104,7 +153,9 @@ class LakeFileSystemHandler(pafs.FileSystemHandler):
         if size is None:  # pin the version looked up: a file replaced mid-scan fails
             found = self.store.info(self.resolve(key))
             size, etag = found.size, found.etag
-        return pa.PythonFile(_RangeFile(self.store, self.resolve(key), size, etag), mode="r")
+        raw = _RangeFile(self.store, self.resolve(key), size, etag)
+        raw.gate = self.gate
+        return pa.PythonFile(raw, mode="r")
 
     def open_input_stream(self, path: str):
         return self.open_input_file(path)
@@ -122,12 +173,17 @@ class LakeFileSystemHandler(pafs.FileSystemHandler):
 class _RangeFile(RangedReader):
     """Exactly the coalesced ranges Arrow asks for, one ranged read each (no buffering)."""
 
+    gate: ReadGate
+
     def _fetch(self, offset: int, length: int) -> bytes:
+        self.gate.enter()
         try:
             return super()._fetch(offset, length)
         except Exception as e:  # Arrow and DuckDB keep only the text: keep the error
             remember_failure(e)
             raise
+        finally:
+            self.gate.leave()
 
 
 def arrow_dataset(lake, keys: List[str], io_threads: int, hive: Optional[bool] = None,
@@ -138,7 +194,8 @@ def arrow_dataset(lake, keys: List[str], io_threads: int, hive: Optional[bool] =
     one, like DuckDB's ``hive_partitioning`` auto-detection.
     """
     ensure_io_threads(io_threads)
-    handler = LakeFileSystemHandler(lake.store, sizes, lake._readable, lake.concurrency)
+    handler = LakeFileSystemHandler(lake.store, sizes, lake._readable, lake.concurrency,
+                                    lake.arrow_reads())
     filesystem = pafs.PyFileSystem(handler)
     if hive is None:
         hive = any("=" in part for key in keys for part in key.split("/")[:-1])
