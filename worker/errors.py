@@ -125,3 +125,10 @@ class DeadlineExceeded(Interrupted):
 
     exit_code = TIMEOUT
     code = "deadline"
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message (an SDK error's ``message`` if it has one), or
+    its type's name: what one-line errors quote of a library's failure."""
+    text = str(getattr(error, "message", None) or error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -29,7 +29,7 @@ from azure.core.exceptions import (
 )
 from azure.keyvault.secrets import SecretClient
 
-from .errors import RetryableError
+from .errors import RetryableError, first_line
 from .identity import get_credential, identity_name
 from .secrets import Backend
 
@@ -81,7 +81,7 @@ class VaultBackend(Backend):
         if isinstance(error, (ServiceRequestError, ServiceResponseError)):
             return RetryableError(
                 f"reading {what} from {self.source} failed after the SDK's retries: "
-                f"{type(error).__name__}: {_first_line(error)}"
+                f"{type(error).__name__}: {first_line(error)}"
             )
         status = getattr(error, "status_code", None)
         code = _error_code(error)
@@ -96,7 +96,7 @@ class VaultBackend(Backend):
                 f"{status} {code}"
             )
         return OSError(f"reading {what} from {self.source} failed: {status} {code}: "
-                       f"{_first_line(error)}")
+                       f"{first_line(error)}")
 
     def _forbidden(self, what: str, error: Exception, status: Optional[int], code: str) -> str:
         who = identity_name(self.config)
@@ -106,7 +106,7 @@ class VaultBackend(Backend):
                 f"role '{SECRETS_ROLE}' on the vault (or a 'get' access policy)"
             )
         return (
-            f"no token for {self.source} with {who}: {_first_line(error)}; check that the "
+            f"no token for {self.source} with {who}: {first_line(error)}; check that the "
             f"identity is assigned to the pool and WORKER_CLIENT_ID/AZURE_CLIENT_ID is right"
         )
 
@@ -114,11 +114,6 @@ class VaultBackend(Backend):
 def is_loopback(url: str) -> bool:
     """True for a URL on this machine (the emulator), where the challenge check is relaxed."""
     return (urlparse(url).hostname or "") in _LOOPBACK
-
-
-def _first_line(error: Exception) -> str:
-    text = str(getattr(error, "message", None) or error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _error_code(error: Exception) -> str:

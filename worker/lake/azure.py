@@ -43,7 +43,7 @@ from azure.core.exceptions import (
 )
 from azure.storage.filedatalake import DataLakeServiceClient, ExponentialRetry
 
-from ..errors import ConfigError, RetryableError
+from ..errors import ConfigError, RetryableError, first_line
 from ..identity import get_credential, identity_name
 from . import run_parallel
 from .store import FileInfo, RangedReader, Store, write_at
@@ -461,7 +461,7 @@ def _translate(error: Exception, store: AzureStore, action: str, key: str,
     if isinstance(error, (ServiceRequestError, ServiceResponseError)):
         return RetryableError(
             f"lake {action} of {where} failed after the SDK's retries: "
-            f"{type(error).__name__}: {_first_line(error)}"
+            f"{type(error).__name__}: {first_line(error)}"
         )
     status = getattr(error, "status_code", None)
     code = _error_code(error)
@@ -488,7 +488,7 @@ def _translate(error: Exception, store: AzureStore, action: str, key: str,
         return RetryableError(
             f"lake {action} of {where} failed after the SDK's retries: {reason}"
         )
-    return OSError(f"lake {action} of {where} failed: {reason}: {_first_line(error)}")
+    return OSError(f"lake {action} of {where} failed: {reason}: {first_line(error)}")
 
 
 def _forbidden(store: AzureStore, action: str, where: str, write: bool, error: Exception,
@@ -502,14 +502,9 @@ def _forbidden(store: AzureStore, action: str, where: str, write: bool, error: E
             f"{store.filesystem!r}"
         )
     return (
-        f"no token for the lake {store.url} with {who}: {_first_line(error)}; check that "
+        f"no token for the lake {store.url} with {who}: {first_line(error)}; check that "
         f"the identity is assigned to the pool and WORKER_CLIENT_ID/AZURE_CLIENT_ID is right"
     )
-
-
-def _first_line(error: Exception) -> str:
-    text = str(getattr(error, "message", None) or error)
-    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
 
 
 def _error_code(error: Exception) -> str:

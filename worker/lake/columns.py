@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..db import InputDataError, sql_literal
+from ..errors import first_line
 from ..progress import Progress
 from . import run_parallel
 from .store import FileInfo, write_at
@@ -127,17 +128,12 @@ def _chunks_of(conn, key: str, local: Path) -> List[Chunk]:
             "select path_in_schema, data_page_offset, dictionary_page_offset, "
             f"total_compressed_size from parquet_metadata({sql_literal(str(local))})").fetchall()
     except duckdb.Error as e:  # a footer DuckDB cannot parse: bad data, exit 4
-        raise InputDataError(f"bad input data: {key}: {_first_line(e)}") from None
+        raise InputDataError(f"bad input data: {key}: {first_line(e)}") from None
     chunks = []
     for path, data_page, dictionary_page, compressed in rows:
         start = min(data_page, dictionary_page) if dictionary_page else data_page
         chunks.append((path.split(", ")[0], start, start + compressed))
     return chunks
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _coalesce(spans: Iterable[Range]) -> List[Range]:
