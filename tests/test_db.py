@@ -641,6 +641,16 @@ def test_a_file_that_is_not_parquet_is_bad_input_data_when_columns_are_staged(ma
 
 
 @emulator_only
+def test_a_dataset_lists_its_files_once(make_ctx, lake, emulators):
+    seed_sales(lake, files=4)
+    ctx = make_ctx()
+    emulators.reset_counts()
+    sales = ctx.lake.dataset("raw/sales/", columns=["amount"])
+    assert ctx.sql("select count(*) from s", s=sales).fetchall() == [(800,)]
+    assert emulators.counts("lake")["list_paths"] == 1
+
+
+@emulator_only
 def test_staging_named_columns_takes_every_leaf_of_a_nested_column(make_ctx, lake):
     n = 20000
     table = pa.table({

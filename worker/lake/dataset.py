@@ -72,7 +72,7 @@ class Dataset:
         self.columns: Optional[List[str]] = list(columns) if columns is not None else None
         self.options: Dict[str, Any] = dict(options)
         self._format = format
-        self._files: Optional[List[str]] = None
+        self._infos: Optional[List[Any]] = None  # the files' FileInfo, listed once
         self._local: Optional[List[str]] = None
         self._arrow: Any = None
 
@@ -96,9 +96,12 @@ class Dataset:
     @property
     def files(self) -> List[str]:
         """The lake paths of the dataset's files (listed once)."""
-        if self._files is None:
-            self._files = self.lake.files(self.path)
-        return self._files
+        return [e.path for e in self._file_infos()]
+
+    def _file_infos(self) -> List[Any]:
+        if self._infos is None:
+            self._infos = self.lake.file_infos(self.path)
+        return self._infos
 
     @property
     def format(self) -> str:
@@ -140,8 +143,7 @@ class Dataset:
         if self.columns and self.format == "parquet":
             from .columns import stage_columns
 
-            return stage_columns(self.lake, self.lake.file_infos(self.path), self.columns,
-                                 scratch)
+            return stage_columns(self.lake, self._file_infos(), self.columns, scratch)
         pairs: List[Tuple[str, Path]] = [(key, scratch / key) for key in self.files]
         self.lake._transfer("download", pairs, self.lake._download_one)
         return [str(target) for _, target in pairs]
