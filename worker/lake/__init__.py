@@ -316,7 +316,8 @@ class Lake:
 
     def close(self) -> None:
         if self._arrow_reads is not None and not self._arrow_reads.close():
-            log.warning("lake reads started by Arrow still run after 120 s; closing anyway")
+            log.warning("lake reads started by Arrow still run after %g s; closing anyway",
+                        self._arrow_reads.TIMEOUT)
         self.store.close()
 
     # -- internals -----------------------------------------------------------------------

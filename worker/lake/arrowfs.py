@@ -50,6 +50,8 @@ class ReadGate:
     """
 
     QUIET = 0.1
+    #: The longest close waits (a read's own timeouts end it long before).
+    TIMEOUT = 120.0
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
@@ -69,10 +71,10 @@ class ReadGate:
             self._running -= 1
             self._cond.notify_all()
 
-    def close(self, timeout: float = 120.0) -> bool:
+    def close(self) -> bool:
         """Refuse new reads and wait for running ones; False if some still run after
-        ``timeout`` seconds (a read's own timeouts end it long before that)."""
-        deadline = time.monotonic() + timeout
+        :data:`TIMEOUT` seconds."""
+        deadline = time.monotonic() + self.TIMEOUT
         with self._cond:
             self._closed = True
             while True:
