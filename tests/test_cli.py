@@ -103,7 +103,7 @@ def test_secrets_from_the_environment_and_a_missing_secret(tmp_path):
     assert read_result(result_path)["return_value"]["length"] == len("from-env-value")
     proc = run_worker("run", "handlers.good:reads_secret", "--param", "name=nope",
                       "--result", str(result_path), env=env)
-    assert proc.returncode == errors.HANDLER_ERROR
+    assert proc.returncode == errors.USAGE  # a missing secret is a deployment mistake
     message = read_result(result_path)["error"]["message"]
     assert message == (
         "secret 'nope' not found in the environment (WORKER_SECRET_* variables); "

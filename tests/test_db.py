@@ -375,7 +375,7 @@ def test_a_corrupt_parquet_file_exits_4(tmp_path, lake):
     assert "part-999.parquet" in record["error"]["message"]
     assert record["outputs"] == []
     final = proc.stderr.strip().splitlines()[-1]
-    assert "exit 4 (permanent input failure" in final and "InputDataError" in final
+    assert "exit 4 (bad input data" in final and "InputDataError" in final
 
 
 def test_a_corrupt_file_read_by_the_handler_itself_exits_4(tmp_path):

@@ -143,7 +143,7 @@ def test_cli_exits_2_with_one_final_line_and_a_result(tmp_path, spec, code):
     proc = run_worker("run", spec, "--result", str(result_path))
     assert proc.returncode == USAGE
     final = last_line(proc.stderr)
-    assert "exit 2 (usage or configuration error): HandlerLoadError:" in final
+    assert "exit 2 (configuration or deployment error): HandlerLoadError:" in final
     assert "Traceback" not in proc.stderr  # a usage error is not a crash
     record = read_result(result_path)
     assert record["status"] == "failed"

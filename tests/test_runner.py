@@ -76,7 +76,7 @@ def test_handler_exception_exits_1_with_the_handlers_traceback_only(tmp_path):
     frames = re.findall(r'File "([^"]+)"', trace)
     assert frames and all(f.endswith("handlers/good.py") for f in frames), frames
     assert last_line(proc.stderr).endswith(
-        "exit 1 (the handler raised an unexpected exception): KeyError: 'deep'"
+        "exit 1 (a bug in the handler): KeyError: 'deep'"
     )
 
 
@@ -84,7 +84,7 @@ def test_handler_exception_exits_1_with_the_handlers_traceback_only(tmp_path):
     "handler, code, meaning",
     [
         ("handlers.good:retryable", errors.RETRYABLE, "transient failure, worth a retry"),
-        ("handlers.good:permanent", errors.PERMANENT, "permanent input failure"),
+        ("handlers.good:permanent", errors.PERMANENT, "bad input data"),
     ],
 )
 def test_retryable_and_permanent_errors_have_their_exit_codes(tmp_path, handler, code, meaning):

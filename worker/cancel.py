@@ -83,6 +83,32 @@ def watching(cancellation: Cancellation) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+@contextmanager
+def shielded(cancellation: Cancellation) -> Iterator[None]:
+    """Let the block (the commit) finish through a first SIGTERM or SIGINT; a second one
+    stops it at once (the commit then rolls back). A stop asked earlier is not raised."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in _STOP_SIGNALS}
+    signalled = []
+
+    def on_signal(signum, _frame):
+        if signalled:
+            raise Cancelled(_STOP_SIGNALS[signum])
+        signalled.append(signum)
+        log.warning("%s during the commit: finishing it first (a second signal rolls it back)",
+                    _STOP_SIGNALS[signum])
+
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, on_signal)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def _first_or_second(cancellation: Cancellation, stop: Interrupted) -> None:
     """First stop: set the flag and start the grace period. Later: raise at once."""
     if cancellation.requested:

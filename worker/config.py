@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
+from urllib.parse import urlparse
 
 from .errors import ConfigError
 
@@ -68,7 +69,7 @@ class Config:
         env = dict(os.environ if environ is None else environ)
         return cls(
             lake_url=_text(env, "WORKER_LAKE_URL"),
-            vault_url=_text(env, "WORKER_VAULT_URL"),
+            vault_url=_vault_url(env),
             secrets_file=_text(env, "WORKER_SECRETS_FILE"),
             client_id=_text(env, "WORKER_CLIENT_ID") or _text(env, "AZURE_CLIENT_ID"),
             log_format=_choice(env, "WORKER_LOG_FORMAT", LOG_FORMATS, "text"),
@@ -95,6 +96,21 @@ class Config:
 def _text(env: Mapping[str, str], name: str) -> Optional[str]:
     value = env.get(name, "").strip()
     return value or None
+
+
+def _vault_url(env: Mapping[str, str]) -> Optional[str]:
+    """``https://VAULT.vault.azure.net`` (a port is allowed for the emulator), nothing else:
+    a malformed URL is a configuration error here, not a transient failure at first use."""
+    value = _text(env, "WORKER_VAULT_URL")
+    if value is None:
+        return None
+    parsed = urlparse(value)
+    if parsed.scheme != "https" or not parsed.hostname or parsed.path.strip("/") \
+            or parsed.query or parsed.username:
+        raise ConfigError(
+            f"WORKER_VAULT_URL={value!r} is not a Key Vault URL; use "
+            "https://VAULT-NAME.vault.azure.net (https, no path)", code="config.vault_url")
+    return value.rstrip("/")
 
 
 def _choice(env: Mapping[str, str], name: str, choices: tuple, default: str) -> str:

@@ -29,11 +29,13 @@ class Context:
         params: Optional[Dict[str, Any]] = None,
         cancellation: Optional[Cancellation] = None,
         logger: Optional[logging.Logger] = None,
-        run_id: str = "run",
+        task_key: str = "local/adhoc",
+        run_id: Optional[str] = None,
     ) -> None:
         self.config = config
         self.task = task
         self.params = dict(params or {})
+        self.task_key = task_key
         self.run_id = run_id
         self.log = logger or logging.getLogger("worker.handler")
         self._cancellation = cancellation or Cancellation(config.grace, config.timeout)
@@ -75,11 +77,7 @@ class Context:
         """A private folder on the node's local disk, removed when the task ends."""
         with self._lock:
             if self._scratch is None:
-                root = Path(self.config.scratch_root or self.task.task_dir)
-                root.mkdir(parents=True, exist_ok=True)
-                import tempfile  # not on the start-up path of tasks that need no scratch
-
-                self._scratch = Path(tempfile.mkdtemp(prefix="scratch-", dir=str(root)))
+                self._scratch = _make_scratch(self.config, self.task)
             return self._scratch
 
     # -- lazy handles --------------------------------------------------------------------
@@ -129,7 +127,8 @@ class Context:
                 "or file:///some/dir)"
             )
         store = open_store(self.config.lake_url, config=self.config)
-        return Lake(store, self.run_id, self.config.transfer_concurrency, lambda: self.scratch)
+        return Lake(store, self.task_key, self.run_id, self.config.transfer_concurrency,
+                    lambda: self.scratch)
 
     def _open_duckdb(self):
         from .db import connect
@@ -142,6 +141,11 @@ class Context:
         return open_secrets(self.config)
 
     # -- end of task (called by the runner) ----------------------------------------------
+
+    def pending_outputs(self) -> List[Dict[str, Any]]:
+        """What :meth:`commit` would put in place (path, bytes, md5, rows)."""
+        lake = self._handles.get("lake")
+        return lake.pending if lake is not None else []
 
     def commit(self) -> List[Dict[str, Any]]:
         """Put staged outputs in place; returns what was committed."""
@@ -165,6 +169,23 @@ class Context:
 
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
+
+
+def _make_scratch(config: Config, task: TaskInfo) -> Path:
+    import tempfile  # not on the start-up path of tasks that need no scratch
+
+    root = Path(config.scratch_root or task.task_dir)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix="scratch-", dir=str(root)))
+    except OSError as e:
+        from .errors import ConfigError
+
+        where = "WORKER_SCRATCH_DIR" if config.scratch_root else "the task directory"
+        raise ConfigError(
+            f"cannot make a scratch folder in {str(root)!r} ({where}: {e.strerror or e}); "
+            "point WORKER_SCRATCH_DIR at a folder on local disk the task may write",
+            code="config.scratch") from None
 
 
 def _close_quietly(name: str, handle: Any) -> None:

@@ -24,35 +24,16 @@ import logging
 import re
 import sys
 from pathlib import Path
-from typing import Any, Dict, Iterable, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 from .config import Config
-from .errors import HANDLER_ERROR, PermanentError, WorkerError
+from .errors import DuckDBMemoryError, InputDataError, SqlError, WorkerError
 from .resources import Budget, task_budget
+from .sqltext import identifier, sql_literal
 
 log = logging.getLogger(__name__)
 
 _MiB = 1024 * 1024
-
-
-class SqlError(WorkerError):
-    """The SQL is wrong: syntax, an unknown table or column, a type mismatch (exit 1)."""
-
-    exit_code = HANDLER_ERROR
-    code = "sql"
-
-
-class InputDataError(PermanentError):
-    """DuckDB could not read the input data: a corrupt file, a bad value (exit 4)."""
-
-    code = "input_data"
-
-
-class DuckDBMemoryError(WorkerError):
-    """A query needed more than the task's ``memory_limit`` even with spilling (exit 1)."""
-
-    exit_code = HANDLER_ERROR
-    code = "duckdb.memory"
 
 
 def settings(config: Config, scratch: Path, budget: Optional[Budget] = None) -> Dict[str, str]:
@@ -119,7 +100,7 @@ def register(conn, name: str, table: Any, scratch: Path) -> None:
             raise translated from None
         if table.columns:  # the scan under another name, the view with the columns
             conn.register(name + "__scan", dataset)
-            _view(conn, name, f"select * from {_identifier(name + '__scan')}", table.columns)
+            _view(conn, name, f"select * from {identifier(name + '__scan')}", table.columns)
         else:
             conn.register(name, dataset)
     elif isinstance(table, Dataset):
@@ -132,36 +113,14 @@ def register(conn, name: str, table: Any, scratch: Path) -> None:
 def _view(conn, name: str, select: str, columns: Optional[Sequence[str]]) -> None:
     """A view ``name`` over ``select`` with only ``columns`` (all when None)."""
     if columns:
-        select = "select " + ", ".join(map(_identifier, columns)) + " from (" + select + ")"
-    conn.execute(f"create or replace temp view {_identifier(name)} as {select}")
+        select = "select " + ", ".join(map(identifier, columns)) + " from (" + select + ")"
+    conn.execute(f"create or replace temp view {identifier(name)} as {select}")
 
 
 def scan_sql(format: str, files: Sequence[str], options: Mapping[str, Any]) -> str:
     """``read_parquet(['/a.parquet', ...], hive_partitioning = true)`` and the like."""
     args = [sql_literal(list(files))] + [f"{k} = {sql_literal(v)}" for k, v in options.items()]
     return f"read_{format}({', '.join(args)})"
-
-
-def _identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def sql_literal(value: Any) -> str:
-    """``value`` as a DuckDB SQL literal. Queries carry values this way, not as parameters:
-    on duckdb 1.2 (the Python 3.8 pin) a query's first Python parameter imports pandas, numpy
-    and pyarrow, a second of start-up for a task that uses none of them."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return "'" + value.replace("'", "''") + "'"
-    if isinstance(value, Mapping):
-        pairs = (f"{sql_literal(str(k))}: {sql_literal(v)}" for k, v in value.items())
-        return "{" + ", ".join(pairs) + "}"
-    if isinstance(value, Iterable):
-        return "[" + ", ".join(sql_literal(v) for v in value) + "]"
-    raise TypeError(f"cannot pass a {type(value).__name__} as a DuckDB reader option")
 
 
 # -- errors ------------------------------------------------------------------------------

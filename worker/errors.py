@@ -1,19 +1,25 @@
 """The exception tree and the exit-code table: the one place both are written.
 
-Every error the harness can end a task with carries its exit code and a stable ``code``
-string, so ``cli.main`` can turn any of them into a process exit without a lookup table of
-its own. Batch ``exitConditions`` can then act on the codes below (retry on 3, give up on 4).
+Every error the worker raises carries its exit code and a stable ``code`` string, so the
+runner turns any of them into a process exit without a lookup table of its own, and Batch
+``exitConditions`` can act on the codes below. Every layer (lake, secrets, identity,
+DuckDB, the commit) raises the classes defined here, so no layer imports another to name
+an error. Errors about files and secrets also subclass the builtin a Python programmer
+would catch (``FileNotFoundError``, ``PermissionError``, ``KeyError``, ``FileExistsError``).
 
-| code | meaning                                                              |
-|------|----------------------------------------------------------------------|
-| 0    | success                                                              |
-| 1    | the handler raised an unexpected exception (a bug)                   |
-| 2    | usage or configuration error (bad handler spec, parameters, config)  |
-| 3    | transient failure, worth a retry (RetryableError, Azure 5xx/429)     |
-| 4    | permanent input failure (PermanentError: bad input data)             |
-| 124  | deadline exceeded (--timeout)                                        |
-| 130  | stopped by SIGINT                                                    |
-| 143  | stopped by SIGTERM                                                   |
+| code | meaning                                                                       |
+|------|-------------------------------------------------------------------------------|
+| 0    | success                                                                       |
+| 1    | a bug in the handler: it raised an unexpected exception                       |
+| 2    | configuration or deployment: a bad setting, handler spec or parameter, an     |
+|      | identity without a role, a missing secret or file system, an untrusted CA     |
+| 3    | transient, worth a retry: throttling, 5xx, timeouts, dropped connections,     |
+|      | IMDS unavailable, a file that changed while it was read                       |
+| 4    | bad input data: a missing or corrupt input file; retrying will not help       |
+| 5    | commit conflict: another run committed different content at an output path    |
+| 124  | deadline exceeded (--timeout)                                                 |
+| 130  | stopped by SIGINT                                                             |
+| 143  | stopped by SIGTERM                                                            |
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ HANDLER_ERROR = 1
 USAGE = 2
 RETRYABLE = 3
 PERMANENT = 4
+CONFLICT = 5
 TIMEOUT = 124
 SIGINT = 130
 SIGTERM = 143
@@ -32,10 +39,11 @@ SIGTERM = 143
 #: What each exit code means, for the final log line and result.json.
 EXIT_MEANINGS: Dict[int, str] = {
     OK: "success",
-    HANDLER_ERROR: "the handler raised an unexpected exception",
-    USAGE: "usage or configuration error",
+    HANDLER_ERROR: "a bug in the handler",
+    USAGE: "configuration or deployment error",
     RETRYABLE: "transient failure, worth a retry",
-    PERMANENT: "permanent input failure, retrying will not help",
+    PERMANENT: "bad input data, retrying will not help",
+    CONFLICT: "commit conflict with another run",
     TIMEOUT: "deadline exceeded",
     SIGINT: "stopped by SIGINT",
     SIGTERM: "stopped by SIGTERM",
@@ -58,9 +66,15 @@ class WorkerError(Exception):
         if code:
             self.code = code
 
+    def __str__(self) -> str:  # KeyError and OSError subclasses would show their args
+        return str(self.args[0]) if self.args else ""
+
+
+# -- exit 2: configuration and deployment ------------------------------------------------
+
 
 class UsageError(WorkerError):
-    """The command line or a handler spec/parameter is wrong; nothing ran."""
+    """Something to fix in the deployment before the task can run (exit 2)."""
 
     exit_code = USAGE
     code = "usage"
@@ -79,9 +93,30 @@ class ParameterError(UsageError):
 
 
 class ConfigError(UsageError):
-    """A configuration variable is missing or malformed."""
+    """A configuration variable is missing, malformed, or names something unusable."""
 
     code = "config"
+
+
+class AccessDenied(ConfigError, PermissionError):
+    """The identity has no token, or no role for what it asked (401, 403, unknown identity)."""
+
+    code = "access_denied"
+
+
+class FileSystemNotFound(ConfigError, FileNotFoundError):
+    """The lake URL's file system (container) does not exist."""
+
+    code = "lake.filesystem_not_found"
+
+
+class SecretNotFound(ConfigError, KeyError):
+    """A secret the backend does not have; the message names secret and source."""
+
+    code = "secret_not_found"
+
+
+# -- exit 3: transient -------------------------------------------------------------------
 
 
 class RetryableError(WorkerError):
@@ -91,11 +126,55 @@ class RetryableError(WorkerError):
     code = "retryable"
 
 
+# -- exit 4: bad input data --------------------------------------------------------------
+
+
 class PermanentError(WorkerError):
     """Raise this for bad input data: retrying will not help (exit code 4)."""
 
     exit_code = PERMANENT
     code = "permanent"
+
+
+class InputDataError(PermanentError):
+    """Input data that cannot be read: a corrupt file, a bad value (exit 4)."""
+
+    code = "input_data"
+
+
+class InputNotFound(PermanentError, FileNotFoundError):
+    """A lake file or folder a task reads does not exist (exit 4)."""
+
+    code = "lake.not_found"
+
+
+# -- exit 5: commit conflict -------------------------------------------------------------
+
+
+class CommitConflict(WorkerError, FileExistsError):
+    """Another run committed different content at an output path, or is committing the
+    same outputs right now (exit 5). Nothing of this run is left at the final paths."""
+
+    exit_code = CONFLICT
+    code = "commit.conflict"
+
+
+# -- exit 1: bugs ------------------------------------------------------------------------
+
+
+class SqlError(WorkerError):
+    """The SQL is wrong: syntax, an unknown table or column, a type mismatch (exit 1)."""
+
+    code = "sql"
+
+
+class DuckDBMemoryError(WorkerError):
+    """A query needed more than the task's ``memory_limit`` even with spilling (exit 1)."""
+
+    code = "duckdb.memory"
+
+
+# -- stops -------------------------------------------------------------------------------
 
 
 class Interrupted(BaseException):
@@ -132,3 +211,9 @@ def first_line(error: BaseException) -> str:
     its type's name: what one-line errors quote of a library's failure."""
     text = str(getattr(error, "message", None) or error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def exit_code_of(error: BaseException) -> int:
+    """The exit code an exception ends a task with: its own, else 1 (a bug)."""
+    code = getattr(error, "exit_code", None)
+    return code if isinstance(code, int) else HANDLER_ERROR

@@ -25,6 +25,8 @@ from __future__ import annotations
 import threading
 from typing import Any, Dict, Optional, Tuple
 
+from .errors import AccessDenied, WorkerError, first_line
+
 _lock = threading.Lock()
 # One credential per identity selection; a task process has exactly one.
 _credentials: Dict[Tuple[bool, Optional[str]], Any] = {}
@@ -67,6 +69,50 @@ def identity_name(config) -> str:
     if config.client_id:
         return f"client id {config.client_id}"
     return "the default identity (no WORKER_CLIENT_ID/AZURE_CLIENT_ID set)"
+
+
+def token_error(error: BaseException, config, service: str) -> WorkerError:
+    """Our error for a credential that gave no token for ``service`` (raised inside an SDK
+    call): the identity endpoint not answering is transient (exit 3); an endpoint that
+    answered and refused (an unknown or unassigned identity) is configuration (exit 2)."""
+    from .connection import connection_error
+
+    if _did_not_answer(error):
+        return connection_error(error, f"no token for {service}: the managed-identity "
+                                "endpoint did not answer", "the pool's identity settings",
+                                config.environ)
+    return AccessDenied(
+        f"no token for {service} with {identity_name(config)}: {_refusal(error)}; "
+        + _token_fix(config))
+
+
+def _did_not_answer(error: BaseException) -> bool:
+    from azure.core.exceptions import ServiceRequestError, ServiceResponseError
+
+    link: Optional[BaseException] = error
+    while link is not None:
+        if isinstance(link, (ServiceRequestError, ServiceResponseError)):
+            return True
+        link = link.__cause__ or link.__context__
+    return False
+
+
+def _refusal(error: BaseException) -> str:
+    text = first_line(error)
+    # azure-identity words IMDS's 400 (an unknown identity) as "no response", then the code
+    unavailable = "no response from the IMDS endpoint."
+    if unavailable in text:
+        code = text.split(unavailable, 1)[1].strip() or "no token"
+        return f"the managed-identity endpoint refused ({code})"
+    return text
+
+
+def _token_fix(config) -> str:
+    if on_batch(config):
+        return ("assign the user-assigned managed identity to the pool and set "
+                "AZURE_CLIENT_ID (or WORKER_CLIENT_ID) to its client id")
+    return ("run 'az login', or set AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET, or "
+            "point AZURE_CLIENT_ID at a managed identity this machine has")
 
 
 def _retry_options(config) -> Dict[str, Any]:

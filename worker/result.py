@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from . import __version__
-from .errors import exit_meaning
+from .errors import ConfigError, exit_meaning
 from .logs import utc_timestamp
 from .redact import redact, redact_value
 
@@ -65,6 +65,22 @@ def _return_fields(value: Any) -> Dict[str, Any]:
         text = text if len(text) <= _REPR_LIMIT else text[:_REPR_LIMIT] + "..."
         return {"return_value": None, "return_value_repr": redact(text)}
     return {"return_value": value}
+
+
+def check_writable(path: Path) -> None:
+    """Raise ConfigError unless a record can be written at ``path`` (checked before the
+    handler runs, so a bad ``--result`` fails the task before it does any work)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = path.with_name(f".{path.name}.{os.getpid()}.probe")
+        probe.write_bytes(b"")
+        probe.unlink()
+        if path.is_dir():
+            raise IsADirectoryError(21, "it is a folder")
+    except OSError as e:
+        raise ConfigError(
+            f"cannot write the result record {str(path)!r} ({e.strerror or e}); give --result "
+            "a file path in a folder the task may write", code="config.result") from None
 
 
 def write_result(path: Path, result: Result) -> None:

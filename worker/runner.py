@@ -2,41 +2,49 @@
 
 The runner is the one place where a handler's exceptions are caught broadly: each becomes an
 exit code (from the exception's class, see ``errors.py``), a final log line, and a
-``result.json``. Outputs are committed only after the handler returned and no stop was asked.
+``result.json``. The order of the end of a task is what makes its outcome trustworthy:
+
+1. the result record's path is checked writable before the handler runs (exit 2 if not);
+2. after the handler returned (and no stop was asked), the record is written with status
+   ``committing`` and the outputs about to be committed: if it cannot be written, nothing
+   is committed;
+3. the outputs are committed, all or none (``worker.lake.commit``), shielded from a first
+   SIGTERM (a second one rolls the commit back);
+4. the record is written again with the final status.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import inspect
+import json
 import logging
 import os
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
 from .batch import TaskInfo, count_attempt
-from .cancel import Cancellation, watching
+from .cancel import Cancellation, shielded, watching
 from .config import Config
 from .context import Context
 from .errors import (
     HANDLER_ERROR,
     OK,
+    ConfigError,
     Interrupted,
-    UsageError,
     WorkerError,
+    exit_code_of,
     exit_meaning,
 )
 from .handler import Handler, load_handler
 from .redact import redact
-from .result import Result, write_result
+from .result import Result, check_writable, write_result
+from .tracebacks import handler_traceback
 
 log = logging.getLogger("worker")
-_WORKER_DIR = os.path.dirname(os.path.abspath(__file__))
-# asyncio's own frames sit between the harness and an async handler; found without importing it
-_ASYNCIO_DIR = os.path.join(os.path.dirname(os.path.abspath(os.__file__)), "asyncio")
 
 
 @dataclasses.dataclass
@@ -65,12 +73,20 @@ def run_task(request: RunRequest, environ: Optional[Mapping[str, str]] = None) -
         "pool_id": task.pool_id,
         "attempt": task.attempt,
     }
+    path = request.result_path or task.working_dir / "result.json"
     try:
-        _run(request, task, result)
+        check_writable(path)
+    except ConfigError as e:
+        _record_error(result, e)
+        result.ended = time.time()
+        _final_line(result)
+        return result
+    try:
+        _run(request, task, result, path)
     finally:
         result.ended = time.time()
         _final_line(result)
-        write_result(request.result_path or task.working_dir / "result.json", result)
+        _write_final(path, result)
     return result
 
 
@@ -80,22 +96,32 @@ def record_usage_failure(
     """Record a task that could not start (bad parameters): final line and result.json."""
     task = TaskInfo.from_env(config.environ)
     result = Result(handler=spec, started=time.time())
-    _record_error(result, error, error.exit_code, with_traceback=False)
+    _record_error(result, error)
     result.ended = time.time()
     _final_line(result)
-    write_result(result_path or task.working_dir / "result.json", result)
+    _write_final(result_path or task.working_dir / "result.json", result)
     return result.exit_code
 
 
-def _run(request: RunRequest, task: TaskInfo, result: Result) -> None:
+def task_key(task: TaskInfo, spec: str, params: Dict[str, Any]) -> str:
+    """The task's staging folder below ``.worker-staging/``: the same in every run of the
+    task, so a rerun finds what an earlier run left. On Batch the job and task ids; off
+    Batch the handler and its parameters stand for the task."""
+    if task.on_batch:
+        return f"{task.job_id}/{task.task_id}"
+    text = json.dumps([spec, params], sort_keys=True, default=str)
+    return "local/" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _run(request: RunRequest, task: TaskInfo, result: Result, path: Path) -> None:
     config = request.config
     timeout = request.timeout if request.timeout is not None else config.timeout
     grace = request.grace if request.grace is not None else config.grace
     cancellation = Cancellation(grace=grace, timeout=timeout)
     try:
         handler = load_handler(request.spec, request.params)
-    except UsageError as e:
-        _record_error(result, e, e.exit_code, with_traceback=False)
+    except WorkerError as e:
+        _record_error(result, e)
         return
     log.info(
         "running %s (attempt %d)%s", request.spec, task.attempt,
@@ -103,10 +129,12 @@ def _run(request: RunRequest, task: TaskInfo, result: Result) -> None:
     )
     ctx = Context(
         config, task, request.params, cancellation,
-        logger=logging.getLogger(_logger_name(handler)), run_id=_run_id(task),
+        logger=logging.getLogger(_logger_name(handler)),
+        task_key=task_key(task, request.spec, request.params),
+        run_id=f"{task.attempt}-{os.urandom(4).hex()}",
     )
     try:
-        _call_and_commit(handler, ctx, request.params, cancellation, result)
+        _call_and_commit(handler, ctx, request.params, cancellation, result, path)
     finally:
         ctx.abort()  # a no-op after a commit; drops staged writes otherwise
         ctx.close()
@@ -114,27 +142,44 @@ def _run(request: RunRequest, task: TaskInfo, result: Result) -> None:
 
 def _call_and_commit(
     handler: Handler, ctx: Context, params: Dict[str, Any], cancellation: Cancellation,
-    result: Result,
+    result: Result, path: Path,
 ) -> None:
     try:
         with watching(cancellation):
             value = _call(handler, ctx, params)
             cancellation.check()  # a stop asked during the call: do not commit
         result.return_value = value
+    except BaseException as e:
+        _record_error(result, _translated(e, ctx.config), in_handler=True)
+        if not isinstance(e, Exception) and not _is_stop(e):
+            raise  # SystemExit and friends that the runner does not own
+        return
+    try:
+        _commit(ctx, result, path, cancellation)
+    except BaseException as e:
+        _record_error(result, e, in_handler=False)
+        if not isinstance(e, Exception) and not _is_stop(e):
+            raise
+
+
+def _commit(ctx: Context, result: Result, path: Path, cancellation: Cancellation) -> None:
+    """Record, then commit: a task whose record cannot be written commits nothing."""
+    result.outputs = ctx.pending_outputs()
+    result.status, result.exit_code = "committing", OK
+    try:
+        write_result(path, result)
+    except OSError as e:
+        raise ConfigError(
+            f"cannot write the result record {str(path)!r} ({e.strerror}); nothing was "
+            "committed: fix the path given by --result or free the disk",
+            code="config.result") from None
+    with shielded(cancellation):
         result.outputs = ctx.commit()
-        result.status, result.exit_code = "succeeded", OK
-    except Interrupted as e:
-        _record_error(result, e, e.exit_code)
-    except KeyboardInterrupt as e:  # a handler that installed its own SIGINT handling
-        _record_error(result, e, 130)
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else HANDLER_ERROR
-        _record_error(result, e, code or HANDLER_ERROR, with_traceback=False)
-    except WorkerError as e:
-        _record_error(result, e, e.exit_code, with_traceback=not isinstance(e, UsageError))
-    except Exception as e:
-        translated = _translated(e, ctx.config)
-        _record_error(result, translated, _exit_code_of(translated))
+    result.status = "succeeded"
+
+
+def _is_stop(error: BaseException) -> bool:
+    return isinstance(error, (Interrupted, KeyboardInterrupt, SystemExit))
 
 
 def _call(handler: Handler, ctx: Context, params: Dict[str, Any]) -> Any:
@@ -156,34 +201,44 @@ async def _await(awaitable: Any) -> Any:
     return await awaitable
 
 
-def _translated(error: Exception, config: Config) -> Exception:
+def _translated(error: BaseException, config: Config) -> BaseException:
     """A DuckDB error raised while a handler ran a relation becomes ours (see worker.db)."""
-    if "duckdb" not in sys.modules:
+    if "duckdb" not in sys.modules or not isinstance(error, Exception):
         return error
     from .db import translate_error
 
     return translate_error(error, config) or error
 
 
-def _exit_code_of(error: BaseException) -> int:
-    """Exit code of an exception that is not ours: builtin errors a backend translated."""
-    code = getattr(error, "exit_code", None)
-    return code if isinstance(code, int) else HANDLER_ERROR
-
-
-def _record_error(
-    result: Result, error: BaseException, exit_code: int, with_traceback: bool = True
-) -> None:
+def _record_error(result: Result, error: BaseException, in_handler: bool = False) -> None:
+    """Fill the result for a failed run; only a bug in the handler (exit 1) logs its
+    traceback, trimmed to the handler's own frames."""
+    exit_code = _exit_code(error)
     result.exit_code = exit_code
     result.status = _status_of(error, exit_code)
     result.error = {
         "type": type(error).__name__,
         "code": getattr(error, "code", None) if isinstance(error, (WorkerError, Interrupted))
         else "handler_error",
-        "message": redact(str(error)),
+        "message": redact(_message(error)),
     }
-    if with_traceback and not isinstance(error, (Interrupted, KeyboardInterrupt)):
+    if exit_code == HANDLER_ERROR and in_handler and not isinstance(error, SystemExit):
         log.error("the handler raised:\n%s", handler_traceback(error).rstrip())
+
+
+def _exit_code(error: BaseException) -> int:
+    if isinstance(error, KeyboardInterrupt):  # a handler that installed its own SIGINT
+        return 130
+    if isinstance(error, SystemExit):
+        code = error.code if isinstance(error.code, int) else HANDLER_ERROR
+        return code or HANDLER_ERROR
+    return exit_code_of(error)
+
+
+def _message(error: BaseException) -> str:
+    if isinstance(error, SystemExit):
+        return f"the handler called sys.exit({error.code!r})"
+    return str(error)
 
 
 def _status_of(error: BaseException, exit_code: int) -> str:
@@ -194,17 +249,13 @@ def _status_of(error: BaseException, exit_code: int) -> str:
     return "failed"
 
 
-def handler_traceback(error: BaseException) -> str:
-    """The traceback without the harness's (and asyncio's) own frames at the top."""
-    tb = error.__traceback__
-    while tb is not None and _is_harness_frame(tb.tb_frame.f_code.co_filename):
-        tb = tb.tb_next
-    return "".join(traceback.format_exception(type(error), error, tb))
-
-
-def _is_harness_frame(filename: str) -> bool:
-    path = os.path.abspath(filename)
-    return path.startswith(_WORKER_DIR + os.sep) or path.startswith(_ASYNCIO_DIR + os.sep)
+def _write_final(path: Path, result: Result) -> None:
+    """The final record; a failure here is reported, never a traceback (what the record
+    would say is already in the log's final line)."""
+    try:
+        write_result(path, result)
+    except OSError as e:
+        log.error("could not write the result record %s: %s", path, e.strerror or e)
 
 
 def _final_line(result: Result) -> None:
@@ -224,8 +275,3 @@ def _final_line(result: Result) -> None:
 def _logger_name(handler: Handler) -> str:
     module = getattr(handler.function, "__module__", None) or "handler"
     return module.replace("_worker_handler_", "handler.")
-
-
-def _run_id(task: TaskInfo) -> str:
-    """Unique per run, readable in the staging folder name."""
-    return f"{task.job_id}-{task.task_id}-{task.attempt}-{os.urandom(4).hex()}"

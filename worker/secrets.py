@@ -14,17 +14,10 @@ import threading
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from .errors import ConfigError
+from .errors import ConfigError, SecretNotFound
 from .redact import register_secret
 
 _MISSING = object()
-
-
-class SecretNotFound(KeyError):
-    """A secret that the backend does not have; the message names secret and source."""
-
-    def __str__(self) -> str:  # KeyError would repr() its message
-        return str(self.args[0]) if self.args else ""
 
 
 class Secrets:
@@ -63,7 +56,9 @@ class Secrets:
 
 
 class Backend:
-    """Where secret values come from."""
+    """Where secret values come from: ``source`` (for messages), ``fetch`` and ``close``.
+    The Key Vault backend (``worker.vault``) has the same three without subclassing, so
+    the two modules import each other in one direction only."""
 
     source = ""
 

@@ -4,11 +4,13 @@ The ``SecretClient`` is created on first use. Retries are azure-core's own ``Ret
 (it retries 408, 429 honouring ``Retry-After``, and 5xx), with ``WORKER_RETRY_TOTAL`` retries
 and ``WORKER_RETRY_BACKOFF`` as its backoff factor. SDK errors become:
 
-| Key Vault answer                 | raised                                              |
-|----------------------------------|-----------------------------------------------------|
-| 404 SecretNotFound               | SecretNotFound (a KeyError) naming secret and vault |
-| 401, 403, no token               | PermissionError naming identity, secret and role    |
-| 408, 429, 5xx, connection errors | worker.RetryableError (exit 3)                      |
+| Key Vault answer                    | raised                                               |
+|-------------------------------------|------------------------------------------------------|
+| 404 SecretNotFound                  | SecretNotFound, a KeyError naming secret, vault (2)  |
+| 401, 403, no token                  | AccessDenied, a PermissionError naming identity,     |
+|                                     | secret and role (2)                                  |
+| 408, 429, 5xx, connection errors    | RetryableError (3)                                   |
+| untrusted certificate, unknown host | ConfigError (2)                                      |
 
 The one difference between Azure and the loopback emulator lives here: Key Vault's check
 that the challenge's resource matches the vault's domain is relaxed for loopback hosts only.
@@ -29,18 +31,18 @@ from azure.core.exceptions import (
 )
 from azure.keyvault.secrets import SecretClient
 
-from .errors import RetryableError, first_line
-from .identity import get_credential, identity_name
-from .secrets import Backend
+from .connection import ca_bundle, connection_error
+from .errors import AccessDenied, RetryableError, SecretNotFound, first_line
+from .identity import get_credential, identity_name, token_error
 
 SECRETS_ROLE = "Key Vault Secrets User"
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _TRANSIENT = {408, 429, 500, 502, 503, 504}
 
 
-class VaultBackend(Backend):
+class VaultBackend:
     """Secrets from ``WORKER_VAULT_URL``; ``credential_factory(config)`` gives the credential
-    (default: the process's shared one)."""
+    (default: the process's shared one). The interface of ``worker.secrets.Backend``."""
 
     def __init__(self, config, credential_factory: Optional[Callable[[Any], Any]] = None) -> None:
         self.config = config
@@ -58,6 +60,7 @@ class VaultBackend(Backend):
                     self.vault_url, self._credential_factory(self.config),
                     verify_challenge_resource=not is_loopback(self.vault_url),
                     retry_total=self.config.retry_total,
+                    connection_verify=ca_bundle(self.config.environ),
                     retry_backoff_factor=self.config.retry_backoff,
                 )
             return self._client
@@ -79,17 +82,21 @@ class VaultBackend(Backend):
         """Our error for an SDK one; never includes a secret value or a token."""
         what = f"secret {name!r}" + (f" version {version!r}" if version else "")
         if isinstance(error, (ServiceRequestError, ServiceResponseError)):
-            return RetryableError(
-                f"reading {what} from {self.source} failed after the SDK's retries: "
-                f"{type(error).__name__}: {first_line(error)}"
-            )
+            return connection_error(error, f"reading {what} from {self.source}",
+                                    "WORKER_VAULT_URL", self.config.environ)
         status = getattr(error, "status_code", None)
         code = _error_code(error)
         if isinstance(error, ResourceNotFoundError) or status == 404:
             hint = "check the name and version" if version else "check the name"
-            return self.not_found(name, f"{hint} or create it ({status} {code})".strip())
-        if isinstance(error, ClientAuthenticationError) or status in (401, 403):
-            return PermissionError(self._forbidden(what, error, status, code))
+            return SecretNotFound(f"secret {name!r} not found in {self.source}; {hint} or "
+                                  f"create it ({status} {code})")
+        if status in (401, 403):
+            return AccessDenied(
+                f"{identity_name(self.config)} may not read {what} in {self.source} "
+                f"({status} {code}); grant it the role '{SECRETS_ROLE}' on the vault (or a "
+                "'get' access policy)")
+        if isinstance(error, ClientAuthenticationError):  # the credential gave no token
+            return token_error(error, self.config, self.source)
         if status in _TRANSIENT or (status or 0) >= 506:
             return RetryableError(
                 f"reading {what} from {self.source} failed after the SDK's retries: "
@@ -97,18 +104,6 @@ class VaultBackend(Backend):
             )
         return OSError(f"reading {what} from {self.source} failed: {status} {code}: "
                        f"{first_line(error)}")
-
-    def _forbidden(self, what: str, error: Exception, status: Optional[int], code: str) -> str:
-        who = identity_name(self.config)
-        if status in (401, 403):
-            return (
-                f"{who} may not read {what} in {self.source} ({status} {code}); grant it the "
-                f"role '{SECRETS_ROLE}' on the vault (or a 'get' access policy)"
-            )
-        return (
-            f"no token for {self.source} with {who}: {first_line(error)}; check that the "
-            f"identity is assigned to the pool and WORKER_CLIENT_ID/AZURE_CLIENT_ID is right"
-        )
 
 
 def is_loopback(url: str) -> bool:

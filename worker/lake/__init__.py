@@ -1,9 +1,9 @@
 """``ctx.lake``: files in the Data Lake (or a local folder) by paths relative to a root.
 
 Writes are atomic and transactional: each write lands at a staging path in the same file
-system (``.worker-staging/<run>/...``) and is renamed into place only when the handler
-returns successfully (:meth:`Lake.commit`, called by the harness). A failed, cancelled or
-killed task leaves nothing at the final paths. Reads see the task's own staged writes.
+system (``.worker-staging/<job>/<task>/<run>/...``) and is renamed into place only when the
+handler returns successfully (:meth:`Lake.commit`, called by the harness), all outputs or
+none (the protocol is in :mod:`worker.lake.commit`). Reads see the task's own staged writes.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import shutil
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, replace
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import (
     Any,
@@ -23,52 +24,54 @@ from typing import (
     Callable,
     Dict,
     Iterable,
+    Iterator,
     List,
     Optional,
     Sequence,
-    Set,
     Tuple,
 )
 
+from ..errors import WorkerError
 from ..progress import Progress
+from .commit import STAGING_DIR, Output, is_staging
 from .paths import glob_regex, has_magic, split_glob, to_key
 from .store import FileInfo, Store
 
 log = logging.getLogger(__name__)
 
-STAGING_DIR = ".worker-staging"
 _HASH_ALONGSIDE = 8 << 20  # files from this size on are hashed while they upload
 _DATA_SUFFIXES = (".parquet", ".pq", ".csv", ".json", ".jsonl", ".ndjson")
 
-__all__ = ["Lake", "FileInfo", "Store", "open_store"]
-
-
-@dataclass
-class _Staged:
-    tmp: str
-    size: int
-    md5: str
-    overwrite: bool
-    rows: Optional[int] = None
+__all__ = ["Lake", "FileInfo", "Store", "STAGING_DIR", "open_store"]
 
 
 class Lake:
-    """A lake root with staged, committed writes. Created by the context on first use."""
+    """A lake root with staged, committed writes. Created by the context on first use.
+
+    ``task_key`` names the task's staging folder (``job/task`` on Batch), the same in every
+    run of the task, so a rerun finds and finishes what an earlier run left; ``run_id``
+    tells the runs apart (random by default).
+    """
 
     def __init__(
         self,
         store: Store,
-        run_id: str,
+        task_key: str,
+        run_id: Optional[str] = None,
         concurrency: int = 16,
         scratch: Optional[Callable[[], Path]] = None,
     ) -> None:
+        from .commit import Committer
+
         self.store = store
-        self.run_id = run_id
         self.concurrency = max(1, concurrency)
         self._scratch = scratch  # local disk for files on their way up (the task's scratch)
-        self._staged: Dict[str, _Staged] = {}
+        self._staged: Dict[str, Output] = {}
         self._outputs: List[Dict[str, Any]] = []
         self._arrow_reads: Any = None  # reads pyarrow's IO threads run (streamed datasets)
+        self._committer = Committer(
+            store, task_key, run_id or os.urandom(4).hex(),
+            lambda fn, items: run_parallel(fn, items, self.concurrency))
 
     @property
     def url(self) -> str:
@@ -95,7 +98,7 @@ class Lake:
     def ls(self, path: str = "", recursive: bool = False) -> List[FileInfo]:
         """Entries under folder ``path`` (the staging area is never listed)."""
         key = to_key(path)
-        return [e for e in self.store.list(key, recursive) if not _is_staging(e.path)]
+        return [e for e in self.store.list(key, recursive) if not is_staging(e.path)]
 
     def glob(self, pattern: str) -> List[str]:
         """Paths of the files matching ``pattern``; ``**`` matches any depth."""
@@ -167,9 +170,11 @@ class Lake:
     def write_bytes(self, path: str, data: bytes, overwrite: bool = True) -> None:
         """Stage ``data`` for ``path``; it appears there when the task succeeds."""
         key = self._writable(path)
-        tmp = self._tmp_key(key)
-        self.store.write_bytes(tmp, bytes(data))
-        self._stage(key, tmp, len(data), hashlib.md5(data).hexdigest(), overwrite)
+        tmp = self._committer.staged_key(key)
+        md5 = hashlib.md5(data).hexdigest()
+        with _naming(key, tmp):
+            self.store.write_bytes(tmp, bytes(data), md5)
+        self._stage(key, tmp, len(data), md5, overwrite)
 
     def write_text(
         self, path: str, text: str, overwrite: bool = True, encoding: str = "utf-8"
@@ -196,7 +201,7 @@ class Lake:
         key = self._writable(path)
         staged = self._staged.pop(key, None)
         if staged is not None:
-            self.store.delete(staged.tmp)
+            self.store.delete(staged.src)
             return
         self.store.delete(key, recursive=recursive)
 
@@ -250,7 +255,7 @@ class Lake:
         finally:
             shutil.rmtree(local, ignore_errors=True)
 
-    # -- commit protocol (called by the harness) -----------------------------------------
+    # -- commit (called by the harness) ----------------------------------------------------
 
     @property
     def outputs(self) -> List[Dict[str, Any]]:
@@ -258,53 +263,25 @@ class Lake:
         return list(self._outputs)
 
     @property
-    def pending(self) -> List[str]:
-        """Paths staged and not yet committed."""
-        return sorted(self._staged)
+    def pending(self) -> List[Dict[str, Any]]:
+        """What :meth:`commit` would put in place, in the same form as :attr:`outputs`."""
+        return [self._staged[key].record() for key in sorted(self._staged)]
 
     def commit(self) -> List[Dict[str, Any]]:
-        """Rename every staged write into place (in parallel); then drop the staging folder.
-
-        On a failed rename the others still in flight finish, the rest are skipped, and
-        what was renamed is recorded before the error propagates.
-        """
-        keys = sorted(self._staged)
-        renamed: Set[str] = set()
-        failed: List[BaseException] = []
-
-        def rename(key: str) -> None:
-            if failed:
-                return
-            staged = self._staged[key]
-            try:
-                self.store.rename(staged.tmp, key, overwrite=staged.overwrite)
-            except BaseException as e:
-                failed.append(e)
-                raise
-            renamed.add(key)
-
-        try:
-            workers = max(1, min(self.concurrency, len(keys)))
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                list(pool.map(rename, keys))  # waits for every rename before leaving
-        finally:
-            for key in (k for k in keys if k in renamed):
-                self._record(key, self._staged.pop(key))
-        self._drop_staging()
+        """Move every staged write into place, all or none (see ``worker.lake.commit``)."""
+        staged = [self._staged[key] for key in sorted(self._staged)]
+        self._committer.commit(staged)
+        self._staged.clear()
+        self._outputs.extend(o.record() for o in staged)
         return self.outputs
-
-    def _record(self, key: str, staged: _Staged) -> None:
-        record: Dict[str, Any] = {"path": key, "bytes": staged.size, "md5": staged.md5}
-        if staged.rows is not None:
-            record["rows"] = staged.rows
-        self._outputs.append(record)
 
     def abort(self) -> None:
         """Forget every staged write and delete its temporary data."""
         if self._staged:
-            log.info("not committing %d staged write(s): %s", len(self._staged), self.pending)
+            log.info("not committing %d staged write(s): %s", len(self._staged),
+                     sorted(self._staged))
         self._staged.clear()
-        self._drop_staging()
+        self._committer.abort()
 
     def arrow_reads(self):
         """The gate of reads Arrow runs through this lake (``worker.lake.arrowfs``)."""
@@ -327,27 +304,16 @@ class Lake:
 
     def _readable(self, key: str) -> str:
         staged = self._staged.get(key)
-        return staged.tmp if staged else key
+        return staged.src if staged else key
 
     def _writable(self, path: str) -> str:
         key = to_key(path)
-        if not key or _is_staging(key):
+        if not key or is_staging(key):
             raise ValueError(f"cannot write to {path!r}: name a file path below the lake root")
         return key
 
-    def _tmp_key(self, key: str) -> str:
-        return f"{STAGING_DIR}/{self.run_id}/{key}"
-
     def _stage(self, key: str, tmp: str, size: int, md5: str, overwrite: bool) -> None:
-        self._staged[key] = _Staged(tmp=tmp, size=size, md5=md5, overwrite=overwrite)
-
-    def _drop_staging(self) -> None:
-        try:
-            self.store.delete(f"{STAGING_DIR}/{self.run_id}", recursive=True)
-        except FileNotFoundError:
-            pass
-        except Exception as e:  # cleanup is best effort: the data is already safe or gone
-            log.warning("could not remove the staging folder of this run: %s", e)
+        self._staged[key] = Output(path=key, src=tmp, size=size, md5=md5, overwrite=overwrite)
 
     def _all_files(self, key: str) -> List[str]:
         return [e.path for e in self.ls(key, recursive=True) if not e.is_dir]
@@ -360,13 +326,15 @@ class Lake:
 
     def _upload_one(self, item: Tuple[Path, str], overwrite: bool) -> int:
         source, key = item
-        tmp = self._tmp_key(key)
+        tmp = self._committer.staged_key(key)
         size = source.stat().st_size
-        if size < _HASH_ALONGSIDE:
-            self.store.upload_file(str(source), tmp)
-            md5 = _file_md5(source)
-        else:  # a big file: hash it while it uploads instead of reading it twice in a row
-            md5 = _md5_alongside(source, lambda: self.store.upload_file(str(source), tmp))
+        with _naming(key, tmp):
+            if size < _HASH_ALONGSIDE:
+                md5 = _file_md5(source)
+                self.store.upload_file(str(source), tmp, md5)
+            else:  # a big file: hash it while it uploads instead of reading it twice in a row
+                md5 = _md5_alongside(source, lambda: self.store.upload_file(str(source), tmp))
+                self.store.set_content_md5(tmp, md5)
         self._stage(key, tmp, size, md5, overwrite)
         return size
 
@@ -395,6 +363,17 @@ def run_parallel(fn: Callable[[Any], Any], items: Iterable[Any], concurrency: in
         pool.shutdown(wait=False)
 
 
+@contextmanager
+def _naming(key: str, staged: str) -> Iterator[None]:
+    """Errors of a staged write name the path the handler wrote, not the staging path."""
+    try:
+        yield
+    except (WorkerError, OSError) as e:
+        if len(e.args) == 1 and isinstance(e.args[0], str) and staged in e.args[0]:
+            e.args = (e.args[0].replace(staged, key),)
+        raise
+
+
 def open_store(url: str, **azure_options: Any) -> Store:
     """The store a ``WORKER_LAKE_URL`` names: ``file://`` locally, else the Data Lake."""
     if url.startswith("file:"):
@@ -404,10 +383,6 @@ def open_store(url: str, **azure_options: Any) -> Store:
     from .azure import AzureStore  # the Azure SDK is imported only when a lake is used
 
     return AzureStore.from_url(url, **azure_options)
-
-
-def _is_staging(key: str) -> bool:
-    return key == STAGING_DIR or key.startswith(STAGING_DIR + "/")
 
 
 def _is_data_file(key: str) -> bool:

@@ -63,7 +63,7 @@ def row_count(path: str) -> int:
         return pq.read_metadata(path).num_rows
     import duckdb
 
-    from ..db import sql_literal
+    from ..sqltext import sql_literal
 
     conn = duckdb.connect()
     try:

@@ -6,19 +6,22 @@ and downloads go through azure-core's pipeline as plain Get Blob calls
 (:mod:`worker.lake.ranged`, same credential and retry settings). SDK errors become
 builtin ones here, in :func:`_translate`, so handlers never see ``azure.core.exceptions``:
 
-| service answer                           | raised                                    |
-|------------------------------------------|-------------------------------------------|
-| 404 (path or file system missing)        | FileNotFoundError                         |
-| 409 PathAlreadyExists, 412 ConditionNotMet | FileExistsError (``overwrite=False``)   |
-| 412 on a read pinned to an etag          | worker.RetryableError: the file changed   |
-| 409 DirectoryNotEmpty                    | OSError(ENOTEMPTY)                        |
-| 401, 403, no token                       | PermissionError naming identity, path, role |
-| 408, 429, 5xx, connection errors         | worker.RetryableError (exit 3)            |
+| service answer                      | raised                                               |
+|-------------------------------------|------------------------------------------------------|
+| 404 (path missing)                  | InputNotFound, a FileNotFoundError (exit 4)          |
+| 404 (file system missing)           | FileSystemNotFound (exit 2)                          |
+| 409 PathAlreadyExists, 412          | FileExistsError (the commit decides what it means)   |
+| 412 on a read pinned to an etag     | RetryableError: the file changed (exit 3)            |
+| 409 DirectoryNotEmpty               | OSError(ENOTEMPTY)                                   |
+| 401, 403, no token                  | AccessDenied, a PermissionError naming identity,     |
+|                                     | path and role (exit 2)                               |
+| 408, 429, 5xx, connection errors    | RetryableError (exit 3)                              |
+| untrusted certificate, unknown host | ConfigError (exit 2)                                 |
 
 Retries are the SDK's own: the storage policy (``ExponentialRetry``) with ``retry_total``
 retries and sleeps of ``retry_backoff`` x 1, 2, 4 ... seconds (the SDK default sleeps 18-42 s),
-both from the configuration. The storage policy does not retry 429 (Data Lake throttles with
-503 ServerBusy, which it does retry); a 429 that reaches us ends the task with exit 3.
+both from the configuration. The storage policy does not retry 429; :class:`_BatchRetry` does,
+honouring ``Retry-After``, so one throttled rename does not fail a commit.
 """
 
 from __future__ import annotations
@@ -43,8 +46,16 @@ from azure.core.exceptions import (
 )
 from azure.storage.filedatalake import DataLakeServiceClient, ExponentialRetry
 
-from ..errors import ConfigError, RetryableError, first_line
-from ..identity import get_credential, identity_name
+from ..connection import ca_bundle, connection_error
+from ..errors import (
+    AccessDenied,
+    ConfigError,
+    FileSystemNotFound,
+    InputNotFound,
+    RetryableError,
+    first_line,
+)
+from ..identity import get_credential, identity_name, token_error
 from . import run_parallel
 from .store import FileInfo, RangedReader, Store, write_at
 
@@ -56,10 +67,6 @@ _BACKOFF_MAX = 60.0
 _BLOCK = 256 * 1024  # bytes read from the socket at a time (the storage SDK's value)
 _CONNECT_TIMEOUT = 20.0  # the storage SDK's defaults
 _READ_TIMEOUT = 60.0
-
-
-class FileSystemNotFound(FileNotFoundError):
-    """The lake URL's file system (container) does not exist."""
 
 
 class AzureStore(Store):
@@ -229,50 +236,86 @@ class AzureStore(Store):
 
     # -- writing -------------------------------------------------------------------------
 
-    def write_bytes(self, key: str, data: bytes) -> None:
+    def write_bytes(self, key: str, data: bytes, md5: Optional[str] = None) -> None:
         with self._errors("write", key, write=True):
             if len(data) <= self.config.lake_chunk_size:
-                self._put_small(key, data)
+                self._put_small(key, data, md5)
                 return
-            self._file(key).upload_data(data, overwrite=True, **self._upload_options())
+            self._file(key).upload_data(data, overwrite=True, **self._upload_options(md5))
 
-    def upload_file(self, local_path: str, key: str) -> None:
+    def put_exclusive(self, key: str, data: bytes) -> None:
+        with self._errors("write", key, write=True):
+            self._blob(key).upload_blob(data, overwrite=False)  # If-None-Match: *
+
+    def upload_file(self, local_path: str, key: str, md5: Optional[str] = None) -> None:
         size = os.path.getsize(local_path)
         if size <= self.config.lake_chunk_size:
             with open(local_path, "rb") as f:
                 data = f.read()
             with self._errors("write", key, write=True):
-                self._put_small(key, data)
+                self._put_small(key, data, md5)
             return
         with self._errors("write", key, write=True), open(local_path, "rb") as f:
-            self._file(key).upload_data(f, length=size, overwrite=True, **self._upload_options())
+            self._file(key).upload_data(f, length=size, overwrite=True,
+                                        **self._upload_options(md5))
 
-    def _put_small(self, key: str, data: bytes) -> None:
+    def set_content_md5(self, key: str, md5: str) -> None:
+        """Record ``md5`` on a file uploaded before its hash was known (a big upload hashes
+        while it streams)."""
+        from azure.storage.filedatalake import ContentSettings
+
+        with self._errors("write", key, write=True):
+            self._file(key).set_http_headers(ContentSettings(content_md5=bytes.fromhex(md5)))
+
+    def content_md5(self, key: str) -> Optional[str]:
+        with self._errors("read", key):
+            settings = self._blob(key).get_blob_properties().content_settings
+        return bytes(settings.content_md5).hex() if settings.content_md5 else None
+
+    def _put_small(self, key: str, data: bytes, md5: Optional[str]) -> None:
         """One request: Blob Put Blob, which on a hierarchical namespace creates (or
         replaces) the file and its missing parents at once. Not ``upload_data``: it sends
         nothing for empty data and three requests (create, append, flush) otherwise."""
-        self._blob(key).upload_blob(data, overwrite=True)
+        from azure.storage.blob import ContentSettings
 
-    def _upload_options(self) -> dict:
-        return {
+        settings = ContentSettings(content_md5=bytes.fromhex(md5)) if md5 else None
+        self._blob(key).upload_blob(data, overwrite=True, content_settings=settings)
+
+    def _upload_options(self, md5: Optional[str]) -> dict:
+        options: Dict[str, Any] = {
             "chunk_size": self.config.lake_chunk_size,
             "max_concurrency": self.config.lake_file_concurrency,
         }
+        if md5:
+            from azure.storage.filedatalake import ContentSettings
+
+            options["content_settings"] = ContentSettings(content_md5=bytes.fromhex(md5))
+        return options
 
     def rename(self, src: str, dst: str, overwrite: bool) -> None:
-        parent = dst.rsplit("/", 1)[0] if "/" in dst else ""
-        self.make_dirs(parent)  # the service does not create a rename's parents
         condition = {} if overwrite else {"match_condition": MatchConditions.IfMissing}
+        self._renaming(dst, lambda name: self._file(src).rename_file(name, **condition))
+
+    def rename_folder(self, src: str, dst: str) -> None:
+        folder = self.client.get_directory_client(self._path(src))
+        self._renaming(dst, lambda name: folder.rename_directory(
+            name, match_condition=MatchConditions.IfMissing))
+
+    def _renaming(self, dst: str, rename: Callable[[str], Any]) -> None:
+        """Run ``rename(new name)`` after making dst's parent (the service does not make a
+        rename's parents), once more if the parent vanished since we made it."""
+        parent = dst.rsplit("/", 1)[0] if "/" in dst else ""
+        self.make_dirs(parent)
         new_name = f"{self.filesystem}/{self._path(dst)}"
         with self._errors("write", dst, write=True):
             try:
-                self._file(src).rename_file(new_name, **condition)
+                rename(new_name)
             except ResourceNotFoundError as e:
                 if _error_code(e) != "RenameDestinationParentPathNotFound":
                     raise
                 self._forget_dirs(parent)  # deleted behind our back since we made it
                 self.make_dirs(parent)
-                self._file(src).rename_file(new_name, **condition)
+                rename(new_name)
 
     def delete(self, key: str, recursive: bool = False) -> None:
         path = self._path(key)
@@ -310,8 +353,37 @@ class _BatchRetry(ExponentialRetry):
         self.backoff = backoff
 
     def get_backoff_time(self, settings: Any) -> float:
-        sleep = min(_BACKOFF_MAX, self.backoff * 2 ** max(0, settings["count"] - 1))
-        return sleep * random.uniform(0.8, 1.2)
+        return self._sleep(settings["count"])
+
+    def _sleep(self, count: int) -> float:
+        return min(_BACKOFF_MAX, self.backoff * 2 ** max(0, count - 1)) * random.uniform(0.8, 1.2)
+
+    def send(self, request: Any) -> Any:
+        """The storage policy's retries, and around them retries of 429 Too Many Requests
+        (which the storage policy never retries), after ``Retry-After`` when the service
+        says how long, else the same backoff: ``retry_total`` throttled answers at most."""
+        body = request.http_request.body
+        start = body.tell() if hasattr(body, "tell") and hasattr(body, "seek") else None
+        throttled = 0
+        while True:
+            response = super().send(request)
+            if response.http_response.status_code != 429 or throttled >= self.total_retries:
+                return response
+            if hasattr(body, "read") and start is None:
+                return response  # a stream that cannot be rewound cannot be sent again
+            throttled += 1
+            request.context.transport.sleep(_retry_after(response) or self._sleep(throttled))
+            if start is not None:
+                body.seek(start)
+
+
+def _retry_after(response: Any) -> Optional[float]:
+    """Seconds from a ``Retry-After`` header (at most the backoff cap), if it has one."""
+    value = response.http_response.headers.get("Retry-After", "")
+    try:
+        return min(_BACKOFF_MAX, max(0.0, float(value)))
+    except ValueError:
+        return None
 
 
 def client_options(config, account_url: str) -> dict:
@@ -325,14 +397,6 @@ def client_options(config, account_url: str) -> dict:
             config.transfer_concurrency * config.lake_file_concurrency, config.environ, account_url
         ),
     }
-
-
-def _ca_bundle(environ) -> Any:
-    """The CA bundle requests would take from the environment (True: certifi's).
-
-    Read once here because the session below does not consult the environment per request.
-    """
-    return environ.get("REQUESTS_CA_BUNDLE") or environ.get("CURL_CA_BUNDLE") or True
 
 
 def _transport(pool_size: int, environ, account_url: str):
@@ -364,7 +428,7 @@ def _transport(pool_size: int, environ, account_url: str):
     return RequestsTransport(
         session=session, session_owner=True, connection_data_block_size=_BLOCK,
         connection_timeout=_CONNECT_TIMEOUT, read_timeout=_READ_TIMEOUT,
-        connection_verify=_ca_bundle(environ),
+        connection_verify=ca_bundle(environ),  # read once: the session will not
     )
 
 
@@ -456,32 +520,33 @@ def _under(path: str, key: str) -> bool:
 
 def _translate(error: Exception, store: AzureStore, action: str, key: str,
                write: bool) -> Exception:
-    """The builtin (or worker) exception for an SDK error; messages carry no secrets."""
+    """Our (or the builtin) exception for an SDK error; messages carry no secrets."""
     where = f"{key or '/'!r} in the lake {store.url}"
     if isinstance(error, (ServiceRequestError, ServiceResponseError)):
-        return RetryableError(
-            f"lake {action} of {where} failed after the SDK's retries: "
-            f"{type(error).__name__}: {first_line(error)}"
-        )
+        return connection_error(error, f"lake {action} of {where}", "WORKER_LAKE_URL",
+                                store.config.environ)
     status = getattr(error, "status_code", None)
     code = _error_code(error)
     reason = f"{status or ''} {code}".strip()
-    if isinstance(error, ClientAuthenticationError) or status in (401, 403):
-        return PermissionError(_forbidden(store, action, where, write, error, status))
+    if status in (401, 403):
+        return AccessDenied(_forbidden(store, action, where, write, error, status))
+    if isinstance(error, ClientAuthenticationError):  # the credential gave no token
+        return token_error(error, store.config, f"the lake {store.url}")
     if status == 404:
         if code in ("FilesystemNotFound", "ContainerNotFound"):
             return FileSystemNotFound(
                 f"the file system {store.filesystem!r} of the lake {store.url} does not exist "
                 f"({reason}); create it or fix WORKER_LAKE_URL"
             )
-        return FileNotFoundError(f"no such file or folder: {where} ({reason})")
+        return InputNotFound(f"no such file or folder: {where} ({reason})")
     if status == 412 and action == "read":
         return RetryableError(
             f"{where} changed while it was being read ({reason}); run the task again to "
             "read the new version whole"
         )
-    if status in (409, 412) and code in ("PathAlreadyExists", "ConditionNotMet"):
-        return FileExistsError(f"{where} already exists and overwrite=False ({reason})")
+    if status in (409, 412) and code in ("PathAlreadyExists", "ConditionNotMet",
+                                         "BlobAlreadyExists"):
+        return FileExistsError(f"{where} already exists ({reason})")
     if status == 409 and code == "DirectoryNotEmpty":
         return OSError(errno.ENOTEMPTY, f"folder {where} is not empty; use recursive=True")
     if status in _TRANSIENT or (status or 0) >= 506:
@@ -495,15 +560,9 @@ def _forbidden(store: AzureStore, action: str, where: str, write: bool, error: E
                status: Optional[int]) -> str:
     who = identity_name(store.config)
     role = WRITE_ROLE if write else READ_ROLE
-    if status in (401, 403):
-        return (
-            f"{who} may not {action} {where} ({status} {getattr(error, 'error_code', '')}); "
-            f"grant it the role '{role}' on the storage account or file system "
-            f"{store.filesystem!r}"
-        )
     return (
-        f"no token for the lake {store.url} with {who}: {first_line(error)}; check that "
-        f"the identity is assigned to the pool and WORKER_CLIENT_ID/AZURE_CLIENT_ID is right"
+        f"{who} may not {action} {where} ({status} {_error_code(error)}); grant it the "
+        f"role '{role}' on the storage account or file system {store.filesystem!r}"
     )
 
 

@@ -18,9 +18,9 @@ import struct
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from ..db import InputDataError, sql_literal
-from ..errors import first_line
+from ..errors import InputDataError, first_line
 from ..progress import Progress
+from ..sqltext import sql_literal
 from . import run_parallel
 from .store import FileInfo, write_at
 

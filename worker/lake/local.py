@@ -6,12 +6,16 @@ atomic commit: files are written beside their destination and renamed into place
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
 import os
 import shutil
 from pathlib import Path
 from typing import BinaryIO, Iterator, Optional
 from urllib.parse import unquote, urlparse
 
+from ..errors import ConfigError, InputNotFound
 from .store import FileInfo, Store
 
 
@@ -20,8 +24,14 @@ class LocalStore(Store):
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
         self.url = self.root.as_uri()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(
+                f"WORKER_LAKE_URL={self.url!r}: cannot create the folder ({e.strerror}); "
+                "create it or point WORKER_LAKE_URL at a folder you may write", code="config.lake"
+            ) from None
 
     @classmethod
     def from_url(cls, url: str) -> "LocalStore":
@@ -32,40 +42,65 @@ class LocalStore(Store):
     def _path(self, key: str) -> Path:
         return self.root / key if key else self.root
 
+    @contextlib.contextmanager
+    def _reading(self, key: str) -> Iterator[None]:
+        """A missing path is a missing input (exit 4), named as the Data Lake names it."""
+        try:
+            yield
+        except FileNotFoundError:
+            raise InputNotFound(f"no such file or folder: {key or '/'!r} in the lake "
+                                f"{self.url}") from None
+
     def info(self, key: str) -> FileInfo:
         path = self._path(key)
-        st = path.stat()  # FileNotFoundError passes through as is
+        with self._reading(key):
+            st = path.stat()
         return FileInfo(key, 0 if path.is_dir() else st.st_size, path.is_dir(), st.st_mtime)
 
     def list(self, key: str, recursive: bool) -> Iterator[FileInfo]:
         base = self._path(key)
         if not base.is_dir():
-            raise FileNotFoundError(f"no folder {key!r} in the lake {self.url}")
+            raise InputNotFound(f"no folder {key!r} in the lake {self.url}")
         children = base.rglob("*") if recursive else base.iterdir()
         for child in sorted(children):
             yield self.info(child.relative_to(self.root).as_posix())
 
     def read_bytes(self, key: str, offset: int = 0, length: Optional[int] = None,
                    etag: Optional[str] = None) -> bytes:
-        with self._path(key).open("rb") as f:
+        with self._reading(key), self._path(key).open("rb") as f:
             f.seek(offset)
             return f.read() if length is None else f.read(length)
 
     def open_read(self, key: str) -> BinaryIO:
-        return self._path(key).open("rb")
+        with self._reading(key):
+            return self._path(key).open("rb")
 
-    def write_bytes(self, key: str, data: bytes) -> None:
+    def content_md5(self, key: str) -> Optional[str]:
+        digest = hashlib.md5()
+        with self._reading(key), self._path(key).open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+
+    def write_bytes(self, key: str, data: bytes, md5: Optional[str] = None) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
 
-    def upload_file(self, local_path: str, key: str) -> None:
+    def put_exclusive(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "xb") as f:  # O_EXCL: FileExistsError when it exists
+            f.write(data)
+
+    def upload_file(self, local_path: str, key: str, md5: Optional[str] = None) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(local_path, path)
 
     def download_file(self, key: str, local_path: str) -> None:
-        shutil.copyfile(self._path(key), local_path)
+        with self._reading(key):
+            shutil.copyfile(self._path(key), local_path)
 
     def rename(self, src: str, dst: str, overwrite: bool) -> None:
         target = self._path(dst)
@@ -76,6 +111,20 @@ class LocalStore(Store):
         # link() fails if the target exists: an atomic create-if-absent, like If-None-Match.
         os.link(self._path(src), target)
         os.unlink(self._path(src))
+
+    def rename_folder(self, src: str, dst: str) -> None:
+        target = self._path(dst)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Linux renames onto an empty folder; mkdir first makes "must not exist" atomic.
+        target.mkdir()  # FileExistsError when it exists
+        try:
+            os.rename(self._path(src), target)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                target.rmdir()
+            if e.errno in (errno.ENOTEMPTY, errno.EEXIST):  # another writer filled it first
+                raise FileExistsError(f"{dst!r} already exists in the lake {self.url}") from e
+            raise
 
     def delete(self, key: str, recursive: bool = False) -> None:
         path = self._path(key)

@@ -50,11 +50,32 @@ class Store:
         """A seekable binary stream that reads ranges on demand."""
         raise NotImplementedError
 
-    def write_bytes(self, key: str, data: bytes) -> None:
-        """Create or replace ``key`` (parents created) with ``data``."""
+    def exists(self, key: str) -> bool:
+        try:
+            self.info(key)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def content_md5(self, key: str) -> Optional[str]:
+        """The hex MD5 the file was stored with (None when the store does not know it)."""
         raise NotImplementedError
 
-    def upload_file(self, local_path: str, key: str) -> None:
+    def write_bytes(self, key: str, data: bytes, md5: Optional[str] = None) -> None:
+        """Create or replace ``key`` (parents created) with ``data``; ``md5`` (hex) is
+        stored with it, for :meth:`content_md5`."""
+        raise NotImplementedError
+
+    def set_content_md5(self, key: str, md5: str) -> None:
+        """Record ``md5`` on a file written before its hash was known (stores that compute
+        :meth:`content_md5` from the bytes need not)."""
+
+    def put_exclusive(self, key: str, data: bytes) -> None:
+        """Create ``key`` with ``data``; FileExistsError when it exists (decided by the
+        storage: a conditional request)."""
+        raise NotImplementedError
+
+    def upload_file(self, local_path: str, key: str, md5: Optional[str] = None) -> None:
         raise NotImplementedError
 
     def download_file(self, key: str, local_path: str) -> None:
@@ -66,6 +87,11 @@ class Store:
         With ``overwrite=False`` an existing ``dst`` raises FileExistsError, decided by
         the storage itself (a conditional request), not by a separate existence check.
         """
+        raise NotImplementedError
+
+    def rename_folder(self, src: str, dst: str) -> None:
+        """Move folder ``src`` with everything below it to ``dst``, which must not exist
+        (FileExistsError otherwise); dst's parents are created."""
         raise NotImplementedError
 
     def delete(self, key: str, recursive: bool = False) -> None:

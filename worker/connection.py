@@ -1,0 +1,94 @@
+"""Why a call to an Azure service failed to connect, and which exit code says so.
+
+A failure to connect is not always transient. A host name that does not resolve is a typo
+in a URL, and a server certificate the CA bundle does not trust is a deployment mistake:
+retrying either is futile, so both are configuration errors (exit 2) naming the setting to
+fix. Refused or reset connections and timeouts are transient (exit 3). The SDKs wrap the
+socket's error in a chain of their own (azure-core, requests, urllib3); it is read here, at
+the boundary, by the lake, the vault and the identity alike.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+from typing import Iterator, Mapping, Optional, Union
+
+from .errors import ConfigError, RetryableError, WorkerError, first_line
+
+_TLS_TEXT = ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed")
+_DNS_TEXT = ("Name or service not known", "nodename nor servname", "No address associated")
+_CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
+def ca_bundle(environ: Mapping[str, str]) -> Union[str, bool]:
+    """The CA bundle requests would use (True: certifi's), checked to exist: a bundle
+    that is missing is a configuration error, not a raw ``OSError`` at the first call."""
+    for name in _CA_VARIABLES:
+        value = environ.get(name, "").strip()
+        if value:
+            if not os.path.exists(value):
+                raise ConfigError(
+                    f"{name}={value!r} does not exist; point it at a PEM file of CA "
+                    "certificates, or unset it to use certifi's", code="config.ca_bundle")
+            return value
+    return True
+
+
+def connection_error(error: BaseException, service: str, setting: str,
+                     environ: Mapping[str, str]) -> WorkerError:
+    """Our error for a call to ``service`` that could not connect; ``setting`` names the
+    variable holding its URL (for the fix)."""
+    text = " ".join(_texts(error))
+    if _has(error, ssl.SSLCertVerificationError) or any(t in text for t in _TLS_TEXT):
+        bundle = ca_bundle(environ)
+        where = f"the CA bundle {bundle}" if isinstance(bundle, str) else "certifi's CA bundle"
+        return ConfigError(
+            f"{service}: the server's TLS certificate is not trusted by {where}; set "
+            "REQUESTS_CA_BUNDLE to a bundle with the CA that signed it, or fix " + setting,
+            code="config.tls")
+    if _unknown_host(error) or any(t in text for t in _DNS_TEXT):
+        return ConfigError(f"{service}: the host name does not resolve; check {setting}",
+                           code="config.dns")
+    return RetryableError(
+        f"{service} failed after the SDK's retries: {type(error).__name__}: "
+        f"{first_line(error)}")
+
+
+def _unknown_host(error: BaseException) -> bool:
+    found = _find(error, socket.gaierror)
+    return found is not None and found.errno in (socket.EAI_NONAME, getattr(
+        socket, "EAI_NODATA", socket.EAI_NONAME))
+
+
+def _has(error: BaseException, kind: type) -> bool:
+    return _find(error, kind) is not None
+
+
+def _find(error: BaseException, kind: type) -> Optional[BaseException]:
+    for link in _chain(error):
+        if isinstance(link, kind):
+            return link
+    return None
+
+
+def _texts(error: BaseException) -> Iterator[str]:
+    for link in _chain(error):
+        yield str(link)
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    """The error and every exception it wraps: causes, contexts, azure-core's
+    ``inner_exception``, urllib3's ``reason``, and exceptions among the args."""
+    seen = set()
+    todo = [error]
+    while todo:
+        link = todo.pop()
+        if link is None or id(link) in seen or not isinstance(link, BaseException):
+            continue
+        seen.add(id(link))
+        yield link
+        todo.extend([link.__cause__, link.__context__, getattr(link, "inner_exception", None),
+                     getattr(link, "reason", None)])
+        todo.extend(a for a in link.args if isinstance(a, BaseException))
