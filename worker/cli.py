@@ -152,6 +152,13 @@ def _setup_fallback_logging() -> None:
 
 
 def _run(args: argparse.Namespace, config) -> int:
+    from .streams import redacted_output
+
+    with redacted_output():
+        return _run_task(args, config)
+
+
+def _run_task(args: argparse.Namespace, config) -> int:
     from .params import collect_params
     from .runner import RunRequest, record_usage_failure, run_task
 

@@ -54,3 +54,17 @@ def forget_all() -> None:
     """Clear the registry (tests running several tasks in one process)."""
     with _lock:
         _values.clear()
+
+
+def redact_bytes(data: bytes) -> bytes:
+    """``data`` with every registered secret (as UTF-8) replaced by ``***``."""
+    if not _values or not data:
+        return data
+    for value in list(_values):
+        encoded = value.encode("utf-8", "surrogateescape")
+        if encoded in data:
+            data = data.replace(encoded, _MASK_BYTES)
+    return data
+
+
+_MASK_BYTES = MASK.encode()

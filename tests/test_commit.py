@@ -1,0 +1,248 @@
+"""The commit protocol (worker.lake.commit) on both backends: all outputs or none, reruns that
+finish what a killed run left, conflicts with their own error, and no staging left behind.
+
+Failures are real: the Data Lake emulator's fault rules make renames fail (a rule that
+serves the first N requests of an operation, then one that fails the rest), and every check
+of the lake's state goes through a second, independent view of the same root.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+
+import pytest
+
+from worker.config import Config
+from worker.errors import CommitConflict, RetryableError
+from worker.lake import STAGING_DIR, Lake, open_store
+from worker.lake.commit import CLAIMS_DIR, _claim_key, Output
+
+FAST = {"WORKER_RETRY_BACKOFF": "0", "WORKER_RETRY_TOTAL": "1"}
+
+
+@pytest.fixture(params=["local", "azure"])
+def config(request, tmp_path):
+    if request.param == "local":
+        env = dict(FAST, WORKER_LAKE_URL=(tmp_path / "lake").as_uri())
+    else:
+        env = dict(os.environ, **request.getfixturevalue("emulator_environ"), **FAST)
+    return Config.from_env(env)
+
+
+@pytest.fixture
+def azure(emulators, emulator_environ):
+    return Config.from_env(dict(os.environ, **emulator_environ, **FAST)), emulators
+
+
+def lake_of(config, task="job/task-1", run=None, concurrency=4) -> Lake:
+    return Lake(open_store(config.lake_url, config=config), task, run, concurrency)
+
+
+def state(config, *paths):
+    """What an independent reader sees at ``paths`` (None where nothing is)."""
+    view = lake_of(config, "reader")
+    found = {p: view.read_text(p) if view.exists(p) else None for p in paths}
+    view.close()
+    return found
+
+
+def staging_left(config):
+    view = lake_of(config, "reader")
+    try:
+        return [e.path for e in view.store.list(STAGING_DIR, recursive=True)]
+    except FileNotFoundError:
+        return []
+    finally:
+        view.close()
+
+
+def commit_texts(config, texts, task="job/task-1", overwrite=True, run=None):
+    lake = lake_of(config, task, run)
+    try:
+        for path, text in texts.items():
+            lake.write_text(path, text, overwrite=overwrite)
+        return lake.commit()
+    finally:
+        lake.abort()
+        lake.close()
+
+
+def test_outputs_are_staged_under_the_task_and_nothing_is_left_after_the_commit(config):
+    lake = lake_of(config, "job-7/task-3", "2-abcd")
+    lake.write_text("out/a.txt", "a")
+    assert staging_left(config) == [f"{STAGING_DIR}/job-7", f"{STAGING_DIR}/job-7/task-3",
+                                    f"{STAGING_DIR}/job-7/task-3/2-abcd",
+                                    f"{STAGING_DIR}/job-7/task-3/2-abcd/out",
+                                    f"{STAGING_DIR}/job-7/task-3/2-abcd/out/a.txt"]
+    lake.write_text("out/b.txt", "b")
+    lake.commit()
+    lake.close()
+    assert state(config, "out/a.txt", "out/b.txt") == {"out/a.txt": "a", "out/b.txt": "b"}
+    assert staging_left(config) == []
+
+
+def test_a_rerun_with_overwrite_false_and_the_same_content_succeeds(config):
+    texts = {"out/a.txt": "a", "out/b.txt": "b"}
+    commit_texts(config, texts, overwrite=False)
+    outputs = commit_texts(config, texts, overwrite=False)  # the same task, run again
+    assert [o["path"] for o in outputs] == ["out/a.txt", "out/b.txt"]
+    assert state(config, *texts) == texts
+    assert staging_left(config) == []
+
+
+def test_overwrite_false_over_another_tasks_content_is_a_conflict_that_leaves_nothing(config):
+    commit_texts(config, {"out/b.txt": "theirs"}, task="job/other")
+    with pytest.raises(CommitConflict, match="'out/b.txt' exists .* with other content") as e:
+        commit_texts(config, {"out/a.txt": "mine", "out/b.txt": "mine"}, overwrite=False)
+    assert e.value.exit_code == 5
+    # out/a.txt was new and may have been moved first: it was rolled back with the rest
+    assert state(config, "out/a.txt", "out/b.txt") == {"out/a.txt": None, "out/b.txt": "theirs"}
+    assert staging_left(config) == []
+
+
+def test_a_new_folder_of_outputs_moves_in_one_rename(azure):
+    config, emulators = azure
+    commit_texts(config, {"old/x.txt": "x"})
+    lake = lake_of(config)
+    for i in range(6):
+        lake.write_text(f"curated/by_day/day={i}/part-0.txt", str(i))
+    lake.write_text("old/y.txt", "y")
+    emulators.reset_counts()
+    lake.commit()
+    lake.close()
+    # curated/ is new: one rename for its six files; old/ exists: old/y.txt on its own
+    assert emulators.counts("lake")["rename"] == 2
+    assert state(config, "curated/by_day/day=5/part-0.txt") == {
+        "curated/by_day/day=5/part-0.txt": "5"}
+
+
+def test_a_failure_mid_commit_rolls_back_to_the_previous_versions(azure):
+    config, emulators = azure
+    before = {"out/a.txt": "old a", "out/b.txt": "old b", "out/c.txt": "old c"}
+    commit_texts(config, before, task="job/yesterday")
+    lake = lake_of(config, concurrency=1)
+    for path in before:
+        lake.write_text(path, path.replace("out/", "new "))
+    lake.write_text("out/d.txt", "new d")
+    # replacing a file is three renames (the conditional one that finds it, the old one
+    # aside, the new one in): out/a.txt is replaced, then out/b.txt's first rename fails
+    # with its one retry
+    emulators.fault("lake", "rename", "latency", delay=0, times=3)
+    emulators.fault("lake", "rename", "status", status=500, times=2)
+    with pytest.raises(RetryableError, match="500"):
+        lake.commit()
+    lake.abort()
+    lake.close()
+    assert state(config, *before, "out/d.txt") == dict(before, **{"out/d.txt": None})
+    assert staging_left(config) == []
+
+
+def stop_mid_commit(config, emulators, texts, moved=2):
+    """A commit of ``texts`` (root-level files: one rename each) that stops after ``moved``
+    renames: then every rename fails, so the roll-back cannot run either, as when the
+    process is killed. The commit record stays "committing"."""
+    lake = lake_of(config, concurrency=1)
+    for path, text in texts.items():
+        lake.write_text(path, text)
+    emulators.fault("lake", "rename", "latency", delay=0, times=moved)
+    emulators.fault("lake", "rename", "status", status=500, times=None)
+    with pytest.raises(RetryableError):
+        lake.commit()
+    lake.close()
+    emulators.clear_faults()
+    assert sum(v is not None for v in state(config, *texts).values()) == moved
+
+
+def test_a_run_stopped_mid_commit_is_finished_by_the_next_run(azure):
+    config, emulators = azure
+    texts = {f"{n}.txt": f"first {n}" for n in "abcd"}
+    stop_mid_commit(config, emulators, texts)
+    rerun = lake_of(config, run="2-rerun")
+    rerun.write_text("a.txt", "second a", overwrite=False)  # finishes the first commit
+    assert state(config, *texts) == texts, "rolled forward before the rerun's own writes"
+    rerun.commit()  # overwrite=False over its own earlier output: allowed
+    rerun.close()
+    assert state(config, "a.txt")["a.txt"] == "second a"
+    assert staging_left(config) == []
+
+
+def test_overwrite_false_may_replace_only_the_tasks_own_earlier_output(azure):
+    config, emulators = azure
+    texts = {"a.txt": "first", "b.txt": "first"}
+    stop_mid_commit(config, emulators, texts, moved=1)
+    other = lake_of(config, "job/someone-else")
+    other.write_text("a.txt", "theirs", overwrite=False)
+    with pytest.raises(CommitConflict):  # the first task's outputs are not theirs to replace
+        other.commit()
+    other.abort()
+    other.close()
+    commit_texts(config, {"a.txt": "second", "b.txt": "second"}, overwrite=False,
+                 run="2-again")
+    assert state(config, *texts) == {"a.txt": "second", "b.txt": "second"}
+    assert staging_left(config) == []
+
+
+def test_two_tasks_committing_the_same_outputs_at_once_one_wins(azure):
+    config, emulators = azure
+    texts = {f"out/{n}.txt": n for n in "abc"}
+    emulators.fault("lake", "rename", "latency", delay=0.3, times=None)
+    first = lake_of(config, "job/first", concurrency=1)
+    for path in texts:
+        first.write_text(path, "first")
+    errors = []
+    thread = threading.Thread(target=lambda: _commit_into(first, errors))
+    thread.start()
+    _wait_for_claim(config, texts)
+    with pytest.raises(CommitConflict, match="'job/first' is committing the same outputs"):
+        commit_texts(config, {p: "second" for p in texts}, task="job/second")
+    thread.join(30)
+    assert errors == []
+    assert set(state(config, *texts).values()) == {"first"}
+    assert staging_left(config) == []
+
+
+def test_an_abandoned_claim_of_another_task_is_taken_over(config):
+    texts = {"out/a.txt": "a", "out/b.txt": "b"}
+    outputs = [Output(p, "", 0, "", True) for p in texts]
+    view = lake_of(config, "reader")
+    stale = {"task": "job/gone", "run": "1-x", "at": time.time() - 3600}
+    view.store.write_bytes(_claim_key(outputs), json.dumps(stale).encode())
+    view.close()
+    commit_texts(config, texts)
+    assert state(config, *texts) == texts
+    assert not any(p.startswith(CLAIMS_DIR + "/") for p in staging_left(config))
+
+
+def test_an_output_already_there_with_the_same_bytes_is_not_moved_again(azure):
+    config, emulators = azure
+    commit_texts(config, {"out/a.txt": "same"}, task="job/other")
+    emulators.reset_counts()
+    commit_texts(config, {"out/a.txt": "same"}, overwrite=False)
+    assert emulators.counts("lake")["rename"] == 1  # the conditional rename that found it
+    digest = hashlib.md5(b"same").hexdigest()
+    view = lake_of(config, "reader")
+    assert view.store.content_md5("out/a.txt") == digest
+    view.close()
+
+
+def _commit_into(lake, errors):
+    try:
+        lake.commit()
+    except Exception as e:  # reported to the test thread
+        errors.append(e)
+    finally:
+        lake.close()
+
+
+def _wait_for_claim(config, texts):
+    outputs = [Output(p, "", 0, "", True) for p in texts]
+    view = lake_of(config, "reader")
+    deadline = time.monotonic() + 20
+    while not view.store.exists(_claim_key(outputs)):
+        assert time.monotonic() < deadline, "the first commit never claimed its outputs"
+        time.sleep(0.02)
+    view.close()
