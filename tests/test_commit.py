@@ -19,7 +19,7 @@ import pytest
 from worker.config import Config
 from worker.errors import CommitConflict, RetryableError
 from worker.lake import STAGING_DIR, Lake, open_store
-from worker.lake.commit import CLAIMS_DIR, _claim_key, Output
+from worker.lake.commit import CLAIMS_DIR, Output, _claim_key
 
 FAST = {"WORKER_RETRY_BACKOFF": "0", "WORKER_RETRY_TOTAL": "1"}
 
