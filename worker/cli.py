@@ -18,8 +18,8 @@ from .errors import USAGE, WorkerError
 log = logging.getLogger("worker")
 
 _EPILOG = """exit codes:
-  0 success, 1 handler error, 2 usage or configuration error,
-  3 transient failure (retry), 4 permanent input failure,
+  0 success, 1 a bug in the handler, 2 configuration or deployment error,
+  3 transient failure (retry), 4 bad input data, 5 commit conflict,
   124 deadline exceeded, 130 SIGINT, 143 SIGTERM"""
 
 
@@ -49,6 +49,16 @@ def build_parser(argv: Optional[List[str]] = None) -> argparse.ArgumentParser:
     )
     if argv and argv[0] == "emulate":  # its module is imported only when it is used
         _add_emulator_arguments(emulate)
+    lake = commands.add_parser(
+        "lake", help="list, get, put, delete and clean lake files from a terminal",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    if argv and argv[0] == "lake":
+        from .commands import lake as lake_command
+
+        lake.epilog = lake_command.EXAMPLES
+        lake_command.add_arguments(lake)
+        _add_log_options(lake)
     return parser
 
 
@@ -117,6 +127,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .doctor import run_doctor
 
         return run_doctor(config, offline=args.offline, out=sys.stdout)
+    if args.command == "lake":
+        from .commands import lake as lake_command
+
+        return lake_command.run(args, config)
     return _run(args, config)
 
 

@@ -312,15 +312,7 @@ class Committer:
             return None
 
     def _prune_parents(self, key: str) -> None:
-        """Remove the folders above ``key`` that are now empty, up to the staging root, so a
-        finished task leaves no trace (a folder still in use by others stays)."""
-        parent = key.rsplit("/", 1)[0]
-        while parent != STAGING_DIR and is_staging(parent):
-            try:
-                self.store.delete(parent, recursive=False)
-            except Exception:  # not empty (another task's), gone, or unreachable: leave it
-                return
-            parent = parent.rsplit("/", 1)[0]
+        prune_empty_parents(self.store, key)
 
     def _drop(self, key: str) -> None:
         try:
@@ -329,6 +321,18 @@ class Committer:
             pass
         except Exception as e:  # the outputs are safe; leftovers go at the next run or gc
             log.warning("could not remove %s from the staging area: %s", key, e)
+
+
+def prune_empty_parents(store: Store, key: str) -> None:
+    """Remove the folders above ``key`` that are now empty, up to the staging root, so a
+    finished task leaves no trace (a folder still in use by others stays)."""
+    parent = key.rsplit("/", 1)[0]
+    while parent != STAGING_DIR and is_staging(parent):
+        try:
+            store.delete(parent, recursive=False)
+        except Exception:  # not empty (another task's), gone, or unreachable: leave it
+            return
+        parent = parent.rsplit("/", 1)[0]
 
 
 def _claim_key(outputs: List[Output]) -> str:
@@ -360,3 +364,57 @@ def _run_of(src: str, task_key: str) -> str:
     """The run folder a staged key lies in."""
     prefix = task_dir(task_key) + "/"
     return prefix + src[len(prefix):].split("/", 1)[0]
+
+
+def sweep(store: Store, older_than: float, parallel: Callable[[Callable[[Any], Any],
+          Iterable[Any]], List[Any]], dry_run: bool = False) -> List[str]:
+    """Clean the staging area of tasks that have not run for ``older_than`` seconds (their
+    runs were killed and never rerun): an interrupted commit is finished (rolled forward),
+    everything else of theirs is deleted, and abandoned claims are released. Returns one
+    line per action."""
+    now = time.time()
+    actions: List[str] = []
+    for folder in _subfolder_keys(store, STAGING_DIR):
+        if folder == CLAIMS_DIR:
+            actions += _sweep_claims(store, now - older_than, dry_run)
+            continue
+        for task in _subfolder_keys(store, folder):
+            newest = max((e.modified or 0 for e in store.list(task, recursive=True)),
+                         default=0)
+            if newest < now - older_than:
+                actions.append(_sweep_task(store, task, parallel, dry_run))
+        if not dry_run:
+            prune_empty_parents(store, folder + "/-")  # the folder itself, if now empty
+    return actions
+
+
+def _sweep_task(store: Store, task: str, parallel: Callable[..., List[Any]],
+                dry_run: bool) -> str:
+    key = task[len(STAGING_DIR) + 1:]
+    if dry_run:
+        return f"would clean {task}"
+    committer = Committer(store, key, "gc", parallel)
+    try:
+        committer.recover()  # rolls an interrupted commit forward
+    except Exception as e:  # a conflict or a failure: keep it for a person to look at
+        return f"could not finish the commit in {task}: {e}"
+    committer._drop(task)
+    return f"cleaned {task}" + (" (finished its interrupted commit)"
+                                if committer._previous is not None else "")
+
+
+def _sweep_claims(store: Store, before: float, dry_run: bool) -> List[str]:
+    actions = []
+    for claim in store.list(CLAIMS_DIR, recursive=False):
+        if (claim.modified or 0) < before:
+            if not dry_run:
+                store.delete(claim.path)
+            actions.append(("would release " if dry_run else "released ") + claim.path)
+    return actions
+
+
+def _subfolder_keys(store: Store, key: str) -> List[str]:
+    try:
+        return [e.path for e in store.list(key, recursive=False) if e.is_dir]
+    except FileNotFoundError:
+        return []
