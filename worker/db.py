@@ -148,7 +148,7 @@ def translate_error(error: BaseException, config: Config) -> Optional[BaseExcept
     lake_error = _lake_failure(str(error))
     if lake_error is not None:
         return lake_error
-    message = one_line(str(error))
+    message = lake_paths(one_line(str(error)))
     if "OutOfMemoryException" in names:
         new: WorkerError = DuckDBMemoryError(_memory_message(message, config))
     elif names & _DATA_ERRORS:
@@ -160,6 +160,16 @@ def translate_error(error: BaseException, config: Config) -> Optional[BaseExcept
     else:
         new = WorkerError(f"DuckDB: {message}", code="duckdb")
     return new.with_traceback(error.__traceback__)
+
+
+# A dataset staged from the Data Lake keeps its lake paths below <scratch>/lake/ (see
+# worker.lake.dataset): DuckDB names the local copy, the task's error names the lake path.
+_STAGED_PATH = re.compile(r"/\S*?/scratch-[^/\s]+/lake/")
+
+
+def lake_paths(message: str) -> str:
+    """``message`` with paths of staged copies written as the lake paths they copy."""
+    return _STAGED_PATH.sub("lake:", message)
 
 
 def _lake_failure(message: str) -> Optional[BaseException]:
@@ -178,7 +188,7 @@ def _dataset_error(error: Exception) -> Optional[BaseException]:
     lake_error = _lake_failure(str(error))
     if lake_error is not None:
         return lake_error
-    return InputDataError(f"bad input data: {one_line(str(error))}")
+    return InputDataError(f"bad input data: {lake_paths(one_line(str(error)))}")
 
 
 def one_line(message: str) -> str:

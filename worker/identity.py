@@ -25,7 +25,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Dict, Optional, Tuple
 
-from .errors import AccessDenied, WorkerError, first_line
+from .errors import AccessDenied, RetryableError, WorkerError, first_line
 
 _lock = threading.Lock()
 # One credential per identity selection; a task process has exactly one.
@@ -73,14 +73,19 @@ def identity_name(config) -> str:
 
 def token_error(error: BaseException, config, service: str) -> WorkerError:
     """Our error for a credential that gave no token for ``service`` (raised inside an SDK
-    call): the identity endpoint not answering is transient (exit 3); an endpoint that
-    answered and refused (an unknown or unassigned identity) is configuration (exit 2)."""
+    call): the identity endpoint not answering, or answering with a server error or
+    throttling, is transient (exit 3); an endpoint that refused the request (an unknown or
+    unassigned identity: an OAuth client error) is configuration (exit 2)."""
     from .connection import connection_error
 
     if _did_not_answer(error):
         return connection_error(error, f"no token for {service}: the managed-identity "
                                 "endpoint did not answer", "the pool's identity settings",
                                 config.environ)
+    code = _imds_code(error)
+    if code is not None and code not in _REFUSALS:
+        return RetryableError(f"no token for {service}: the managed-identity endpoint "
+                              f"failed ({code or 'no answer'}) after its retries")
     return AccessDenied(
         f"no token for {service} with {identity_name(config)}: {_refusal(error)}; "
         + _token_fix(config))
@@ -97,14 +102,29 @@ def _did_not_answer(error: BaseException) -> bool:
     return False
 
 
-def _refusal(error: BaseException) -> str:
+# azure-identity words every failed IMDS answer as "no response from the IMDS endpoint."
+# followed by the answer's OAuth error code (nothing when there was no answer at all).
+_UNAVAILABLE = "no response from the IMDS endpoint."
+# OAuth 2 client errors: the request itself is wrong (e.g. "Identity not found" is a 400
+# invalid_request); anything else (server_error, throttling, 5xx codes) is worth a retry.
+_REFUSALS = frozenset({"invalid_request", "invalid_client", "unauthorized_client",
+                       "invalid_grant", "invalid_scope", "invalid_resource", "access_denied"})
+
+
+def _imds_code(error: BaseException) -> Optional[str]:
+    """The OAuth error code IMDS answered with ("" for none), or None when the error is
+    not about IMDS at all (e.g. a developer credential off Batch)."""
     text = first_line(error)
-    # azure-identity words IMDS's 400 (an unknown identity) as "no response", then the code
-    unavailable = "no response from the IMDS endpoint."
-    if unavailable in text:
-        code = text.split(unavailable, 1)[1].strip() or "no token"
+    if _UNAVAILABLE not in text:
+        return None
+    return text.split(_UNAVAILABLE, 1)[1].strip()
+
+
+def _refusal(error: BaseException) -> str:
+    code = _imds_code(error)
+    if code:
         return f"the managed-identity endpoint refused ({code})"
-    return text
+    return first_line(error)
 
 
 def _token_fix(config) -> str:

@@ -76,6 +76,11 @@ class Faults:
             self._rules.append(_Rule(service, operation, fault, times, probability))
         return fault
 
+    def reseed(self, seed: Optional[int]) -> None:
+        """Restart the random draws from ``seed``: random faults become reproducible."""
+        with self._lock:
+            self._random.seed(seed)
+
     def clear(self) -> None:
         """Remove every rule."""
         with self._lock:

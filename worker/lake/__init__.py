@@ -31,7 +31,7 @@ from typing import (
     Tuple,
 )
 
-from ..errors import WorkerError
+from ..errors import InputNotFound, WorkerError
 from ..progress import Progress
 from .commit import STAGING_DIR, Output, is_staging
 from .paths import glob_regex, has_magic, split_glob, to_key
@@ -147,7 +147,7 @@ class Lake:
             else:
                 found = [replace(single, path=to_key(path_or_glob))]
         if not found:
-            raise FileNotFoundError(f"no files match {path_or_glob!r} in the lake {self.url}")
+            raise InputNotFound(f"no files match {path_or_glob!r} in the lake {self.url}")
         return sorted(found, key=lambda e: e.path)
 
     def download(self, remote: str, local: str) -> List[str]:

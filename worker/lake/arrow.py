@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Any, List, Optional, Sequence, Tuple
 
+from ..errors import InputDataError, first_line
+
 
 def read_table(lake, keys: List[str], columns: Optional[Sequence[str]] = None):
     """Read parquet files in parallel and concatenate them into one ``pyarrow.Table``."""
@@ -16,7 +18,11 @@ def read_table(lake, keys: List[str], columns: Optional[Sequence[str]] = None):
     def one(key: str):
         local = lake.store.local_path(lake._readable(key))
         source = local if local else pa.BufferReader(lake.read_bytes(key))
-        return pq.read_table(source, columns=list(columns) if columns else None)
+        try:
+            return pq.read_table(source, columns=list(columns) if columns else None)
+        except pa.ArrowException as e:  # a corrupt file: name it as the lake names it
+            raise InputDataError(f"bad input data: {key!r} in the lake {lake.url} is not "
+                                 f"readable parquet: {first_line(e)}") from None
 
     tables = run_parallel(one, keys, lake.concurrency)
     return pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
