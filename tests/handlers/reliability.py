@@ -38,7 +38,7 @@ def leaks_canary(ctx, where):
     ctx.log.info("the canary is %s", value)
     print("printed:", value)
     sys.stderr.write("written: " + value + "\n")
-    warnings.warn("warned: " + value)
+    warnings.warn("warned: " + value, stacklevel=1)
     child = [sys.executable, "-c", "import os, sys; print('child:', os.environ['CANARY']); "
              "open(sys.argv[1], 'w').write(open('/proc/self/cmdline').read())",
              os.path.join(str(ctx.task.working_dir), "child-cmdline")]
