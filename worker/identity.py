@@ -22,6 +22,7 @@ Retries of the token requests are the SDK's own (``ImdsRetryPolicy`` for IMDS), 
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import Any, Dict, Optional, Tuple
 
@@ -83,7 +84,7 @@ def token_error(error: BaseException, config, service: str) -> WorkerError:
                                 "endpoint did not answer", "the pool's identity settings",
                                 config.environ)
     code = _imds_code(error)
-    if code is not None and code not in _REFUSALS:
+    if code is not None and not _REFUSAL_CODE.search(code):
         return RetryableError(f"no token for {service}: the managed-identity endpoint "
                               f"failed ({code or 'no answer'}) after its retries")
     return AccessDenied(
@@ -107,8 +108,10 @@ def _did_not_answer(error: BaseException) -> bool:
 _UNAVAILABLE = "no response from the IMDS endpoint."
 # OAuth 2 client errors: the request itself is wrong (e.g. "Identity not found" is a 400
 # invalid_request); anything else (server_error, throttling, 5xx codes) is worth a retry.
-_REFUSALS = frozenset({"invalid_request", "invalid_client", "unauthorized_client",
-                       "invalid_grant", "invalid_scope", "invalid_resource", "access_denied"})
+# The code stands alone ("invalid_request") or in a sentence ("Token request error:
+# (invalid_request) Identity not found"), depending on the azure-identity version.
+_REFUSAL_CODE = re.compile(r"\b(invalid_request|invalid_client|unauthorized_client|"
+                           r"invalid_grant|invalid_scope|invalid_resource|access_denied)\b")
 
 
 def _imds_code(error: BaseException) -> Optional[str]:

@@ -16,7 +16,6 @@ exit code (from the exception's class, see ``errors.py``), a final log line, and
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import inspect
 import json
 import logging
@@ -42,7 +41,6 @@ from .errors import (
 from .handler import Handler, load_handler
 from .redact import redact
 from .result import Result, check_writable, write_result
-from .tracebacks import handler_traceback
 
 log = logging.getLogger("worker")
 
@@ -109,6 +107,8 @@ def task_key(task: TaskInfo, spec: str, params: Dict[str, Any]) -> str:
     Batch the handler and its parameters stand for the task."""
     if task.on_batch:
         return f"{task.job_id}/{task.task_id}"
+    import hashlib  # off Batch only
+
     text = json.dumps([spec, params], sort_keys=True, default=str)
     return "local/" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -223,6 +223,8 @@ def _record_error(result: Result, error: BaseException, in_handler: bool = False
         "message": redact(_message(error)),
     }
     if exit_code == HANDLER_ERROR and in_handler and not isinstance(error, SystemExit):
+        from .tracebacks import handler_traceback  # sysconfig and site: only for a bug
+
         log.error("the handler raised:\n%s", handler_traceback(error).rstrip())
 
 

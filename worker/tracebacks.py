@@ -8,6 +8,7 @@ last frame and the innermost one, are left out and counted.
 
 from __future__ import annotations
 
+import functools
 import os
 import site
 import sysconfig
@@ -18,6 +19,7 @@ from typing import List, Optional, Tuple
 _WORKER_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
+@functools.lru_cache(maxsize=None)
 def _library_dirs() -> Tuple[str, ...]:
     paths = {sysconfig.get_paths().get(k, "") for k in ("stdlib", "platstdlib", "purelib",
                                                         "platlib")}
@@ -26,13 +28,10 @@ def _library_dirs() -> Tuple[str, ...]:
     return tuple(os.path.abspath(p) + os.sep for p in paths if p) + (_WORKER_DIR,)
 
 
-_LIBRARY_DIRS = _library_dirs()
-
-
 def is_handler_frame(filename: str) -> bool:
     """True for code of the user's (not the worker's, a library's or the stdlib's)."""
     path = os.path.abspath(filename)
-    return not path.startswith(_LIBRARY_DIRS) and not filename.startswith("<frozen")
+    return not path.startswith(_library_dirs()) and not filename.startswith("<frozen")
 
 
 def handler_traceback(error: BaseException) -> str:
