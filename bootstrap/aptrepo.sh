@@ -239,6 +239,23 @@ commit_repositories() {
     commit_repo "$i"
   done
   commit_lists
+  check_sources_readable
+}
+
+# Another source on the node may name the same repository with another key (some images ship
+# their own microsoft-prod.list): apt then refuses every command, so check before installing.
+check_sources_readable() {
+  local errors
+  if ((DRY_RUN)); then
+    printf 'DRY-RUN: (check that apt reads every source)\n'
+    return 0
+  fi
+  errors=$(apt-get indextargets 2>&1 >/dev/null) && return 0
+  errors=$(grep -m1 '^E:' <<<"$errors" || true)
+  errors=${errors#E: }
+  [[ $errors != *"Conflicting values"* ]] ||
+    errors+=" (another source on this node names the same repository with another key)"
+  fail "$EXIT_APT" "apt cannot read its sources with the declared repositories added: ${errors:-apt-get indextargets failed}; the repositories' sources and keyrings were put back as they were"
 }
 
 commit_repo() {

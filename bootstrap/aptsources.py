@@ -112,7 +112,8 @@ class Repository:
         stamp = hashlib.sha256()
         for part in (_canonical(self.fields), self.key_digest, "\n".join(stanza)):
             stamp.update(part.encode("utf-8") + b"\0")
-        header = "# Written by batch-worker's start task from apt-sources.json (%s); edits are replaced."
+        header = "# Written by batch-worker's start task from apt-sources.json (%s); "
+        header += "edits are replaced."
         return [header % self.name, "# stamp " + stamp.hexdigest(), *stanza]
 
     def plan(self, keyrings: str) -> List[str]:
@@ -156,7 +157,9 @@ def _kind(value: Any) -> str:
 
 def _strings(where: str, value: Any, pattern: "re.Pattern[str]") -> List[str]:
     if not isinstance(value, list) or not value:
-        raise DeclarationError("%s must be a non-empty list of strings, got %s" % (where, _kind(value)))
+        raise DeclarationError(
+            "%s must be a non-empty list of strings, got %s" % (where, _kind(value))
+        )
     for item in value:
         if not isinstance(item, str) or not pattern.match(item):
             raise DeclarationError("%s: %s is not valid" % (where, json.dumps(item)))
@@ -167,13 +170,16 @@ def _strings(where: str, value: Any, pattern: "re.Pattern[str]") -> List[str]:
 
 def _environment(where: str, value: Any) -> Dict[str, str]:
     if not isinstance(value, dict):
-        raise DeclarationError("%s must be an object of NAME: \"value\", got %s" % (where, _kind(value)))
+        raise DeclarationError(
+            "%s must be an object of NAME: \"value\", got %s" % (where, _kind(value))
+        )
     for name, text in value.items():
         if not _ENV_NAME.match(name):
             raise DeclarationError("%s: %r is not a variable name" % (where, name))
         if name in _RESERVED_ENV or name.startswith("LD_"):
             raise DeclarationError(
-                "%s: %s is reserved: the start task sets it, or it changes how apt runs" % (where, name)
+                "%s: %s is reserved: the start task sets it, or it changes how apt runs"
+                % (where, name)
             )
         if not isinstance(text, str) or any(c in text for c in "\t\n\r\0"):
             raise DeclarationError("%s.%s must be a one-line string" % (where, name))
@@ -184,10 +190,14 @@ def _package(where: str, value: Any) -> Dict[str, Any]:
     if isinstance(value, str):
         value = {"name": value}
     if not isinstance(value, dict):
-        raise DeclarationError("%s must be a package name or an object, got %s" % (where, _kind(value)))
+        raise DeclarationError(
+            "%s must be a package name or an object, got %s" % (where, _kind(value))
+        )
     unknown = sorted(set(value) - {"name", "environment"})
     if unknown:
-        raise DeclarationError("%s: unknown field %r (expected name, environment)" % (where, unknown[0]))
+        raise DeclarationError(
+            "%s: unknown field %r (expected name, environment)" % (where, unknown[0])
+        )
     name = value.get("name")
     if not isinstance(name, str) or not _PACKAGE.match(name):
         raise DeclarationError("%s: %s is not a Debian package name" % (where, json.dumps(name)))
@@ -210,11 +220,15 @@ def _fingerprint(where: str, value: Any) -> str:
 def _key(where: str, entry: Dict[str, Any], base: Path) -> Tuple[Optional[Path], str]:
     """The key file to read (None: fetch key_url) and the digest that goes into the stamp."""
     if "key_url" not in entry and "key_file" not in entry:
-        raise DeclarationError("%s needs key_url or key_file (the repository's signing key)" % where)
+        raise DeclarationError(
+            "%s needs key_url or key_file (the repository's signing key)" % where
+        )
     if "key_url" in entry:
         url = entry["key_url"]
         if not isinstance(url, str) or not _KEY_URL.match(url):
-            raise DeclarationError("%s.key_url must be an http(s) URL, got %s" % (where, json.dumps(url)))
+            raise DeclarationError(
+                "%s.key_url must be an http(s) URL, got %s" % (where, json.dumps(url))
+            )
     if "key_file" not in entry:
         return None, ""
     relative = entry["key_file"]
@@ -233,11 +247,6 @@ def _key(where: str, entry: Dict[str, Any], base: Path) -> Tuple[Optional[Path],
 def _repository(where: str, entry: Any, base: Path) -> Repository:
     if not isinstance(entry, dict):
         raise DeclarationError("%s must be an object, got %s" % (where, _kind(entry)))
-    unknown = sorted(set(entry) - set(_REPO_FIELDS))
-    if unknown:
-        raise DeclarationError(
-            "%s: unknown field %r (expected %s)" % (where, unknown[0], ", ".join(_REPO_FIELDS))
-        )
     name = entry.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
         raise DeclarationError(
@@ -245,6 +254,11 @@ def _repository(where: str, entry: Any, base: Path) -> Repository:
             % (where, json.dumps(name))
         )
     where = "%s (%s)" % (where, name)
+    unknown = sorted(set(entry) - set(_REPO_FIELDS))
+    if unknown:
+        raise DeclarationError(
+            "%s: unknown field %r (expected %s)" % (where, unknown[0], ", ".join(_REPO_FIELDS))
+        )
     missing = [field for field in _REQUIRED if field not in entry]
     if missing:
         raise DeclarationError("%s: missing field %r" % (where, missing[0]))
@@ -260,7 +274,9 @@ def _repository(where: str, entry: Any, base: Path) -> Repository:
         fields["environment"] = _environment(where + ".environment", entry["environment"])
     packages = entry["packages"]
     if not isinstance(packages, list) or not packages:
-        raise DeclarationError("%s.packages must be a non-empty list, got %s" % (where, _kind(packages)))
+        raise DeclarationError(
+            "%s.packages must be a non-empty list, got %s" % (where, _kind(packages))
+        )
     fields["packages"] = [
         _package("%s.packages[%d]" % (where, i), value) for i, value in enumerate(packages)
     ]
@@ -311,12 +327,17 @@ def load(path: Path) -> List[Repository]:
     return parse(text, path.resolve().parent)
 
 
-def plan(path: Path, keyrings: str) -> List[str]:
-    """The ``plan`` output for the declaration at ``path``."""
+def plan_lines(repositories: List[Repository], keyrings: str) -> List[str]:
+    """The ``plan`` output for checked repositories whose keyrings live in ``keyrings``."""
     lines: List[str] = []
-    for repo in load(path):
+    for repo in repositories:
         lines.extend(repo.plan(keyrings))
     return lines
+
+
+def plan(path: Path, keyrings: str) -> List[str]:
+    """The ``plan`` output for the declaration at ``path``."""
+    return plan_lines(load(path), keyrings)
 
 
 def _parser() -> argparse.ArgumentParser:
