@@ -262,7 +262,10 @@ fi
 """
 
 
-def needs_root_apt_gpg() -> None:
+@pytest.fixture(scope="module")
+def root_apt_gpg() -> None:
+    """Skip (saying why) unless this is root with apt, dpkg-deb and gpg: before any other
+    fixture of these tests does its work."""
     missing = [tool for tool in ("apt-get", "apt-cache", "dpkg-deb", "gpg", "gpgconf") if not shutil.which(tool)]
     if missing:
         pytest.skip("needs %s (the start task's apt tests use real apt and gpg)" % ", ".join(missing))
@@ -394,8 +397,7 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Site:
-    needs_root_apt_gpg()
+def site(root_apt_gpg, tmp_path_factory) -> Site:
     arch = run("dpkg", "--print-architecture").stdout.strip()
     work = tmp_path_factory.mktemp("aptsite")
     top = work / "site"
@@ -417,10 +419,9 @@ def site(tmp_path_factory) -> Site:
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory, wheels) -> Dict[str, str]:  # noqa: F811
+def node(root_apt_gpg, tmp_path_factory, wheels) -> Dict[str, str]:  # noqa: F811
     """The environment of a provisioned node: the start task's runs take the worker
     environment's fast path, so what they do beyond it is the apt work."""
-    needs_root_apt_gpg()
     env = node_env(tmp_path_factory.mktemp("aptnode") / "batch-worker", wheels)
     result = starttask(env)
     assert result.returncode == 0, result.stderr
