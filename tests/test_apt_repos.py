@@ -733,3 +733,22 @@ def test_a_malformed_declaration_fails_the_start_task_before_apt(python38, tmp_p
         "WORKER_APT_SOURCES)" % tmp_path
     )
     assert not (tmp_path / "root").exists()
+
+
+def test_the_package_declaration_beside_the_script_is_read_unless_the_variable_is_empty(python38, tmp_path):  # noqa: F811
+    app = tmp_path / "app"
+    app.mkdir()
+    shutil.copy2(str(REPO / "starttask.sh"), str(app / "starttask.sh"))
+    shutil.copytree(str(REPO / "bootstrap"), str(app / "bootstrap"))
+    shutil.copytree(str(REPO / "locks"), str(app / "locks"))
+    (app / "apt-sources.json").write_text('{"repositories": [{"name": "x"}]}')
+    env = node_env(tmp_path / "root", None)
+    beside = subprocess.run(["bash", str(app / "starttask.sh")], env=env, capture_output=True, text=True)
+    assert beside.returncode == 2
+    assert last_stderr_line(beside).endswith(
+        "FAILED step=apt-repo-plan exit=2: %s/apt-sources.json: repositories[0] (x): missing field 'uris'" % app
+    )
+    env["WORKER_APT_SOURCES"] = ""
+    ignored = subprocess.run(["bash", str(app / "starttask.sh")], env=env, capture_output=True, text=True)
+    assert "apt-repo" not in ignored.stdout + ignored.stderr
+    assert "FAILED step=stamp exit=2: no worker wheel" in last_stderr_line(ignored)  # it went on
