@@ -16,6 +16,8 @@ source "$BOOTSTRAP_DIR/config.sh"
 source "$BOOTSTRAP_DIR/python.sh"
 # shellcheck source=bootstrap/apt.sh
 source "$BOOTSTRAP_DIR/apt.sh"
+# shellcheck source=bootstrap/aptrepo.sh
+source "$BOOTSTRAP_DIR/aptrepo.sh"
 # shellcheck source=bootstrap/env.sh
 source "$BOOTSTRAP_DIR/env.sh"
 # shellcheck source=bootstrap/main.sh

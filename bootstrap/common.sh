@@ -7,6 +7,7 @@ set -Eeuo pipefail
 # Exit codes, one per step (README shows the same table).
 readonly EXIT_INTERNAL=1 EXIT_CONFIG=2 EXIT_PYTHON=3 EXIT_APT=4 EXIT_BUSY=5
 readonly EXIT_WHEELHOUSE=6 EXIT_INSTALL=7 EXIT_VERIFY=8
+readonly EXIT_APT_KEY=9 EXIT_APT_REPO=10 EXIT_APT_PACKAGE=11   # apt-sources.json (aptrepo.sh)
 
 readonly RETRY_ATTEMPTS=4 RETRY_FIRST_DELAY=5
 # Failures worth retrying: lock contention and network trouble, as apt, curl, pip and uv word them.
@@ -17,6 +18,7 @@ STEP_EXIT=$EXIT_INTERNAL    # the exit code of the step running now
 LAST_CMD=""                 # the changing command running now, for the failure line
 DRY_RUN=0
 PARTIAL_ENV=""              # an environment under construction, removed if this run fails
+CLEANUPS=()                 # functions fail() calls first, to undo a half-made change
 
 # UTC time with milliseconds into REPLY, without forking date.
 utc_now() {
@@ -51,11 +53,14 @@ step() {
 
 # The one way out on failure: clean up, then one line on stderr naming the step and reason.
 fail() {
-  local code=$1 reason=$2
+  local code=$1 reason=$2 cleanup
   trap - ERR
   if [[ -n $PARTIAL_ENV && -d $PARTIAL_ENV ]]; then
     rm -rf -- "$PARTIAL_ENV"
   fi
+  for cleanup in "${CLEANUPS[@]}"; do
+    "$cleanup" || true
+  done
   utc_now
   printf '%s FAILED step=%s exit=%s: %s\n' "$REPLY" "$STEP" "$code" "$reason" >&2
   exit "$code"
@@ -81,8 +86,11 @@ install_traps() {
   trap 'on_signal SIGINT 130' INT
 }
 
-# run COMMAND...: a command that changes the machine; in dry-run mode only printed.
+# run COMMAND...: a command that changes the machine; in dry-run mode only printed. Returns
+# the command's status even where errexit is off (`run ... || rc=$?`, and in retry); on
+# failure LAST_CMD keeps the command for the failure line.
 run() {
+  local rc=0
   printf -v LAST_CMD '%q ' "$@"
   LAST_CMD=${LAST_CMD% }
   if ((DRY_RUN)); then
@@ -91,8 +99,11 @@ run() {
     return 0
   fi
   log "+ $LAST_CMD"
-  "$@"
-  LAST_CMD=""
+  "$@" || rc=$?
+  if ((rc == 0)); then
+    LAST_CMD=""
+  fi
+  return "$rc"
 }
 
 # retry COMMAND...: run it (COMMAND is usually `run ...`); on a transient failure (see

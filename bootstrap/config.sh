@@ -14,8 +14,8 @@ twice at once (the second waits on a lock). --dry-run prints every command that 
 the machine and changes nothing (same as WORKER_DRY_RUN=1).
 
 Environment: WORKER_PYTHON_VERSION (3.8), WORKER_PYTHON, WORKER_ENV_ROOT, WORKER_LOCK_FILE,
-WORKER_WHEELHOUSE, WORKER_INSTALLER (auto|uv|pip), WORKER_APT_PACKAGES, WORKER_WAIT_TIMEOUT,
-WORKER_APT_LOCK_TIMEOUT, WORKER_DRY_RUN. See README.md.
+WORKER_WHEELHOUSE, WORKER_INSTALLER (auto|uv|pip), WORKER_APT_PACKAGES, WORKER_APT_SOURCES,
+WORKER_WAIT_TIMEOUT, WORKER_APT_LOCK_TIMEOUT, WORKER_DRY_RUN. See README.md.
 EOF
 }
 
@@ -63,6 +63,7 @@ load_config() {
   INSTALLER=${WORKER_INSTALLER:-auto}
   [[ $INSTALLER =~ ^(auto|uv|pip)$ ]] || die "WORKER_INSTALLER must be auto, uv or pip, got '$INSTALLER'"
   read -r -a APT_PACKAGES <<<"${WORKER_APT_PACKAGES:-}"
+  load_apt_sources
   WAIT_TIMEOUT=${WORKER_WAIT_TIMEOUT:-1800}
   APT_LOCK_TIMEOUT=${WORKER_APT_LOCK_TIMEOUT:-600}
   is_whole_number "$WAIT_TIMEOUT" || die "WORKER_WAIT_TIMEOUT must be whole seconds, got '$WAIT_TIMEOUT'"
@@ -87,7 +88,25 @@ load_wheelhouse() {
   return 0
 }
 
+# WORKER_APT_SOURCES: unset = apt-sources.json beside the script if it exists; empty = none.
+load_apt_sources() {
+  if [[ -z ${WORKER_APT_SOURCES+set} ]]; then
+    APT_SOURCES=""
+    [[ -f $APP_DIR/apt-sources.json ]] && APT_SOURCES=$APP_DIR/apt-sources.json
+  elif [[ -z $WORKER_APT_SOURCES ]]; then
+    APT_SOURCES=""
+  else
+    absolute "$WORKER_APT_SOURCES"
+    APT_SOURCES=$REPLY
+    [[ -f $APT_SOURCES ]] || die "apt sources declaration not found: $APT_SOURCES (set WORKER_APT_SOURCES)"
+  fi
+  return 0
+}
+
 describe_config() {
   log "python $PY_VERSION; env root $ENV_ROOT; lock $LOCK_FILE"
   log "wheelhouse ${WHEELHOUSE:-none (package index)}; installer $INSTALLER; dry run $DRY_RUN"
+  if [[ -n $APT_SOURCES ]]; then
+    log "apt repositories declared in $APT_SOURCES"
+  fi
 }

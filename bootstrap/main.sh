@@ -15,6 +15,9 @@ main() {
   if ((${#APT_PACKAGES[@]})); then
     step apt-packages "$EXIT_APT" install_apt_packages
   fi
+  if [[ -n $APT_SOURCES ]]; then
+    apt_repositories
+  fi
   step stamp "$EXIT_CONFIG" compute_key
   if ! is_current; then
     provision
