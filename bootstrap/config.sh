@@ -57,6 +57,7 @@ load_config() {
   absolute "${WORKER_LOCK_FILE:-$APP_DIR/locks/$tag.txt}"
   LOCK_FILE=$REPLY
   [[ -f $LOCK_FILE ]] || die "lock file not found: $LOCK_FILE (set WORKER_LOCK_FILE)"
+  check_lock_python "$tag"
   TOOLS_FILE=$BOOTSTRAP_DIR/tools.txt
 
   load_wheelhouse
@@ -71,6 +72,16 @@ load_config() {
   if [[ ${WORKER_DRY_RUN:-0} =~ ^(1|true|yes)$ ]]; then DRY_RUN=1; fi
   OS_RELEASE=${WORKER_OS_RELEASE:-/etc/os-release}
   PYENV_DIR=${PYENV_ROOT:-${HOME:-/root}/.pyenv}
+}
+
+# A lock names its Python in its first line (bootstrap/lock.sh writes it): the 3.11 lock on
+# a 3.8 node would otherwise fail later as a puzzling hash mismatch or a missing wheel.
+check_lock_python() {
+  local first="" want=$1
+  IFS= read -r first <"$LOCK_FILE" || true
+  [[ $first =~ ^#\ batch-worker\ lock\ for\ Python\ ([0-9]+\.[0-9]+) ]] || return 0
+  [[ ${BASH_REMATCH[1]} == "$PY_VERSION" ]] ||
+    die "$LOCK_FILE is the lock for Python ${BASH_REMATCH[1]}, but this node provisions Python $PY_VERSION: set WORKER_LOCK_FILE to locks/$want.txt, or WORKER_PYTHON_VERSION=${BASH_REMATCH[1]}"
 }
 
 # WORKER_WHEELHOUSE: unset = wheels/ beside the script if it exists; empty = use the index.

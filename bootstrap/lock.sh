@@ -12,6 +12,8 @@ compile() {
     --python-version "$py" --python-platform "$PLATFORM" \
     --only-binary :all: --generate-hashes --no-header --quiet \
     -o "$out"
+  # The start task refuses a lock made for another Python by this first line.
+  sed -i "1i # batch-worker lock for Python $py, $PLATFORM (bash bootstrap/lock.sh)" "$out"
 }
 
 main() {

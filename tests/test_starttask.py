@@ -421,6 +421,16 @@ def test_bad_setting_is_a_config_error(tmp_path):
     )
 
 
+def test_the_lock_of_another_python_is_named_as_such(tmp_path):
+    lock = REPO / "locks" / "py311.txt"
+    result = starttask(node_env(tmp_path / "root", None, WORKER_LOCK_FILE=str(lock)))
+    assert result.returncode == 2
+    assert last_stderr_line(result).endswith(
+        f"FAILED step=config exit=2: {lock} is the lock for Python 3.11, but this node "
+        "provisions Python 3.8: set WORKER_LOCK_FILE to locks/py38.txt, or "
+        "WORKER_PYTHON_VERSION=3.11")
+
+
 def test_wheelhouse_verify_names_a_missing_wheel(wheels, tmp_path):
     partial = tmp_path / "wheels"
     partial.mkdir()
