@@ -205,16 +205,19 @@ class Committer:
                 self._place(members, sub, run_dir, singles)
 
     def _move_folder(self, folder: str, run_dir: str) -> bool:
+        src = f"{run_dir}/{folder}"
         try:
-            self.store.rename_folder(f"{run_dir}/{folder}", folder)
+            self._landed(lambda: self.store.rename_folder(src, folder), src,
+                         lambda: self.store.exists(folder))
         except FileExistsError:
             return False
-        self._moves.append(_Move(f"{run_dir}/{folder}", folder))
+        self._moves.append(_Move(src, folder))
         return True
 
     def _move_file(self, output: Output) -> None:
         try:
-            self.store.rename(output.src, output.path, overwrite=False)
+            self._landed(lambda: self.store.rename(output.src, output.path, overwrite=False),
+                         output.src, lambda: self.store.content_md5(output.path) == output.md5)
             self._moves.append(_Move(output.src, output.path))
             return
         except FileExistsError:
@@ -234,14 +237,26 @@ class Committer:
     def _replace(self, output: Output) -> None:
         """Move the previous version aside, then the output in: both can be undone."""
         aside = f"{_run_of(output.src, self.task_key)}{REPLACED}/{output.path}"
-        self.store.rename(output.path, aside, overwrite=True)
+        self._landed(lambda: self.store.rename(output.path, aside, overwrite=True),
+                     output.path, lambda: self.store.exists(aside))
         self._moves.append(_Move(output.src, output.path, aside))
         try:
-            self.store.rename(output.src, output.path, overwrite=False)
+            self._landed(lambda: self.store.rename(output.src, output.path, overwrite=False),
+                         output.src, lambda: self.store.content_md5(output.path) == output.md5)
         except FileExistsError:
             raise CommitConflict(
                 f"another task wrote {output.path!r} in the lake {self.store.url} during this "
                 "commit; run the task again once the other has finished") from None
+
+    def _landed(self, rename: Callable[[], None], src: str, arrived: Callable[[], bool]) -> None:
+        """Run ``rename``. When the service did it but its answer was lost, the SDK's retry
+        finds the source gone (404): that counts as done if the destination shows it."""
+        try:
+            rename()
+        except FileNotFoundError:
+            if self.store.exists(src) or not arrived():
+                raise
+            log.info("%s was moved by an attempt whose answer was lost", src)
 
     def _undo(self) -> None:
         """Put back what this run moved; if that fails too, the record stays ``committing``
