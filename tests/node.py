@@ -20,7 +20,7 @@ import sys
 import time
 import zipfile
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 TESTS_DIR = Path(__file__).resolve().parent
 PYENV = Path(os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv")))
@@ -80,7 +80,10 @@ class Emulators:
 
     def lake(self, *args: str, data: bytes = b"") -> bytes:
         """Run tests/ns_lake.py (the raw Data Lake SDK) inside the namespace."""
-        env = dict(os.environ, **self.env)
+        from worker.emulators import CLEARED_VARIABLES
+
+        env = {k: v for k, v in os.environ.items() if k not in CLEARED_VARIABLES}
+        env.update(self.env)
         result = subprocess.run(self.ns.wrap([sys.executable, str(TESTS_DIR / "ns_lake.py"),
                                               *args]),
                                 input=data, env=env, capture_output=True, timeout=120)
@@ -114,7 +117,9 @@ class Node:
         self.packages[variable] = str(target)
         return target
 
-    def environment(self, **extra: str) -> Dict[str, str]:
+    def environment(self, packages: Optional[Dict[str, str]] = None,
+                    **extra: str) -> Dict[str, str]:
+        """The variables Batch sets; ``packages`` replaces the package variables."""
         env = {
             "PATH": "/usr/bin:/bin",
             "LANG": "C.UTF-8",
@@ -128,7 +133,7 @@ class Node:
             "AZ_BATCH_NODE_SHARED_DIR": str(self.root / "shared"),
             "AZ_BATCH_NODE_STARTUP_DIR": str(self.root / "startup"),
         }
-        env.update(self.packages)
+        env.update(self.packages if packages is None else packages)
         env.update(extra)
         return env
 
@@ -138,11 +143,12 @@ class Node:
                                AZ_BATCH_TASK_WORKING_DIR=str(folder / "wd"), **extra)
         return Run(self, folder, command_line, env).wait()
 
-    def task(self, job: str, task_id: str, command_line: str, **extra: str) -> "Run":
+    def task(self, job: str, task_id: str, command_line: str,
+             packages: Optional[Dict[str, str]] = None, **extra: str) -> "Run":
         """Start a task; ``.wait()`` for it."""
         folder = self.root / "workitems" / job / "job-1" / task_id
         (folder / "wd").mkdir(parents=True, exist_ok=True)
-        env = self.environment(AZ_BATCH_JOB_ID=job, AZ_BATCH_TASK_ID=task_id,
+        env = self.environment(packages, AZ_BATCH_JOB_ID=job, AZ_BATCH_TASK_ID=task_id,
                                AZ_BATCH_TASK_DIR=str(folder),
                                AZ_BATCH_TASK_WORKING_DIR=str(folder / "wd"), **extra)
         return Run(self, folder, command_line, env)
@@ -165,9 +171,13 @@ class Run:
                                             cwd=str(folder / "wd"), env=env, stdout=out,
                                             stderr=err)
         self.returncode: Optional[int] = None
+        self._kept: Optional[Tuple[str, str]] = None
 
     def wait(self, timeout: float = 600) -> "Run":
+        """Wait for the process, then keep its output (a rerun in the same folder, as the
+        start task's, overwrites the files)."""
         self.returncode = self.process.wait(timeout=timeout)
+        self._kept = (self.stdout_path.read_text(), self.stderr_path.read_text())
         return self
 
     def wait_for_stderr(self, text: str, timeout: float = 600) -> None:
@@ -179,11 +189,11 @@ class Run:
 
     @property
     def stdout(self) -> str:
-        return self.stdout_path.read_text()
+        return self._kept[0] if self._kept else self.stdout_path.read_text()
 
     @property
     def stderr(self) -> str:
-        return self.stderr_path.read_text()
+        return self._kept[1] if self._kept else self.stderr_path.read_text()
 
     @property
     def result(self) -> dict:

@@ -30,6 +30,7 @@ _VERSION = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _SCRIPT = (
     'want={want}; fallback={fallback}; dir=; shopt -s nocasematch; '
     'for name in "${{!{prefix}@}}"; do '
+    'if [[ -z ${{!name}} ]]; then continue; fi; '
     'if [[ $name == "$want" ]]; then dir=${{!name}}; break; fi; '
     'if [[ $name == "$fallback" ]]; then dir=${{!name}}; fi; '
     'done; shopt -u nocasematch; '
