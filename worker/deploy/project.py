@@ -111,7 +111,7 @@ def _ignore_spec(root: Path):
     ignore_file = root / IGNORE_FILE
     if ignore_file.is_file():
         lines += ignore_file.read_text(encoding="utf-8").splitlines()
-    return pathspec.PathSpec.from_lines("gitwildmatch", lines)
+    return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
 def _collect(root: Path, spec, exclude) -> List[Tuple[str, Path]]:
