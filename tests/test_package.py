@@ -126,14 +126,22 @@ def test_the_other_python_builds_the_same_bytes(example_package, tmp_path):
     assert sha256(out) == sha256(example_package)
 
 
-def test_requirements_from_pyproject_and_secret_templates(tmp_path):
+def test_requirements_from_pyproject_caches_skipped_apt_sources_copied(tmp_path):
     """[project] gives name, version and dependencies; a pin the worker already has stays
-    once; a dotenv template is no secret; the output inside the project is not packaged."""
+    once; a dotenv template is no secret; caches, virtualenvs and the output inside the
+    project are not packaged; apt-sources.json goes to the package's root."""
     root = project(tmp_path, {
         **HANDLER,
         "pyproject.toml": '[project]\nname = "tiny"\nversion = "2.1"\n'
                           'dependencies = ["tabulate==0.9.0", "requests"]\n',
         ".env.example": "TOKEN=\n",
+        "apt-sources.json": '{"sources": []}\n',
+        "jobs/__pycache__/work.cpython-38.pyc": "x",
+        "jobs/old.pyc": "x",
+        ".git/config": "x",
+        ".venv/lib/site.py": "x",
+        "env2/pyvenv.cfg": "home = /usr/bin",
+        "env2/lib/python3.8/site-packages/x.py": "x",
     })
     out = root / "dist" / "tiny.zip"
     out.parent.mkdir()
@@ -147,8 +155,9 @@ def test_requirements_from_pyproject_and_secret_templates(tmp_path):
         "tiny", "2.1", "pyproject.toml")
     assert [p.name for p in lockfile.parse(lock)].count("requests") == 1
     assert "tabulate" in [p.name for p in lockfile.parse(lock)]
-    assert "app/.env.example" in names and "app/jobs/work.py" in names
-    assert not [n for n in names if n.startswith("app/dist")]
+    assert sorted(n for n in names if n.startswith("app/")) == [
+        "app/.env.example", "app/jobs/work.py", "app/pyproject.toml"]
+    assert "apt-sources.json" in names and manifest["apt_sources"] is True
 
 
 def test_allow_secret_files_packages_them(tmp_path):

@@ -39,13 +39,13 @@ def build_lock(uv: str, worker_lock: Path, requirements: Optional[Path], python:
                worker_version: str, exclude_newer: Optional[str] = None) -> str:
     """The text of the package's lock for CPython ``python`` on manylinux x86_64."""
     worker_text = worker_lock.read_text(encoding="utf-8")
-    header = ("# The package's lock: batch-worker %s's pins for CPython %s on %s (locks/%s)"
-              % (worker_version, python, PLATFORM_TAG, worker_lock.name))
+    header = ("# The package's lock for CPython %s on %s: batch-worker %s's pins\n"
+              "# (its locks/%s)" % (python, PLATFORM_TAG, worker_version, worker_lock.name))
     if requirements is None:
         return header + ", as they are.\n" + worker_text
     added = _added_pins(_compile(uv, worker_lock, requirements, python, exclude_newer),
                         worker_text)
-    return (header + ",\n# then what %s adds, resolved with those pins held fixed.\n"
+    return (header + ", then what %s adds, resolved with them held fixed.\n"
             % requirements.name + worker_text
             + "# From %s:\n" % requirements.name + "".join(pin.text for pin in added))
 

@@ -31,7 +31,7 @@ from .archive import AtomicOutput, Content
 from .errors import PackageUsageError
 from .lock import PLATFORM_TAG, build_lock
 from .project import Project, load_project
-from .source import WorkerSource, check_pip, find_uv
+from .source import WorkerSource, find_uv
 from .wheels import collect, default_cache
 from .worker_wheel import build_worker_wheel
 
@@ -90,7 +90,6 @@ def _build(options: PackageOptions, output: AtomicOutput) -> BuiltPackage:
     source = WorkerSource.find(options.worker_source)
     worker_lock = source.lock(options.python)
     uv = find_uv()
-    check_pip()
     lock_text = build_lock(uv, worker_lock, project.requirements, options.python,
                            source.version, options.exclude_newer)
     pins = lockfile.parse(lock_text) + lockfile.parse(source.tools_lock.read_text("utf-8"))

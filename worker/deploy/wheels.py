@@ -21,6 +21,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from . import lockfile
 from .errors import DownloadError
+from .source import check_pip
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,7 @@ def _download(pins: Sequence[lockfile.Pin], python: str, cache: Path,
               wheelhouse: ModuleType) -> None:
     """``pip download`` the pins into a temporary folder, then move them into the cache (so
     that a concurrent build never sees half a file)."""
+    check_pip()
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".download-", dir=str(cache)) as tmp:
         lock = Path(tmp) / "missing.txt"
