@@ -242,7 +242,8 @@ installer=${UV:-pip} python=$PYTHON"
 # Keep the published environment, the one before it (tasks may still run from it) and every
 # one a live package pointer names; drop dead pointers (their package folder is gone).
 prune() {
-  local dir keep=" $ENV_NAME ${PREVIOUS#envs/} "
+  local dir previous=${PREVIOUS:-}
+  local keep=" $ENV_NAME ${previous#envs/} "
   live_package_envs
   keep+="$REPLY"
   for dir in "$ENV_ROOT"/envs/*/; do
@@ -261,7 +262,7 @@ live_package_envs() {
     if pointer_is_live "$POINTER_ID" "$POINTER_DIR"; then
       names+="${POINTER_ENV#envs/} "
     else
-      log "dropping the pointer of ${POINTER_DIR:-a missing package}: the package is gone"
+      log "dropping the pointer of ${POINTER_DIR:-a package}: that package is gone from it"
       run rm -f -- "$pointer"
     fi
   done
