@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Azure Batch start task: provisions Python and the hashed, pinned worker environment on the
-# node and publishes it at $WORKER_ENV_ROOT/venv. The logic lives in bootstrap/; README.md
+# node and publishes it at $WORKER_ENV_ROOT/venv (from an application package, it also points
+# the package's pointer at it, which task.sh follows). The logic lives in bootstrap/; README.md
 # documents the environment variables and exit codes. Usage: starttask.sh [--dry-run]
 set -Eeuo pipefail
 
@@ -10,6 +11,8 @@ readonly APP_DIR BOOTSTRAP_DIR
 
 # shellcheck source=bootstrap/common.sh
 source "$BOOTSTRAP_DIR/common.sh"
+# shellcheck source=bootstrap/package.sh
+source "$BOOTSTRAP_DIR/package.sh"
 # shellcheck source=bootstrap/config.sh
 source "$BOOTSTRAP_DIR/config.sh"
 # shellcheck source=bootstrap/python.sh

@@ -40,18 +40,16 @@ is_whole_number() {
 }
 
 load_config() {
-  PY_VERSION=${WORKER_PYTHON_VERSION:-3.8}
+  load_package
+  PY_VERSION=${WORKER_PYTHON_VERSION:-${PACKAGE_PYTHON:-3.8}}
   [[ $PY_VERSION =~ ^3\.[0-9]+$ ]] || die "WORKER_PYTHON_VERSION must look like 3.8, got '$PY_VERSION'"
+  if [[ -n $PACKAGE_PYTHON && $PY_VERSION != "$PACKAGE_PYTHON" ]]; then
+    die "this package is built for Python $PACKAGE_PYTHON, not WORKER_PYTHON_VERSION=$PY_VERSION; unset it or build the package with --python $PY_VERSION"
+  fi
   local tag="py${PY_VERSION/./}"
 
   PYTHON_EXPLICIT=${WORKER_PYTHON:-}
-  if [[ -n ${WORKER_ENV_ROOT:-} ]]; then
-    absolute "$WORKER_ENV_ROOT"
-  elif [[ -n ${AZ_BATCH_NODE_SHARED_DIR:-} ]]; then
-    REPLY=$AZ_BATCH_NODE_SHARED_DIR/batch-worker
-  else
-    REPLY=$APP_DIR/.worker
-  fi
+  default_env_root "$APP_DIR"
   ENV_ROOT=$REPLY
 
   absolute "${WORKER_LOCK_FILE:-$APP_DIR/locks/$tag.txt}"
@@ -82,6 +80,16 @@ check_lock_python() {
   [[ $first =~ ^#\ batch-worker\ lock\ for\ Python\ ([0-9]+\.[0-9]+) ]] || return 0
   [[ ${BASH_REMATCH[1]} == "$PY_VERSION" ]] ||
     die "$LOCK_FILE is the lock for Python ${BASH_REMATCH[1]}, but this node provisions Python $PY_VERSION: set WORKER_LOCK_FILE to locks/$want.txt, or WORKER_PYTHON_VERSION=${BASH_REMATCH[1]}"
+}
+
+# An application package's facts (package.sh); all empty when running from a checkout.
+load_package() {
+  package_value "$APP_DIR/package.env" WORKER_PACKAGE_ID
+  PACKAGE_ID=$REPLY
+  package_value "$APP_DIR/package.env" WORKER_PACKAGE_PYTHON
+  PACKAGE_PYTHON=$REPLY
+  [[ -z $PACKAGE_ID || $PACKAGE_ID =~ ^[0-9a-f]{64}$ ]] ||
+    die "bad WORKER_PACKAGE_ID in $APP_DIR/package.env: rebuild the package"
 }
 
 # WORKER_WHEELHOUSE: unset = wheels/ beside the script if it exists; empty = use the index.
@@ -116,6 +124,7 @@ load_apt_sources() {
 
 describe_config() {
   log "python $PY_VERSION; env root $ENV_ROOT; lock $LOCK_FILE"
+  if [[ -n $PACKAGE_ID ]]; then log "package $APP_DIR (id ${PACKAGE_ID:0:12})"; fi
   log "wheelhouse ${WHEELHOUSE:-none (package index)}; installer $INSTALLER; dry run $DRY_RUN"
   if [[ -n $APT_SOURCES ]]; then
     log "apt repositories declared in $APT_SOURCES"

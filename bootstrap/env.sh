@@ -9,6 +9,7 @@ set -Eeuo pipefail
 #   envs/<name>/           one environment per stamp key; complete once .stamp exists
 #   .lock                  serialises concurrent runs (flock)
 #   cache/uv, tools/       uv's cache and uv itself, kept for the next build
+#   packages/<folder>      from an application package: which envs/<name> is its (package.sh)
 # A venv is not relocatable, so each one is built at its final path and published by the
 # symlink switch; a directory in envs/ without .stamp is a killed run's leftover.
 
@@ -19,6 +20,7 @@ WORKER_SHA256=""
 KEY=""            # sha256 of what the environment is made of
 KEY_TEXT=""
 ENV_NAME=""
+CURRENT=""        # what tasks run: venv, or from a package its envs/<name>
 UV=""             # uv's path when uv installs, else empty (pip)
 UV_WHEEL=""       # uv's wheel in the wheelhouse, when it carries one
 LOCK_FD=""
@@ -53,6 +55,8 @@ compute_key() {
   REPLY=$(printf '%s' "$KEY_TEXT" | sha256sum)
   KEY=${REPLY%% *}
   ENV_NAME="py$PY_VERSION-${KEY:0:12}"
+  CURRENT=$ENV_ROOT/venv
+  [[ -z $PACKAGE_ID ]] || CURRENT=$ENV_ROOT/envs/$ENV_NAME
   log "stamp key $ENV_NAME ($KEY_TEXT)"
 }
 
@@ -64,8 +68,35 @@ is_complete() {
   [[ $first == "$KEY" ]]
 }
 
+# Up to date: from a checkout, venv is our environment; from a package, envs/<name> is complete
+# (venv may be another package's: task.sh follows the package's pointer, never venv).
 is_current() {
-  is_complete "$ENV_ROOT/venv"
+  if [[ -n $PACKAGE_ID ]]; then
+    is_complete "$ENV_ROOT/envs/$ENV_NAME"
+  else
+    is_complete "$ENV_ROOT/venv"
+  fi
+}
+
+# True when there is no package, or its pointer already names our environment.
+is_recorded() {
+  [[ -n $PACKAGE_ID ]] || return 0
+  pointer_path "$ENV_ROOT" "$APP_DIR"
+  [[ -f $REPLY ]] || return 1
+  read_pointer "$REPLY"
+  [[ $POINTER_ID == "$PACKAGE_ID" && $POINTER_ENV == "envs/$ENV_NAME" && $POINTER_DIR == "$APP_DIR" ]]
+}
+
+# Point the package's pointer at its (complete) environment; runs under the lock, so prune
+# never sees an environment in use without its pointer.
+record_package() {
+  is_recorded && return 0
+  pointer_path "$ENV_ROOT" "$APP_DIR"
+  local pointer=$REPLY
+  run mkdir -p -- "$ENV_ROOT/packages"
+  run write_file "$pointer" "$PACKAGE_ID
+envs/$ENV_NAME
+$APP_DIR"
 }
 
 # Hash every wheel against the locks before anything changes; uv, when it will install and is
@@ -205,16 +236,37 @@ installer=${UV:-pip} python=$PYTHON"
   PREVIOUS=$(readlink -- "$link" 2>/dev/null || true)
   run ln -sfn "envs/$ENV_NAME" "$link.new"
   run mv -fT -- "$link.new" "$link"
+  record_package
 }
 
-# Keep the published environment and the one before it (tasks may still run from it).
+# Keep the published environment, the one before it (tasks may still run from it) and every
+# one a live package pointer names; drop dead pointers (their package folder is gone).
 prune() {
-  local dir
+  local dir previous=${PREVIOUS:-}
+  local keep=" $ENV_NAME ${previous#envs/} "
+  live_package_envs
+  keep+="$REPLY"
   for dir in "$ENV_ROOT"/envs/*/; do
     dir=${dir%/}
-    [[ -d $dir && ${dir##*/} != "$ENV_NAME" && envs/${dir##*/} != "${PREVIOUS:-}" ]] || continue
+    [[ -d $dir && $keep != *" ${dir##*/} "* ]] || continue
     run rm -rf -- "$dir"
   done
+}
+
+# The environments live pointers name, as " name1 name2 " (into REPLY); dead pointers go.
+live_package_envs() {
+  local pointer names=" "
+  for pointer in "$ENV_ROOT"/packages/*; do
+    [[ -f $pointer ]] || continue
+    read_pointer "$pointer"
+    if pointer_is_live "$POINTER_ID" "$POINTER_DIR"; then
+      names+="${POINTER_ENV#envs/} "
+    else
+      log "dropping the pointer of ${POINTER_DIR:-a package}: that package is gone from it"
+      run rm -f -- "$pointer"
+    fi
+  done
+  REPLY=$names
 }
 
 build_env() {

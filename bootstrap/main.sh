@@ -19,22 +19,31 @@ main() {
     apt_repositories
   fi
   step stamp "$EXIT_CONFIG" compute_key
-  if ! is_current; then
-    provision
+  if is_current && is_recorded; then
+    if [[ -n $PACKAGE_ID ]]; then
+      log "up to date: this package's environment is $CURRENT"
+    else
+      log "up to date: $CURRENT is $ENV_NAME"
+    fi
   else
-    log "up to date: $ENV_ROOT/venv is $ENV_NAME"
+    provision
   fi
   elapsed_since "$start"
-  log "starttask finished in ${REPLY}s: $ENV_ROOT/venv/bin/python"
+  log "starttask finished in ${REPLY}s: $CURRENT/bin/python"
 }
 
+# Build the environment under the lock; or, when it is complete and only this package's
+# pointer is missing, record that under the lock (prune never drops an environment in use).
 provision() {
-  if [[ -n $WHEELHOUSE ]]; then
+  local was_current=0
+  is_current && was_current=1
+  if [[ -n $WHEELHOUSE ]] && ((!was_current)); then
     step wheelhouse "$EXIT_WHEELHOUSE" verify_wheelhouse
   fi
   step lock "$EXIT_BUSY" acquire_lock
   if is_current; then
-    log "another run provisioned $ENV_NAME meanwhile"
+    ((was_current)) || log "another run provisioned $ENV_NAME meanwhile"
+    record_package
     return 0
   fi
   build_env

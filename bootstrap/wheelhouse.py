@@ -29,8 +29,13 @@ from typing import Dict, List, Optional, Sequence, Set
 
 #: Wheels the locks do not cover but the wheelhouse may carry: the worker itself.
 UNLOCKED = frozenset({"batch-worker"})
-#: The manylinux tags the nodes accept, newest first (see BATCH.md section 5).
-PLATFORMS = ("manylinux_2_28_x86_64", "manylinux2014_x86_64")
+#: The manylinux tags the nodes accept, newest first (see BATCH.md section 5): every glibc
+#: from 2.28 down, as the locks are resolved for (uv's x86_64-manylinux_2_28), and the legacy
+#: aliases, which pip does not derive from the PEP 600 names.
+PLATFORMS = tuple("manylinux_2_%d_x86_64" % minor for minor in range(28, 16, -1)) + (
+    "manylinux2014_x86_64", "manylinux_2_12_x86_64", "manylinux2010_x86_64",
+    "manylinux_2_5_x86_64", "manylinux1_x86_64",
+)
 
 _REQ = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)")
 _HASH = re.compile(r"--hash=sha256:([0-9a-fA-F]{64})")

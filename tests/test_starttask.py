@@ -452,7 +452,7 @@ def test_shell_is_shellcheck_clean():
     if not shellcheck:
         pytest.skip("shellcheck is not installed")
     result = subprocess.run(
-        [shellcheck, "-x", "starttask.sh", "bootstrap/lock.sh", "tests/run.sh",
+        [shellcheck, "-x", "starttask.sh", "task.sh", "bootstrap/lock.sh", "tests/run.sh",
          "examples/quickstart.sh", ".ci/run"],
         cwd=str(REPO),
         stdout=subprocess.PIPE,

@@ -1,4 +1,4 @@
-"""The command line: ``python -m worker run|doctor|emulate``.
+"""The command line: ``python -m worker run|doctor|emulate|package``.
 
 ``main(argv) -> int`` is the one place that turns outcomes into exit codes; it is testable
 in-process, and only ``__main__`` (or the ``batch-worker`` script) calls ``sys.exit``.
@@ -59,7 +59,17 @@ def build_parser(argv: Optional[List[str]] = None) -> argparse.ArgumentParser:
         lake.epilog = lake_command.EXAMPLES
         lake_command.add_arguments(lake)
         _add_log_options(lake)
+    _add_package(commands, argv)
     return parser
+
+
+def _add_package(commands, argv: Optional[List[str]]) -> None:
+    """``package``: build tools in worker.deploy, imported only when the command is used."""
+    package = commands.add_parser("package", help="build the Batch application package")
+    if argv and argv[0] == "package":
+        from .deploy import cli as deploy_cli
+
+        deploy_cli.add_arguments(package)
 
 
 def _add_run(run: argparse.ArgumentParser) -> None:
@@ -121,6 +131,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .emulators import cli as emulators_cli
 
         return emulators_cli.run(args)
+    if args.command == "package":
+        from .deploy import cli as deploy_cli
+
+        return deploy_cli.run(args)
     config = _config(args)
     _setup_logging(config)
     if args.command == "doctor":

@@ -1,0 +1,31 @@
+"""Session fixtures shared by test modules: the application package built from examples/."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import List
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+#: Wheels downloaded by package builds, kept across test runs (no network on reruns).
+PACKAGE_CACHE = REPO / ".ci-venvs" / "package-wheels"
+
+
+def build(project: Path, out: Path, *options: str) -> subprocess.CompletedProcess:
+    """``python -m worker package PROJECT --out OUT`` with the suite's wheel cache."""
+    command: List[str] = [sys.executable, "-m", "worker", "package", str(project), "--out",
+                          str(out), "--cache-dir", str(PACKAGE_CACHE), *options]
+    return subprocess.run(command, capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="session")
+def example_package(tmp_path_factory) -> Path:
+    """examples/ built into an application package, once per session."""
+    out = tmp_path_factory.mktemp("package") / "examples.zip"
+    result = build(REPO / "examples", out)
+    assert result.returncode == 0, result.stderr
+    (out.parent / "stdout.txt").write_text(result.stdout)
+    return out

@@ -1,0 +1,66 @@
+"""Why a package could not be built: one error class per cause, each with its exit code.
+
+| code | error             | meaning                                                         |
+|------|-------------------|-----------------------------------------------------------------|
+| 2    | PackageUsageError | a bad option (name, version, Python), or no such project folder |
+| 10   | NoHandlerError    | the project holds no Python module                              |
+| 11   | NoWheelError      | a requirement has no wheel for the node's Python and platform   |
+| 12   | UnresolvableError | the requirements cannot be resolved (unknown, or in conflict    |
+|      |                   | with the worker's pins)                                         |
+| 13   | SecretFileError   | a file in the project looks like a secret                       |
+| 14   | OutputError       | the output path cannot be written                               |
+| 15   | DownloadError     | the index or a wheel could not be fetched, or a hash mismatched |
+| 16   | ToolError         | a build tool (uv, pip) or the worker's checkout is missing, or  |
+|      |                   | a build step failed                                             |
+"""
+
+from __future__ import annotations
+
+from ..errors import USAGE, WorkerError
+
+
+class DeployError(WorkerError):
+    """Base of the build-and-deploy errors; the message is one line."""
+
+    exit_code = 16
+    code = "package"
+
+
+class PackageUsageError(DeployError):
+    exit_code = USAGE
+    code = "package.usage"
+
+
+class NoHandlerError(DeployError):
+    exit_code = 10
+    code = "package.no_handler"
+
+
+class NoWheelError(DeployError):
+    exit_code = 11
+    code = "package.no_wheel"
+
+
+class UnresolvableError(DeployError):
+    exit_code = 12
+    code = "package.unresolvable"
+
+
+class SecretFileError(DeployError):
+    exit_code = 13
+    code = "package.secret_file"
+
+
+class OutputError(DeployError):
+    exit_code = 14
+    code = "package.output"
+
+
+class DownloadError(DeployError):
+    exit_code = 15
+    code = "package.download"
+
+
+class ToolError(DeployError):
+    exit_code = 16
+    code = "package.tool"
