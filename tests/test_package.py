@@ -59,7 +59,9 @@ def test_the_zip_holds_the_start_task_launcher_lock_wheels_app_and_manifest(exam
     assert not [n for n in names if n.startswith(("app/data/", "app/secrets", "app/quick",
                                                   "app/.workerignore", "bootstrap/lock.sh"))]
     # the lock is the worker's, as it is, then what requirements.txt adds
-    assert (REPO / "locks" / "py38.txt").read_text() in lock
+    worker_pins = (REPO / "locks" / "py38.txt").read_text().split("\n", 1)[1]  # no header
+    assert worker_pins in lock
+    assert lock.startswith("# batch-worker lock for Python 3.8, "), "the start task checks it"
     added = [p.name for p in lockfile.parse(lock.split("# From requirements.txt:")[1])]
     assert added == ["tabulate"]
     assert manifest["lock_sha256"] == hashlib.sha256(lock.encode()).hexdigest()
@@ -135,7 +137,9 @@ def test_requirements_from_pyproject_caches_skipped_apt_sources_copied(tmp_path)
         "pyproject.toml": '[project]\nname = "tiny"\nversion = "2.1"\n'
                           'dependencies = ["tabulate==0.9.0", "requests"]\n',
         ".env.example": "TOKEN=\n",
-        "apt-sources.json": '{"sources": []}\n',
+        "apt-sources.json": '{"repositories": [{"name": "vendor", '
+                            '"key_file": "keys/vendor.asc"}]}\n',
+        "keys/vendor.asc": "-----BEGIN PGP PUBLIC KEY BLOCK-----\n",
         "jobs/__pycache__/work.cpython-38.pyc": "x",
         "jobs/old.pyc": "x",
         ".git/config": "x",
@@ -156,8 +160,9 @@ def test_requirements_from_pyproject_caches_skipped_apt_sources_copied(tmp_path)
     assert [p.name for p in lockfile.parse(lock)].count("requests") == 1
     assert "tabulate" in [p.name for p in lockfile.parse(lock)]
     assert sorted(n for n in names if n.startswith("app/")) == [
-        "app/.env.example", "app/jobs/work.py", "app/pyproject.toml"]
+        "app/.env.example", "app/jobs/work.py", "app/keys/vendor.asc", "app/pyproject.toml"]
     assert "apt-sources.json" in names and manifest["apt_sources"] is True
+    assert "keys/vendor.asc" in names, "a key_file rides beside the declaration"
 
 
 def test_allow_secret_files_packages_them(tmp_path):

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from ..errors import OK
-from .errors import DeployError
+from .errors import DeployError, ToolError
 
 _EPILOG = """exit codes:
   0 built, 2 bad option, 10 no handler module, 11 a requirement has no wheel for the node,
@@ -64,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
     except DeployError as e:
         print("package: error: %s" % e, file=sys.stderr)
         return e.exit_code
+    except ImportError as e:  # a build tool of the deploy extra is not installed
+        print("package: error: %s: install the build tools with "
+              "pip install 'batch-worker[deploy]'" % e, file=sys.stderr)
+        return ToolError.exit_code
     sys.stdout.write(summary(built))
     return OK
 

@@ -38,9 +38,10 @@ _NETWORK = re.compile(r"error sending request|Failed to fetch|dns error|timed ou
 def build_lock(uv: str, worker_lock: Path, requirements: Optional[Path], python: str,
                worker_version: str, exclude_newer: Optional[str] = None) -> str:
     """The text of the package's lock for CPython ``python`` on manylinux x86_64."""
-    worker_text = worker_lock.read_text(encoding="utf-8")
-    header = ("# The package's lock for CPython %s on %s: batch-worker %s's pins\n"
-              "# (its locks/%s)" % (python, PLATFORM_TAG, worker_version, worker_lock.name))
+    worker_text = _without_header(worker_lock.read_text(encoding="utf-8"))
+    # The first line names the Python: the start task refuses a lock of another Python.
+    header = ("# batch-worker lock for Python %s, %s: the package's lock, batch-worker %s's\n"
+              "# pins (its locks/%s)" % (python, PLATFORM_TAG, worker_version, worker_lock.name))
     if requirements is None:
         return header + ", as they are.\n" + worker_text
     added = _added_pins(_compile(uv, worker_lock, requirements, python, exclude_newer),
@@ -48,6 +49,11 @@ def build_lock(uv: str, worker_lock: Path, requirements: Optional[Path], python:
     return (header + ", then what %s adds, resolved with them held fixed.\n"
             % requirements.name + worker_text
             + "# From %s:\n" % requirements.name + "".join(pin.text for pin in added))
+
+
+def _without_header(text: str) -> str:
+    first, _, rest = text.partition("\n")
+    return rest if first.startswith("# batch-worker lock for Python") else text
 
 
 def _added_pins(compiled: str, worker_text: str) -> List[lockfile.Pin]:

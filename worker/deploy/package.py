@@ -119,6 +119,28 @@ def _identity(options: PackageOptions, project: Project) -> Tuple[str, str]:
     return name, version
 
 
+def apt_key_files(declaration: Path) -> List[str]:
+    """The ``key_file`` paths (relative to the declaration) of ``apt-sources.json``: the
+    start task reads them beside the declaration at the package root. The declaration
+    itself is checked by the start task (bootstrap/aptsources.py); here a key file that is
+    missing is the only error."""
+    try:
+        repositories = json.loads(declaration.read_text(encoding="utf-8")).get(
+            "repositories", [])
+    except (ValueError, AttributeError):
+        return []  # the start task's own check names what is wrong with it
+    keys = sorted({r["key_file"] for r in repositories
+                   if isinstance(r, dict) and isinstance(r.get("key_file"), str)})
+    for rel in keys:
+        if rel.startswith("/") or ".." in Path(rel).parts:
+            raise PackageUsageError("%s: key_file %r must be a path inside the project"
+                                    % (declaration, rel))
+        if not (declaration.parent / rel).is_file():
+            raise PackageUsageError("%s names key_file %r, which is not in the project; add "
+                                    "the key file or use key_url" % (declaration, rel))
+    return keys
+
+
 def _contents(options: PackageOptions, project: Project, source: WorkerSource, name: str,
               version: str, lock_text: str, wheels: List[Path], worker_wheel: Path,
               worker_lock: Path) -> Tuple[Dict[str, Content], Dict[str, object]]:
@@ -136,6 +158,8 @@ def _contents(options: PackageOptions, project: Project, source: WorkerSource, n
         entries["app/" + rel] = path
     if project.apt_sources:
         entries["apt-sources.json"] = project.apt_sources
+        for rel in apt_key_files(project.apt_sources):  # keys ride beside the declaration
+            entries[rel] = project.root / rel
     manifest = {
         "format": MANIFEST_FORMAT,
         "name": name,
