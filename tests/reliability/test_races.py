@@ -18,7 +18,10 @@ def test_two_tasks_writing_the_same_outputs_one_commits_the_other_exits_5(
         tmp_path, emulators, emulator_filesystem, emulator_env, overwrite):
     seed_inputs(emulators, emulator_filesystem)
     go = tmp_path / "go"
-    emulators.fault("lake", "rename", "latency", delay=0.05, times=None)  # overlap commits
+    # The folder exists, so each commit is five renames; slowed down, the two commits
+    # overlap for a second even on a busy machine.
+    emulators.seed_file(emulator_filesystem, "out/shared/_folder", b"")
+    emulators.fault("lake", "rename", "latency", delay=0.2, times=None)
     procs = {}
     for task in ("left", "right"):
         env = task_env(emulator_env, tmp_path, "race", task)
