@@ -3,9 +3,11 @@
 Each service is an *app*: an object with ``service`` (its name for faults and counters),
 ``operation(request) -> str`` and ``handle(request, operation) -> Response``, plus
 ``error(request, status, code, message) -> Response`` for injected faults. The server reads
-the request, counts it, applies a fault if one fires, and writes the response with an
-exact Content-Length: the Azure SDKs keep connections alive, and one stray byte would
-corrupt the next request on the same connection.
+the request, counts it, waits the network model's latency, applies a fault if one fires,
+and writes the response with an exact Content-Length: the Azure SDKs keep connections alive,
+and one stray byte would corrupt the next request on the same connection. With a network
+model (``network.py``) bodies move at the shared link's pace. Each request served is logged
+on the ``worker.emulators.requests`` logger (INFO): ``emulate`` prints these lines on stderr.
 
 TLS is wrapped per connection in the connection's own thread, so a slow handshake never
 blocks the accept loop.
@@ -26,8 +28,10 @@ from urllib.parse import parse_qsl
 
 from .counters import Counters
 from .faults import Fault, Faults
+from .network import Network
 
 log = logging.getLogger(__name__)
+request_log = logging.getLogger("worker.emulators.requests")
 
 Body = Union[bytes, memoryview]
 # Below this size header and body go out in one sendall (one TLS record, one syscall).
@@ -84,16 +88,28 @@ class _Handler(BaseHTTPRequestHandler):
     do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = do_GET
 
     def _serve(self) -> None:
+        started = time.monotonic()
         request = Request(self.command, self.path, self.headers, self._read_body())
         app = self.server.app
         operation = app.operation(request)
         self.server.counters.add(app.service, operation)
+        if self.server.network is not None:
+            self.server.network.wait_latency()
         fault = self.server.faults.pick(app.service, operation)
         if fault is not None and fault.kind == "drop":
             self._drop()
+            self._log(request, operation, "dropped", started)
             return
         response = self._respond(app, request, operation, fault)
         self._send(request, response, truncate=fault is not None and fault.kind == "truncate")
+        self._log(request, operation, str(response.status), started)
+
+    def _log(self, request: Request, operation: str, status: str, started: float) -> None:
+        """One line per request: service, method, path (never the query), status, time."""
+        if request_log.isEnabledFor(logging.INFO):
+            request_log.info("%-8s %-6s %s %s %s %.1f ms", self.server.app.service,
+                             request.method, request.raw_path, operation, status,
+                             (time.monotonic() - started) * 1000)
 
     def _respond(self, app: Any, request: Request, operation: str,
                  fault: Optional[Fault]) -> Response:
@@ -114,7 +130,13 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             return self._read_chunked()
         length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+        return self._read(length) if length else b""
+
+    def _read(self, length: int) -> bytes:
+        network = self._paced()
+        if network is not None:
+            return network.receive(self.rfile.read, length)
+        return self.rfile.read(length)
 
     def _read_chunked(self) -> bytes:
         parts = []
@@ -123,7 +145,7 @@ class _Handler(BaseHTTPRequestHandler):
             if size == 0:
                 self.rfile.readline()
                 return b"".join(parts)
-            parts.append(self.rfile.read(size))
+            parts.append(self._read(size))
             self.rfile.readline()
 
     def _head_block(self, response: Response) -> bytes:
@@ -144,11 +166,22 @@ class _Handler(BaseHTTPRequestHandler):
         if truncate:
             body = memoryview(body)[: len(body) // 2]
             self.close_connection = True
+        network = self._paced()
         if len(body) <= _COALESCE:
+            if network is not None:
+                network.transmit(len(body))
             self.connection.sendall(head + bytes(body))
+            return
+        self.connection.sendall(head)
+        if network is not None:
+            network.send(self.connection.sendall, memoryview(body))
         else:
-            self.connection.sendall(head)
             self.connection.sendall(memoryview(body))
+
+    def _paced(self) -> Optional[Network]:
+        """The network model when it limits the link, else None (bodies move unpaced)."""
+        network = self.server.network
+        return network if network is not None and network.limited else None
 
     def _drop(self) -> None:
         self.close_connection = True
@@ -166,12 +199,14 @@ class EmulatorServer(ThreadingHTTPServer):
     request_queue_size = 64
 
     def __init__(self, app: Any, port: int = 0, tls: Optional[ssl.SSLContext] = None,
-                 faults: Optional[Faults] = None, counters: Optional[Counters] = None) -> None:
+                 faults: Optional[Faults] = None, counters: Optional[Counters] = None,
+                 network: Optional[Network] = None) -> None:
         super().__init__(("127.0.0.1", port), _Handler)
         self.app = app
         self.tls = tls
         self.faults = faults or Faults()
         self.counters = counters or Counters()
+        self.network = network
         self._connections: Set[socket.socket] = set()
         self._lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
