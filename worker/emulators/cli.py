@@ -222,8 +222,8 @@ def _prepare(args: argparse.Namespace, emulators: EmulatorSet) -> None:
     if args.load_dir:
         filesystem = args.filesystem or (emulators.config.filesystems or ("data",))[0]
         count = emulators.load_directory(filesystem, args.load_dir)
-        print("emulate: loaded %d files from %s into %s" % (count, args.load_dir, filesystem),
-              file=sys.stderr)
+        print("emulate: loaded %d file%s from %s into %s" % (
+            count, "" if count == 1 else "s", args.load_dir, filesystem), file=sys.stderr)
 
 
 class _UtcFormatter(logging.Formatter):

@@ -122,7 +122,13 @@ class EmulatorSet:
             self.notes.append("port %d for the %s is taken; it listens on %d instead"
                               % (preferred, SERVICES[index], server.port))
             return server
-        return EmulatorServer(app, port, tls, **shared).start()
+        try:
+            return EmulatorServer(app, port, tls, **shared).start()
+        except OSError as e:
+            if e.errno != errno.EADDRINUSE:
+                raise
+            raise OSError("port %d for the %s is taken; give another port, or 0 for any free "
+                          "one" % (port, SERVICES[index])) from e
 
     def _lake_store(self) -> LakeStore:
         disk = Disk(os.path.join(self.data_dir, "lake")) if self.data_dir else None

@@ -19,6 +19,8 @@ import random
 import threading
 from typing import Any, List, NamedTuple, Optional
 
+from .config import json_kind
+
 KINDS = ("status", "latency", "truncate", "drop")
 SERVICES = ("*", "lake", "vault", "identity")
 _DEFAULT_CODES = {429: "TooManyRequests", 500: "InternalError", 503: "ServerBusy"}
@@ -123,12 +125,12 @@ def add_rules(faults: Faults, rules: Any) -> None:
     ValueError names the rule (counted from 1) and what is wrong with it.
     """
     if not isinstance(rules, list):
-        raise ValueError("the fault rules must be a JSON list of objects, not a %s"
-                         % type(rules).__name__)
+        raise ValueError("the fault rules must be a JSON list of objects, not %s"
+                         % json_kind(rules))
     for number, rule in enumerate(rules, 1):
         if not isinstance(rule, dict):
-            raise ValueError("fault rule %d must be a JSON object, not a %s"
-                             % (number, type(rule).__name__))
+            raise ValueError("fault rule %d must be a JSON object, not %s"
+                             % (number, json_kind(rule)))
         unknown = sorted(set(rule) - set(RULE_KEYS))
         if unknown:
             raise ValueError("fault rule %d has unknown key %r; the keys are %s"

@@ -13,7 +13,7 @@ import os
 import re
 from typing import Dict, Iterator, Tuple
 
-from .config import ConfigError
+from .config import ConfigError, json_kind
 from .lake_store import Conditions, LakeError, LakeStore
 
 _SECRET_NAME = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
@@ -29,14 +29,14 @@ def read_secrets(path: str) -> Dict[str, str]:
                           "secret name -> string value" % (path, e)) from e
     if not isinstance(raw, dict):
         raise ConfigError("--load-secrets %s must hold a JSON object of secret name -> string "
-                          "value, not a %s" % (path, type(raw).__name__))
+                          "value, not %s" % (path, json_kind(raw)))
     for name, value in raw.items():
         if not _SECRET_NAME.match(name):
             raise ConfigError("--load-secrets %s: secret name %r is not valid in Key Vault; use "
                               "1-127 letters, digits and dashes" % (path, name))
         if not isinstance(value, str):
-            raise ConfigError("--load-secrets %s: the value of %r must be a string, not a %s"
-                              % (path, name, type(value).__name__))
+            raise ConfigError("--load-secrets %s: the value of %r must be a string, not %s"
+                              % (path, name, json_kind(value)))
     return dict(raw)
 
 
