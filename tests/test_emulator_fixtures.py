@@ -6,6 +6,8 @@ second checks that its ``emulators`` fixture no longer shows it.
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
@@ -55,3 +57,13 @@ def test_reset_keeps_the_configured_secrets_and_file_systems(monkeypatch):
         assert not emulators.exists("raw", "a.txt")
         assert sorted(raw.lake_app.store.filesystems) == sorted(["raw", "curated", own])
         assert emulators.read_file(own, "mine.txt") == b"m"  # a test's own file system stays
+
+
+def test_request_lines_stay_out_of_the_tests_own_log(emulators, emulator_environ,
+                                                     emulator_filesystem, caplog):
+    caplog.set_level(logging.DEBUG)
+    emulators.seed_file(emulator_filesystem, "quiet.txt", b"q")
+    fs = emulators.service_client().get_file_system_client(emulator_filesystem)
+    assert fs.get_file_client("quiet.txt").download_file().readall() == b"q"
+    assert emulators.counts("lake")["read"] == 1
+    assert not [r for r in caplog.records if r.name == "worker.emulators.requests"]

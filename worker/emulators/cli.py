@@ -243,7 +243,6 @@ def _log_requests(quiet: bool) -> Optional[logging.Handler]:
     logger = logging.getLogger("worker.emulators.requests")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
-    logger.propagate = False
     return handler
 
 
@@ -252,7 +251,6 @@ def _stop_logging(handler: Optional[logging.Handler]) -> None:
         logger = logging.getLogger("worker.emulators.requests")
         logger.removeHandler(handler)
         logger.setLevel(logging.NOTSET)
-        logger.propagate = True
 
 
 def _install_stop_handlers(stop: threading.Event) -> Dict[int, object]:

@@ -7,7 +7,8 @@ the request, counts it, waits the network model's latency, applies a fault if on
 and writes the response with an exact Content-Length: the Azure SDKs keep connections alive,
 and one stray byte would corrupt the next request on the same connection. With a network
 model (``network.py``) bodies move at the shared link's pace. Each request served is logged
-on the ``worker.emulators.requests`` logger (INFO): ``emulate`` prints these lines on stderr.
+on the ``worker.emulators.requests`` logger (INFO, not propagated to the root logger):
+``emulate`` prints these lines on stderr.
 
 TLS is wrapped per connection in the connection's own thread, so a slow handshake never
 blocks the accept loop.
@@ -32,6 +33,9 @@ from .network import Network
 
 log = logging.getLogger(__name__)
 request_log = logging.getLogger("worker.emulators.requests")
+# Only ``emulate`` shows these lines (it adds a handler): a worker run in-process beside the
+# test fixtures keeps them out of its own log.
+request_log.propagate = False
 
 Body = Union[bytes, memoryview]
 # Below this size header and body go out in one sendall (one TLS record, one syscall).
