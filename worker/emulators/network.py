@@ -6,7 +6,8 @@ benchmark there measures nothing a node would see. :class:`Network` puts them ba
 
 - ``link_mbps``: request and response bodies of all connections draw from one pacer. Each
   piece of a body (a time slice of the link, 64 KiB to 1 MiB) reserves the next free slot of
-  the link; the connection sleeps until its slot has passed, then moves the piece. Slots are
+  the link, and its connection sleeps until the slot has passed: before sending a piece of a
+  response, after reading a piece of a request. Slots are
   handed out first come, first served, so N busy connections get about 1/N each, and the
   link's total stays at its rate however many connections there are. An idle link banks
   at most 8 ms of credit (a burst of 8 ms worth of bytes), like a token bucket of that
