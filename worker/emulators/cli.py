@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import signal
 import sys
@@ -25,6 +24,7 @@ from .config import ConfigError, load_config
 from .emulators import SERVICES, EmulatorSet
 from .faults import add_rules
 from .seeding import read_secrets
+from .server import RequestRecord
 
 # Ports tried when none is given (Azurite has 10000-10002); a taken one falls back to any.
 DEFAULT_PORTS = (10014, 10015, 10016)
@@ -200,7 +200,8 @@ def _build(args: argparse.Namespace) -> EmulatorSet:
                             vault_port=args.vault_port or 0,
                             identity_port=args.identity_port or 0, seed=_fault_seed(args),
                             link_mbps=args.link_mbps, latency_ms=args.latency_ms,
-                            preferred_ports=preferred)
+                            preferred_ports=preferred,
+                            on_request=None if args.quiet else _RequestPrinter())
     if args.faults:
         with open(args.faults, encoding="utf-8") as f:
             try:
@@ -226,31 +227,25 @@ def _prepare(args: argparse.Namespace, emulators: EmulatorSet) -> None:
             count, "" if count == 1 else "s", args.load_dir, filesystem), file=sys.stderr)
 
 
-class _UtcFormatter(logging.Formatter):
-    converter = time.gmtime
+class _RequestPrinter:
+    """One line per request on stderr, as ``func start`` shows each invocation."""
 
-    def formatTime(self, record: logging.LogRecord, datefmt: Optional[str] = None) -> str:
-        return time.strftime("%Y-%m-%dT%H:%M:%S", self.converter(record.created)) + (
-            ".%03dZ" % record.msecs)
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
 
-
-def _log_requests(quiet: bool) -> Optional[logging.Handler]:
-    """Print one line per request on stderr, as ``func start`` shows invocations."""
-    if quiet:
-        return None
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_UtcFormatter("%(asctime)s %(message)s"))
-    logger = logging.getLogger("worker.emulators.requests")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    return handler
-
-
-def _stop_logging(handler: Optional[logging.Handler]) -> None:
-    if handler is not None:
-        logger = logging.getLogger("worker.emulators.requests")
-        logger.removeHandler(handler)
-        logger.setLevel(logging.NOTSET)
+    def __call__(self, record: RequestRecord) -> None:
+        now = time.time()
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + ".%03dZ" % (
+            int(now * 1000) % 1000)
+        line = "%s %-8s %-6s %s %s %s %.1f ms\n" % (
+            stamp, record.service, record.method, record.path, record.operation, record.status,
+            record.milliseconds)
+        with self._lock:
+            try:
+                sys.stderr.write(line)
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass  # stderr went away: keep serving
 
 
 def _install_stop_handlers(stop: threading.Event) -> Dict[int, object]:
@@ -270,7 +265,6 @@ def run(args: argparse.Namespace, stop: Optional[threading.Event] = None) -> int
     stop = stop or threading.Event()
     in_main = threading.current_thread() is threading.main_thread()
     previous = _install_stop_handlers(stop) if in_main else {}
-    handler = _log_requests(args.quiet)
     try:
         with emulators:
             _prepare(args, emulators)
@@ -285,7 +279,6 @@ def run(args: argparse.Namespace, stop: Optional[threading.Event] = None) -> int
         print("emulate: %s" % e, file=sys.stderr)
         return USAGE
     finally:
-        _stop_logging(handler)
         for signum, previous_handler in previous.items():
             signal.signal(signum, previous_handler)  # type: ignore[arg-type]
     return OK

@@ -11,7 +11,7 @@ import errno
 import os
 import shutil
 import tempfile
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .config import EmulatorConfig, default_config
 from .counters import Counters
@@ -22,7 +22,7 @@ from .lake_disk import Disk
 from .lake_store import DEFAULT_PAGE, LakeError, LakeStore
 from .network import Network
 from .seeding import load_directory
-from .server import EmulatorServer
+from .server import EmulatorServer, RequestRecord
 from .tls import make_tls, write_bundle
 from .tokens import TokenIssuer
 from .vault import VaultApp
@@ -59,14 +59,16 @@ class EmulatorSet:
     ``preferred_ports`` (lake, vault, identity) is tried first, then any free port (each
     fallback is described in ``notes``). ``link_mbps`` and ``latency_ms`` set the network
     model of the lake and the vault (``network.py``; change it later with
-    ``network.configure``).
+    ``network.configure``). ``on_request`` is called with a ``RequestRecord`` for each
+    request served (from the servers' threads).
     """
 
     def __init__(self, config: Optional[EmulatorConfig] = None, data_dir: Optional[str] = None,
                  lake_port: int = 0, vault_port: int = 0, identity_port: int = 0,
                  seed: Optional[int] = None, delete_page_size: int = DEFAULT_PAGE,
                  link_mbps: Optional[float] = None, latency_ms: float = 0.0,
-                 preferred_ports: Optional[Sequence[int]] = None) -> None:
+                 preferred_ports: Optional[Sequence[int]] = None,
+                 on_request: Optional[Callable[[RequestRecord], None]] = None) -> None:
         self.config = config or default_config()
         self.data_dir = data_dir
         self.ports = (lake_port, vault_port, identity_port)
@@ -75,6 +77,7 @@ class EmulatorSet:
         self.faults = Faults(seed)
         self.counters = Counters()
         self.network = Network(link_mbps, latency_ms)
+        self.on_request = on_request
         self.delete_page_size = delete_page_size
         self._tmp: Optional[str] = None
         self.lake: Optional[EmulatorServer] = None
@@ -110,7 +113,7 @@ class EmulatorSet:
                ) -> EmulatorServer:
         """Start one server on its port, its preferred port, or (that one taken) any port."""
         shared: Dict[str, Any] = {"faults": self.faults, "counters": self.counters,
-                                  "network": network}
+                                  "network": network, "on_request": self.on_request}
         port, preferred = self.ports[index], self.preferred_ports[index]
         if not port and preferred:
             try:

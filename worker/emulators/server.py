@@ -6,9 +6,10 @@ Each service is an *app*: an object with ``service`` (its name for faults and co
 the request, counts it, waits the network model's latency, applies a fault if one fires,
 and writes the response with an exact Content-Length: the Azure SDKs keep connections alive,
 and one stray byte would corrupt the next request on the same connection. With a network
-model (``network.py``) bodies move at the shared link's pace. Each request served is logged
-on the ``worker.emulators.requests`` logger (INFO, not propagated to the root logger):
-``emulate`` prints these lines on stderr.
+model (``network.py``) bodies move at the shared link's pace. Each request served is handed,
+as a :class:`RequestRecord`, to the server's ``on_request`` callback when there is one:
+``emulate`` prints it as a line on stderr. (A callback, not a logger: a worker run in-process
+beside the test fixtures configures logging as it likes, and must not see these lines.)
 
 TLS is wrapped per connection in the connection's own thread, so a slow handshake never
 blocks the accept loop.
@@ -24,7 +25,7 @@ import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, List, Optional, Set, Tuple, Union
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Set, Tuple, Union
 from urllib.parse import parse_qsl
 
 from .counters import Counters
@@ -32,14 +33,21 @@ from .faults import Fault, Faults
 from .network import Network
 
 log = logging.getLogger(__name__)
-request_log = logging.getLogger("worker.emulators.requests")
-# Only ``emulate`` shows these lines (it adds a handler): a worker run in-process beside the
-# test fixtures keeps them out of its own log.
-request_log.propagate = False
 
 Body = Union[bytes, memoryview]
 # Below this size header and body go out in one sendall (one TLS record, one syscall).
 _COALESCE = 64 * 1024
+
+
+class RequestRecord(NamedTuple):
+    """One request served: for a request log. ``path`` never carries the query string."""
+
+    service: str
+    method: str
+    path: str
+    operation: str
+    status: str  # "200", ... or "dropped"
+    milliseconds: float
 
 
 class Request:
@@ -109,11 +117,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._log(request, operation, str(response.status), started)
 
     def _log(self, request: Request, operation: str, status: str, started: float) -> None:
-        """One line per request: service, method, path (never the query), status, time."""
-        if request_log.isEnabledFor(logging.INFO):
-            request_log.info("%-8s %-6s %s %s %s %.1f ms", self.server.app.service,
-                             request.method, request.raw_path, operation, status,
-                             (time.monotonic() - started) * 1000)
+        on_request = self.server.on_request
+        if on_request is not None:
+            on_request(RequestRecord(self.server.app.service, request.method, request.raw_path,
+                                     operation, status, (time.monotonic() - started) * 1000))
 
     def _respond(self, app: Any, request: Request, operation: str,
                  fault: Optional[Fault]) -> Response:
@@ -204,13 +211,15 @@ class EmulatorServer(ThreadingHTTPServer):
 
     def __init__(self, app: Any, port: int = 0, tls: Optional[ssl.SSLContext] = None,
                  faults: Optional[Faults] = None, counters: Optional[Counters] = None,
-                 network: Optional[Network] = None) -> None:
+                 network: Optional[Network] = None,
+                 on_request: Optional[Callable[[RequestRecord], None]] = None) -> None:
         super().__init__(("127.0.0.1", port), _Handler)
         self.app = app
         self.tls = tls
         self.faults = faults or Faults()
         self.counters = counters or Counters()
         self.network = network
+        self.on_request = on_request
         self._connections: Set[socket.socket] = set()
         self._lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
