@@ -233,7 +233,9 @@ def generate(data_dir: str, files: int, rows: int) -> int:
 
 def start_emulators(workdir: str) -> Tuple[subprocess.Popen, Dict[str, str]]:
     env_file = os.path.join(workdir, "emu.env")
-    proc = subprocess.Popen([sys.executable, "-m", "worker", "emulate", "--env-file", env_file],
+    proc = subprocess.Popen([sys.executable, "-m", "worker", "emulate", "--quiet",
+                             "--lake-port", "0", "--vault-port", "0", "--identity-port", "0",
+                             "--env-file", env_file],
                             stdout=subprocess.DEVNULL, cwd=ROOT)
     while not os.path.exists(env_file):
         if proc.poll() is not None:

@@ -6,6 +6,11 @@ benchmarks, so client and server do not share a GIL. Two clients are measured: r
 real DataLake SDK (what a worker sees).
 
     .ci-venvs/py311/bin/python bench/bench_emulators.py [--large-mib 256] [--small-n 2000]
+                                                       [--link-mbps N] [--latency-ms N]
+
+With ``--link-mbps``/``--latency-ms`` the emulators run under their network model; the
+emulator process's CPU seconds during the large reads are printed either way, so the cost
+of pacing is the difference between a run with and without ``--link-mbps``.
 """
 
 from __future__ import annotations
@@ -91,13 +96,23 @@ def sdk_large(fs, size: int, concurrency: int) -> float:
     return size / (time.perf_counter() - started) / 1e6
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--large-mib", type=int, default=256)
     parser.add_argument("--small-n", type=int, default=2000)
+    parser.add_argument("--link-mbps", type=float, default=None)
+    parser.add_argument("--latency-ms", type=float, default=0.0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as workdir:
-        proc, env = start_emulators(workdir)
+        proc, env = start_emulators(workdir, link_mbps=args.link_mbps,
+                                    latency_ms=args.latency_ms)
         try:
             os.environ.update(env)
             from azure.identity import ManagedIdentityCredential
@@ -111,16 +126,20 @@ def main() -> int:
             seed(fs, "small.bin", 1024)
             seed(fs, "large.bin", size)
             bearer = token(env)
-            print("python %s" % sys.version.split()[0])
+            print("python %s, link %s Mbit/s, latency %g ms" % (
+                sys.version.split()[0], args.link_mbps or "unlimited", args.latency_ms))
             print("small reads, raw keep-alive TLS: %.0f req/s" % raw_small(env, bearer,
                                                                             args.small_n))
             print("small reads, DataLake SDK:       %.0f req/s" % sdk_small(fs, args.small_n // 4))
+            before = cpu_seconds(proc.pid)
             print("large read %d MiB, raw 32 MiB ranges: %.0f MB/s" % (
                 args.large_mib, max(raw_large(env, bearer, size) for _ in range(3))))
             for concurrency in (1, 2):
                 print("large read %d MiB, SDK max_concurrency=%d: %.0f MB/s" % (
                     args.large_mib, concurrency,
                     max(sdk_large(fs, size, concurrency) for _ in range(2))))
+            print("emulator CPU during the 7 large reads (%d MiB): %.2f s" % (
+                7 * args.large_mib, cpu_seconds(proc.pid) - before))
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=15)

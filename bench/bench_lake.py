@@ -11,11 +11,12 @@ median counts):
   best settings (``max_concurrency``), and ``Lake.upload`` (+ commit) / ``Lake.download``.
 
     python bench/bench_lake.py [--files 500] [--file-kib 64] [--large-mib 1024]
-                               [--repeat 3] [--latency-ms 0]
+                               [--repeat 3] [--latency-ms 0] [--link-mbps N]
 
 The emulator answers in well under a millisecond; a real Data Lake takes milliseconds per
-request. ``--latency-ms`` adds that wait to every lake request (server side, so waits of
-parallel requests overlap as they would on the network).
+request. ``--latency-ms`` and ``--link-mbps`` set the emulator's network model: a wait before
+every answer (waits of parallel requests overlap, as on the network) and one link shared by
+all connections (a Standard_D2a_v4 node has about 2000 Mbit/s).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 from emulated import start_emulators
 
@@ -39,12 +40,8 @@ sys.path.insert(0, str(ROOT))
 BEST_CONCURRENCY = 8
 
 
-def start_lake_emulator(tmp: Path, latency_ms: float):
-    rules = None
-    if latency_ms:  # every lake request waits, like a real service across a network
-        rules = [{"service": "lake", "kind": "latency", "delay": latency_ms / 1000,
-                  "times": None}]
-    return start_emulators(tmp, rules)
+def start_lake_emulator(tmp: Path, latency_ms: float, link_mbps: Optional[float] = None):
+    return start_emulators(tmp, latency_ms=latency_ms, link_mbps=link_mbps)
 
 
 def measure(cases: Dict[str, Callable[[], None]], cleanup: Callable[[], None], repeat: int,
@@ -195,9 +192,11 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs of each case (median)")
     parser.add_argument("--latency-ms", type=float, default=0,
                         help="added to every lake request by the emulator (default 0)")
+    parser.add_argument("--link-mbps", type=float, default=None,
+                        help="one link shared by all connections (default: unlimited)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-lake-"))
-    proc, env = start_lake_emulator(tmp, args.latency_ms)
+    proc, env = start_lake_emulator(tmp, args.latency_ms, args.link_mbps)
     try:
         os.environ.update(env)  # the CA bundle and IMDS address for every client below
         from worker.config import Config
@@ -211,7 +210,8 @@ def main() -> int:
         lake = Lake(open_store(config.lake_url, config=config), "bench",
                     config.transfer_concurrency)
         print(f"Python {sys.version.split()[0]}, {os.cpu_count()} cores, emulator latency "
-              f"{args.latency_ms:g} ms/request; ctx.lake: "
+              f"{args.latency_ms:g} ms/request, link {args.link_mbps or 'unlimited'} Mbit/s; "
+              f"ctx.lake: "
               f"{config.transfer_concurrency} files in parallel, {config.lake_file_concurrency}"
               f" requests per file, {config.lake_chunk_size >> 20} MiB chunks")
         results: Dict[str, float] = {}

@@ -88,6 +88,26 @@ def test_bad_signature_and_expired_tokens_are_refused(emulators, emulator_enviro
                 emulator_filesystem).get_file_system_properties()
 
 
+def test_a_token_not_yet_valid_is_refused(emulators, emulator_environ, emulator_filesystem):
+    issuer = emulators.set.lake_app.issuer
+    future = int(time.time()) + 3600
+    storage, _ = issuer.issue(emulators.client_id, "https://storage.azure.com",
+                              not_before=future)
+    with pytest.raises(ClientAuthenticationError) as e:
+        _lake(emulators, FixedToken(storage)).get_file_system_client(
+            emulator_filesystem).get_file_system_properties()
+    assert e.value.status_code == 401 and e.value.error_code == "InvalidAuthenticationInfo"
+    vault_token, _ = issuer.issue(emulators.client_id, "https://vault.azure.net",
+                                  not_before=future)
+    with pytest.raises(ClientAuthenticationError) as e:
+        _vault(emulators, FixedToken(vault_token)).get_secret("anything")
+    assert e.value.status_code == 401 and "not yet valid" in e.value.message
+    now, _ = issuer.issue(emulators.client_id, "https://storage.azure.com",
+                          not_before=int(time.time()))
+    _lake(emulators, FixedToken(now)).get_file_system_client(
+        emulator_filesystem).get_file_system_properties()  # valid from now: accepted
+
+
 def test_prefix_grants(emulator_environ, monkeypatch):
     from worker.emulators import EmulatorSet, parse_config
     from worker.emulators.handle import EmulatorHandle

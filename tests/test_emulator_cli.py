@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 import os
+import re
 import signal
+import socket
+import ssl
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Iterator, Tuple
+from urllib.parse import urlsplit
 
+import pytest
 from azure.identity import ManagedIdentityCredential
 from azure.keyvault.secrets import SecretClient
 from azure.storage.filedatalake import DataLakeServiceClient
@@ -128,3 +136,253 @@ def test_in_process_restart_keeps_files_and_secrets(tmp_path, monkeypatch):
         assert f.download_file().readall() == b"x" * 100_000
         assert f.get_file_properties().metadata == {"m": "1"}
         assert handle.secret_client().get_secret("s").value == "1"
+
+
+# -- in-process runs of ``emulate`` (faster than a subprocess; same code path) ----------------
+
+
+@contextlib.contextmanager
+def _emulate(tmp_path: Path, *argv: str) -> Iterator[Dict[str, str]]:
+    """Run ``emulate`` with ``argv`` in a thread; yield its environment; stop it, expect 0."""
+    from worker.cli import build_parser
+    from worker.emulators import cli as emulators_cli
+
+    env_file = tmp_path / "emu.env"
+    if env_file.exists():
+        env_file.unlink()
+    full = ["emulate", "--env-file", str(env_file), *argv]
+    args = build_parser(full).parse_args(full)
+    stop, codes = threading.Event(), []
+    thread = threading.Thread(target=lambda: codes.append(emulators_cli.run(args, stop)))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not env_file.exists():
+            assert thread.is_alive(), "emulate exited with %s" % codes
+            assert time.monotonic() < deadline, "emulate never became ready"
+            time.sleep(0.02)
+        yield dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+    finally:
+        stop.set()
+        thread.join(30)
+    assert codes == [0]
+
+
+def _emulate_once(*argv: str) -> int:
+    """``emulate argv`` told to stop as soon as it serves: bad input exits 2 before that,
+    and input wrongly accepted returns 0 here instead of serving forever."""
+    from worker.cli import build_parser
+    from worker.emulators import cli as emulators_cli
+
+    full = ["emulate", "--quiet", *argv]
+    stop = threading.Event()
+    stop.set()
+    return emulators_cli.run(build_parser(full).parse_args(full), stop)
+
+
+def _port(url: str) -> int:
+    return int(urlsplit(url).netloc.rsplit(":", 1)[1])
+
+
+def _ports(env: Dict[str, str]) -> Tuple[int, int, int]:
+    return (_port(env["WORKER_LAKE_URL"]), _port(env["WORKER_VAULT_URL"]),
+            _port(env["AZURE_POD_IDENTITY_AUTHORITY_HOST"]))
+
+
+def test_one_log_line_per_request_without_the_query(tmp_path, monkeypatch, capsys):
+    with _emulate(tmp_path) as env:
+        fs, _ = _clients(env, monkeypatch)
+        fs.get_file_client("logged.txt").upload_data(b"hi", overwrite=True)
+        netloc = urlsplit(env["WORKER_LAKE_URL"]).netloc
+        conn = http.client.HTTPSConnection(netloc, context=ssl.create_default_context(
+            cafile=env["REQUESTS_CA_BUNDLE"]), timeout=10)
+        conn.request("GET", "/devstoreaccount1/data/logged.txt?sig=SECRET-SIGNATURE")
+        assert conn.getresponse().status == 401
+        conn.close()
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "/devstoreaccount1/data/logged.txt" in line]
+    assert len(lines) == 4, err  # create, append, flush, then the unauthenticated read
+    assert re.search(r"Z lake +PUT +/devstoreaccount1/data/logged\.txt create 201 [\d.]+ ms$",
+                     lines[0]), lines[0]
+    assert re.search(r" GET +/devstoreaccount1/data/logged\.txt read 401 [\d.]+ ms$", lines[-1])
+    assert "SECRET-SIGNATURE" not in err
+    assert re.search(r"identity +GET +/metadata/identity/oauth2/token token 200 ", err)
+
+
+def test_quiet_logs_no_requests(tmp_path, monkeypatch, capsys):
+    with _emulate(tmp_path, "--quiet") as env:
+        fs, _ = _clients(env, monkeypatch)
+        fs.get_file_client("quiet.txt").upload_data(b"hi", overwrite=True)
+    assert "quiet.txt" not in capsys.readouterr().err
+
+
+def test_ports_are_kept_under_data_and_a_taken_port_falls_back(tmp_path, monkeypatch, capsys):
+    data = tmp_path / "state"
+    with _emulate(tmp_path, "--data", str(data), "--quiet") as env:
+        first = _ports(env)
+    assert json.loads((data / "ports.json").read_text()) == dict(
+        zip(("lake", "vault", "identity"), first))
+    with _emulate(tmp_path, "--data", str(data), "--quiet") as env:
+        assert _ports(env) == first  # the same URLs after a restart
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT
+        taken.bind(("127.0.0.1", first[0]))
+        taken.listen()
+        capsys.readouterr()
+        with _emulate(tmp_path, "--data", str(data), "--quiet") as env:
+            moved = _ports(env)
+        assert moved[0] != first[0] and moved[1:] == first[1:]
+        assert "emulate: port %d for the lake is taken; it listens on %d instead" % (
+            first[0], moved[0]) in capsys.readouterr().err
+    assert json.loads((data / "ports.json").read_text())["lake"] == moved[0]
+
+
+def test_without_data_the_default_ports_are_tried_first(tmp_path, capsys):
+    from worker.emulators.cli import DEFAULT_PORTS
+
+    with _emulate(tmp_path, "--quiet") as env:
+        ports = _ports(env)
+    err = capsys.readouterr().err
+    for service, default, port in zip(("lake", "vault", "identity"), DEFAULT_PORTS, ports):
+        assert port == default or "port %d for the %s is taken" % (default, service) in err
+
+
+def test_a_given_port_that_is_taken_is_a_usage_error(tmp_path, capsys):
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert _emulate_once("--vault-port", str(port)) == 2
+    assert "emulate: port %d for the vault is taken; give another port, or 0 for any free " \
+        "one" % port in capsys.readouterr().err
+
+
+def test_network_options_reach_the_lake(tmp_path, monkeypatch):
+    with _emulate(tmp_path, "--quiet", "--link-mbps", "100", "--latency-ms", "200") as env:
+        fs, _ = _clients(env, monkeypatch)
+        f = fs.get_file_client("net.bin")
+        f.upload_data(os.urandom(5 << 20), overwrite=True)  # 0.42 s of link time
+        started = time.monotonic()
+        assert len(f.download_file().readall()) == 5 << 20
+        assert time.monotonic() - started >= 0.200 + 0.42 * 0.75
+
+
+def test_bad_network_options_are_usage_errors(capsys):
+    from worker.cli import main
+
+    assert main(["emulate", "--link-mbps", "0"]) == 2
+    assert "--link-mbps: must be more than 0" in capsys.readouterr().err
+    assert main(["emulate", "--latency-ms", "-5"]) == 2
+    assert "--latency-ms: must be 0 or more" in capsys.readouterr().err
+
+
+def test_help_documents_the_fault_file_and_the_network_model(capsys):
+    from worker.cli import main
+    from worker.emulators import lake, vault
+
+    assert main(["emulate", "--help"]) == 0
+    out = capsys.readouterr().out
+    for key in ("service", "operation", "kind", "status", "code", "retry_after", "delay",
+                "times", "probability", "truncate", "drop", "latency"):
+        assert re.search(r"\b%s\b" % key, out), key
+    assert all(op in out for op in list(lake.OPERATIONS) + list(vault.OPERATIONS))
+    for option in ("--link-mbps", "--latency-ms", "--load-dir", "--load-secrets", "--quiet",
+                   "--fault-seed", "10014/10015/10016", "examples:"):
+        assert option in out
+
+
+@pytest.mark.parametrize("rules, message", [
+    ('[{"service": "lake", "stauts": 503}]', "fault rule 1 has unknown key 'stauts'; the keys "
+     "are service, operation, kind, status, code, retry_after, delay, times, probability"),
+    ('[{"kind": "drop"}, {"service": "lakes"}]', "fault rule 2: service must be one of *, "
+     "lake, vault, identity, not 'lakes'"),
+    ('{"service": "lake"}', "the fault rules must be a JSON list of objects, not an object"),
+    ('[{"times": 0}]', "fault rule 1: times must be a positive whole number or null"),
+    ("[{]", "is not valid JSON"),
+])
+def test_a_bad_fault_file_names_the_rule(tmp_path, capsys, rules, message):
+
+    faults = tmp_path / "faults.json"
+    faults.write_text(rules)
+    assert _emulate_once("--faults", str(faults)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("emulate: --faults %s" % faults) and message in err, err
+
+
+def test_the_old_seed_option_still_works_and_says_it_is_deprecated(tmp_path, capsys):
+    faults = tmp_path / "faults.json"
+    faults.write_text('[{"kind": "status", "probability": 0.5, "times": null}]')
+    with _emulate(tmp_path, "--quiet", "--faults", str(faults), "--seed", "7"):
+        pass
+    assert "emulate: --seed is deprecated; use --fault-seed" in capsys.readouterr().err
+
+
+def test_load_dir_and_load_secrets_seed_the_emulators_at_start(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "lake"
+    (folder / "in" / "sub").mkdir(parents=True)
+    (folder / "in" / "a.csv").write_bytes(b"a,b\n1,2\n")
+    (folder / "in" / "sub" / "b.txt").write_bytes(b"bee")
+    (folder / "top.bin").write_bytes(b"\x00\x01")
+    secrets = tmp_path / "secrets.json"
+    secrets.write_text(json.dumps({"db-password": "from-file", "api-key": "k"}))
+    data = tmp_path / "state"
+    with _emulate(tmp_path, "--quiet", "--data", str(data), "--load-dir", str(folder),
+                  "--load-secrets", str(secrets)) as env:
+        fs, vault = _clients(env, monkeypatch)
+        assert sorted(p.name for p in fs.get_paths()) == [
+            "in", "in/a.csv", "in/sub", "in/sub/b.txt", "top.bin"]
+        assert fs.get_file_client("in/a.csv").download_file().readall() == b"a,b\n1,2\n"
+        assert vault.get_secret("db-password").value == "from-file"
+        assert vault.get_secret("api-key").value == "k"
+        fs.get_file_client("in/a.csv").upload_data(b"changed", overwrite=True)
+    assert "emulate: loaded 3 files from %s into data" % folder in capsys.readouterr().err
+    with _emulate(tmp_path, "--quiet", "--data", str(data), "--load-dir", str(folder),
+                  "--filesystem", "other") as env:
+        fs, _ = _clients(env, monkeypatch)
+        assert env["WORKER_LAKE_URL"].endswith("/other")
+        assert fs.get_file_client("in/sub/b.txt").download_file().readall() == b"bee"
+        first, _ = _clients(dict(env, WORKER_LAKE_URL=env["WORKER_LAKE_URL"][:-len("other")]
+                                 + "data"), monkeypatch)
+        assert first.get_file_client("in/a.csv").download_file().readall() == b"changed"
+
+
+@pytest.mark.parametrize("content, message", [
+    ('["db"]', "must hold a JSON object of secret name -> string value, not a list"),
+    ('{"db_password": "x"}', "secret name 'db_password' is not valid in Key Vault; use 1-127 "
+     "letters, digits and dashes"),
+    ('{"port": 5432}', "the value of 'port' must be a string, not a number"),
+    ('{"a": ', "is not valid JSON"),
+])
+def test_a_bad_secrets_file_is_a_usage_error(tmp_path, capsys, content, message):
+
+    secrets = tmp_path / "secrets.json"
+    secrets.write_text(content)
+    assert _emulate_once("--load-secrets", str(secrets)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("emulate: --load-secrets %s" % secrets) and message in err, err
+
+
+def test_a_load_dir_that_is_not_a_folder_is_a_usage_error(tmp_path, capsys):
+
+    assert _emulate_once("--load-dir", str(tmp_path / "missing")) == 2
+    assert "emulate: --load-dir %s is not a directory" % (tmp_path / "missing") in \
+        capsys.readouterr().err
+
+
+def test_the_readme_example_runs_the_sample_handler_on_the_seeded_emulators(tmp_path,
+                                                                             monkeypatch):
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    with _emulate(tmp_path, "--quiet", "--load-dir", str(examples / "data" / "lake"),
+                  "--load-secrets", str(examples / "secrets.json")) as env:
+        child = {k: v for k, v in os.environ.items() if k not in CLEARED_VARIABLES}
+        child.update(env)
+        result = subprocess.run(
+            [sys.executable, "-m", "worker", "run", "handlers.sales:rollup", "--param",
+             "date=2024-01-31", "--result", str(tmp_path / "result.json")],
+            cwd=str(examples), env=child, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        fs, _ = _clients(env, monkeypatch)
+        rolled = fs.get_file_client("curated/daily/2024-01-31.json").download_file().readall()
+    assert json.loads(rolled)
+    assert "with token ***" in result.stderr  # the seeded secret was read, and redacted

@@ -67,3 +67,17 @@ def test_first_request_is_challenged(emulators, emulator_environ):
     assert emulators.secret_client().get_secret("challenged").value == "c"
     assert emulators.counts("vault") == {"get_secret": 2}  # the 401 challenge, then the read
     assert emulators.counts("identity") == {"token": 1}
+
+
+def test_the_stock_secret_client_needs_the_one_documented_flag(emulators, emulator_environ):
+    """README says why: the SDK accepts a challenge only from a host *below* the resource's
+    domain (NAME.vault.azure.net for vault.azure.net). A loopback address has no such parent
+    a name resolver here knows, so ``verify_challenge_resource=False`` is the one change."""
+    from azure.keyvault.secrets import SecretClient
+    from azure.keyvault.secrets._shared import http_challenge_cache
+
+    http_challenge_cache.clear()
+    plain = SecretClient(emulators.vault_url, emulators.credential(), retry_total=0,
+                         connection_verify=emulators.ca_path)
+    with pytest.raises(ValueError, match="does not match the requested domain"):
+        plain.get_secret("anything")

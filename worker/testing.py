@@ -8,10 +8,13 @@ Fixtures:
 
 - ``emulator_set`` (session): one running set of emulators (IMDS, Data Lake, Key Vault),
   as an :class:`worker.emulators.handle.EmulatorHandle`.
-- ``emulators`` (function): the same handle, with faults and counters reset before the
-  test and faults cleared after it. Seed with ``seed_file(fs, path, data)`` and
+- ``emulators`` (function): the same handle, fresh for the test: secrets back to the
+  configured ones (none by default), the configured file systems (``data``) empty, no
+  faults, zeroed counters, no network model; faults and the network model are removed again
+  after the test. Seed with ``seed_file(fs, path, data)``, ``load_directory(fs, dir)`` and
   ``seed_secret(name, value)``; inject faults with ``fault(service, operation, kind, ...)``;
-  read ``counts(service)``; ``reader_client_id`` is a read-only second identity.
+  shape the network with ``network(link_mbps=..., latency_ms=...)``; read
+  ``counts(service)``; ``reader_client_id`` is a read-only second identity.
 - ``emulator_filesystem`` (function): a fresh, empty file system's name (deleted after).
 - ``emulator_env`` (function): a complete environment dict for a worker subprocess: the
   current environment without the variables that would redirect azure-identity
@@ -45,11 +48,11 @@ def emulator_set() -> Iterator[Any]:
 
 @pytest.fixture
 def emulators(emulator_set: Any) -> Iterator[Any]:
-    """The session's emulators, with no faults and zeroed counters for this test."""
-    emulator_set.clear_faults()
-    emulator_set.reset_counts()
+    """The session's emulators, as fresh as a new set for this test (and cheaper)."""
+    emulator_set.reset_state()
     yield emulator_set
     emulator_set.clear_faults()
+    emulator_set.network()
 
 
 @pytest.fixture

@@ -1,9 +1,10 @@
 """``python -m worker emulate``: run the three emulators in the foreground.
 
 Prints the environment a worker needs (``KEY=VALUE`` lines) once every server is ready,
-optionally writes it as a dotenv file (``--env-file``), and serves until SIGTERM or SIGINT,
-then stops cleanly and exits 0. The main command line calls :func:`add_arguments` and
-:func:`run`; ``python -m worker.emulators`` does the same on its own.
+optionally writes it as a dotenv file (``--env-file``), logs one line per request on stderr
+(unless ``--quiet``), and serves until SIGTERM or SIGINT, then stops cleanly and exits 0.
+The main command line calls :func:`add_arguments` and :func:`run`; ``python -m
+worker.emulators`` does the same on its own.
 """
 
 from __future__ import annotations
@@ -13,38 +14,143 @@ import json
 import os
 import signal
 import sys
+import textwrap
 import threading
-from typing import Dict, Optional
+import time
+from typing import Dict, Optional, Tuple
 
 from ..errors import OK, USAGE
 from .config import ConfigError, load_config
-from .emulators import EmulatorSet
+from .emulators import SERVICES, EmulatorSet
 from .faults import add_rules
+from .seeding import read_secrets
+from .server import RequestRecord
+
+# Ports tried when none is given (Azurite has 10000-10002); a taken one falls back to any.
+DEFAULT_PORTS = (10014, 10015, 10016)
+PORTS_FILE = "ports.json"
+
+
+def _epilog() -> str:
+    from . import identity, lake, vault
+
+    def names(operations) -> str:
+        return textwrap.fill(", ".join(operations), 78, subsequent_indent=" " * 6).lstrip()
+
+    return _EPILOG % {"lake": names(lake.OPERATIONS), "vault": names(vault.OPERATIONS),
+                      "identity": names(identity.OPERATIONS),
+                      "ports": "/".join(str(p) for p in DEFAULT_PORTS)}
+
+
+_EPILOG = """\
+examples:
+  python -m worker emulate --env-file .emulators.env &
+  set -a; . .emulators.env; set +a          # then run tasks, tests or your own SDK code
+  python -m worker emulate --load-dir examples/data/lake --load-secrets secrets.json
+  python -m worker emulate --link-mbps 2000 --latency-ms 10 --quiet    # a D2a_v4's NIC
+
+ports: a port given with --lake-port/--vault-port/--identity-port must be free (0: any free
+  port). Without them the lake, vault and IMDS listen on %(ports)s, or under --data
+  on the ports of the last run; a port that is taken falls back to any free one, and a line
+  on stderr says which.
+
+network model (lake and vault; IMDS is never slowed): --link-mbps is one link shared by
+  every connection, as one NIC is: request and response bodies of all connections draw from
+  it, so N parallel transfers each get about 1/N. --latency-ms delays every request's
+  answer (time to first byte); parallel requests wait in parallel.
+
+fault file (--faults FILE): a JSON list of rules; for each request the first rule that
+  matches and fires decides what goes wrong. Example:
+  [{"service": "lake", "operation": "read", "kind": "status", "status": 503, "times": 2},
+   {"service": "vault", "kind": "status", "status": 429, "retry_after": 1, "times": null,
+    "probability": 0.2},
+   {"service": "lake", "operation": "append", "kind": "drop"}]
+  keys (all optional):
+    service      lake, vault, identity or * (default *)
+    operation    one of the service's operations below, or * (default *)
+    kind         status: answer an error in the service's own shape (default)
+                 latency: wait `delay` seconds, then serve the request
+                 truncate: serve, but cut the body half-way and close the connection
+                 drop: close the connection without answering
+    status       the HTTP status of kind status (default 503)
+    code         the service's error code (default ServerBusy for 503, InternalError for
+                 500, TooManyRequests for 429)
+    retry_after  seconds, sent as a Retry-After header (default: none)
+    delay        seconds, for kind latency (default 0)
+    times        how many times the rule fires, null for always (default 1)
+    probability  the chance (0-1) that a matching request fires it, drawn from a generator
+                 seeded by --fault-seed (default 1)
+  operations:
+    lake: %(lake)s
+    vault: %(vault)s
+    identity: %(identity)s
+
+--load-secrets FILE: a JSON object of secret name -> string value, e.g.
+  {"db-password": "s3cret", "api-key": "k"}; seeded at each start like --config's secrets.
+--load-dir DIR: every file below DIR appears at the same relative path in the file system
+  --filesystem (default: the first configured), replacing a file --data kept.
+
+environment: emulate reads no environment variables.
+"""
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be more than 0, not %s" % text)
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError("must be 0 or more, not %s" % text)
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``emulate`` options to ``parser``."""
-    parser.add_argument("--lake-port", type=int, default=0, metavar="PORT",
-                        help="Data Lake (DFS + Blob) HTTPS port (default: any free port)")
-    parser.add_argument("--vault-port", type=int, default=0, metavar="PORT",
-                        help="Key Vault HTTPS port (default: any free port)")
-    parser.add_argument("--identity-port", type=int, default=0, metavar="PORT",
-                        help="managed identity (IMDS) http port (default: any free port)")
+    """Add the ``emulate`` options (and its help's examples and formats) to ``parser``."""
+    parser.description = ("Run loopback Data Lake, Key Vault and managed-identity (IMDS)\n"
+                          "emulators in the foreground; print the environment a worker needs.")
+    parser.epilog = _epilog()
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--lake-port", type=int, metavar="PORT",
+                        help="Data Lake (DFS + Blob) HTTPS port; 0: any free port "
+                             "(default: see ports below)")
+    parser.add_argument("--vault-port", type=int, metavar="PORT",
+                        help="Key Vault HTTPS port (default: see ports below)")
+    parser.add_argument("--identity-port", type=int, metavar="PORT",
+                        help="managed identity (IMDS) http port (default: see ports below)")
     parser.add_argument("--data", metavar="DIR",
-                        help="keep lake, secrets, CA and token key in DIR across restarts "
-                             "(default: in memory)")
+                        help="keep lake, secrets, CA, token key and ports in DIR across "
+                             "restarts (default: in memory)")
     parser.add_argument("--config", metavar="FILE",
                         help="JSON file of account, file systems, identities and secrets")
+    parser.add_argument("--load-dir", metavar="DIR",
+                        help="copy the files below DIR into the file system at start")
+    parser.add_argument("--load-secrets", metavar="FILE",
+                        help="seed the secrets of a JSON object {name: value} at start")
     parser.add_argument("--env-file", metavar="PATH",
                         help="also write the environment to PATH (dotenv) once ready")
     parser.add_argument("--filesystem", metavar="NAME",
-                        help="file system in WORKER_LAKE_URL (default: the first configured)")
+                        help="file system in WORKER_LAKE_URL and for --load-dir "
+                             "(default: the first configured)")
     parser.add_argument("--client-id", metavar="ID",
                         help="AZURE_CLIENT_ID to print (default: the first identity)")
     parser.add_argument("--faults", metavar="FILE",
-                        help="JSON list of fault rules (see worker.emulators.faults)")
-    parser.add_argument("--seed", type=int, default=None,
+                        help="JSON list of fault rules (format below)")
+    parser.add_argument("--fault-seed", type=int, metavar="N",
                         help="seed for random faults (reproducible runs)")
+    parser.add_argument("--seed", type=int, metavar="N",
+                        help="deprecated name of --fault-seed")
+    parser.add_argument("--link-mbps", type=_positive, metavar="N",
+                        help="one link of N Mbit/s shared by all lake and vault connections "
+                             "(default: unlimited)")
+    parser.add_argument("--latency-ms", type=_non_negative, default=0.0, metavar="N",
+                        help="wait N ms before answering each lake and vault request "
+                             "(default 0)")
+    parser.add_argument("--quiet", "-q", action="store_true",
+                        help="no log line per request on stderr")
 
 
 def format_environment(env: Dict[str, str]) -> str:
@@ -52,21 +158,94 @@ def format_environment(env: Dict[str, str]) -> str:
     return "".join("%s=%s\n" % item for item in env.items())
 
 
-def _write_env_file(path: str, text: str) -> None:
+def _write_atomic(path: str, text: str) -> None:
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
     os.replace(tmp, path)  # a watcher never sees half a file
 
 
+def _remembered_ports(data_dir: Optional[str]) -> Tuple[int, int, int]:
+    """The ports of the last run under ``data_dir``, else the defaults."""
+    if data_dir:
+        try:
+            with open(os.path.join(data_dir, PORTS_FILE), encoding="utf-8") as f:
+                saved = json.load(f)
+            return int(saved["lake"]), int(saved["vault"]), int(saved["identity"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # first run, or a file we did not write: the defaults
+    return DEFAULT_PORTS
+
+
+def _remember_ports(data_dir: Optional[str], ports: Tuple[int, int, int]) -> None:
+    if data_dir:
+        _write_atomic(os.path.join(data_dir, PORTS_FILE), json.dumps(dict(zip(SERVICES, ports))))
+
+
+def _fault_seed(args: argparse.Namespace) -> Optional[int]:
+    if args.seed is not None:
+        print("emulate: --seed is deprecated; use --fault-seed", file=sys.stderr)
+    return args.fault_seed if args.fault_seed is not None else args.seed
+
+
 def _build(args: argparse.Namespace) -> EmulatorSet:
-    emulators = EmulatorSet(load_config(args.config), data_dir=args.data,
-                            lake_port=args.lake_port, vault_port=args.vault_port,
-                            identity_port=args.identity_port, seed=args.seed)
+    config = load_config(args.config)
+    if args.load_secrets:
+        secrets = dict(config.secrets)
+        secrets.update(read_secrets(args.load_secrets))
+        config = config._replace(secrets=tuple(sorted(secrets.items())))
+    given = (args.lake_port, args.vault_port, args.identity_port)
+    preferred = tuple(p if g is None else 0 for p, g in zip(_remembered_ports(args.data), given))
+    emulators = EmulatorSet(config, data_dir=args.data, lake_port=args.lake_port or 0,
+                            vault_port=args.vault_port or 0,
+                            identity_port=args.identity_port or 0, seed=_fault_seed(args),
+                            link_mbps=args.link_mbps, latency_ms=args.latency_ms,
+                            preferred_ports=preferred,
+                            on_request=None if args.quiet else _RequestPrinter())
     if args.faults:
         with open(args.faults, encoding="utf-8") as f:
-            add_rules(emulators.faults, json.load(f))
+            try:
+                rules = json.load(f)
+            except ValueError as e:
+                raise ConfigError("--faults %s is not valid JSON: %s" % (args.faults, e)) from e
+        try:
+            add_rules(emulators.faults, rules)
+        except ValueError as e:
+            raise ConfigError("--faults %s: %s (see emulate --help)" % (args.faults, e)) from e
     return emulators
+
+
+def _prepare(args: argparse.Namespace, emulators: EmulatorSet) -> None:
+    """After start: report port fallbacks, remember the ports, load a folder."""
+    for note in emulators.notes:
+        print("emulate: %s" % note, file=sys.stderr)
+    _remember_ports(args.data, emulators.bound_ports)
+    if args.load_dir:
+        filesystem = args.filesystem or (emulators.config.filesystems or ("data",))[0]
+        count = emulators.load_directory(filesystem, args.load_dir)
+        print("emulate: loaded %d file%s from %s into %s" % (
+            count, "" if count == 1 else "s", args.load_dir, filesystem), file=sys.stderr)
+
+
+class _RequestPrinter:
+    """One line per request on stderr, as ``func start`` shows each invocation."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def __call__(self, record: RequestRecord) -> None:
+        now = time.time()
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + ".%03dZ" % (
+            int(now * 1000) % 1000)
+        line = "%s %-8s %-6s %s %s %s %.1f ms\n" % (
+            stamp, record.service, record.method, record.path, record.operation, record.status,
+            record.milliseconds)
+        with self._lock:
+            try:
+                sys.stderr.write(line)
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass  # stderr went away: keep serving
 
 
 def _install_stop_handlers(stop: threading.Event) -> Dict[int, object]:
@@ -88,17 +267,18 @@ def run(args: argparse.Namespace, stop: Optional[threading.Event] = None) -> int
     previous = _install_stop_handlers(stop) if in_main else {}
     try:
         with emulators:
+            _prepare(args, emulators)
             text = format_environment(emulators.environment(args.client_id, args.filesystem))
             if args.env_file:
-                _write_env_file(args.env_file, text)
+                _write_atomic(args.env_file, text)
             sys.stdout.write(text)
             sys.stdout.flush()
             while not stop.wait(0.5):  # short waits keep signals prompt on every platform
                 pass
-    except OSError as e:
+    except (ConfigError, OSError) as e:
         print("emulate: %s" % e, file=sys.stderr)
         return USAGE
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)  # type: ignore[arg-type]
+        for signum, previous_handler in previous.items():
+            signal.signal(signum, previous_handler)  # type: ignore[arg-type]
     return OK

@@ -96,6 +96,17 @@ class EmulatorConfig(NamedTuple):
         return None
 
 
+def json_kind(value: Any) -> str:
+    """How JSON calls the type of ``value``: for messages about a file's content."""
+    if isinstance(value, bool):
+        return "true/false"
+    for kind, name in ((dict, "an object"), (list, "a list"), (str, "a string"),
+                       ((int, float), "a number")):
+        if isinstance(value, kind):
+            return name
+    return "null"
+
+
 def _grant(raw: Dict[str, Any]) -> LakeGrant:
     access = raw.get("access", "r")
     if access not in ("r", "rw"):

@@ -1,16 +1,17 @@
 """The emulator set: IMDS, the lake and the vault running together in one process.
 
 :class:`EmulatorSet` starts the three servers in background threads, shares one token
-issuer, one fault plan and one set of counters between them, seeds the configured file
-systems and secrets, and knows the environment a worker needs to reach them.
+issuer, one fault plan, one set of counters and one network model between them, seeds the
+configured file systems and secrets, and knows the environment a worker needs to reach them.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
-from typing import Dict, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .config import EmulatorConfig, default_config
 from .counters import Counters
@@ -19,11 +20,15 @@ from .identity import IdentityApp
 from .lake import LakeApp
 from .lake_disk import Disk
 from .lake_store import DEFAULT_PAGE, LakeError, LakeStore
-from .server import EmulatorServer
-from .tls import make_tls
+from .network import Network
+from .seeding import load_directory
+from .server import EmulatorServer, RequestRecord
+from .tls import make_tls, write_bundle
 from .tokens import TokenIssuer
 from .vault import VaultApp
 from .vault_store import SecretStore
+
+SERVICES = ("lake", "vault", "identity")
 
 # Variables that would send azure-identity somewhere other than our IMDS.
 CLEARED_VARIABLES = (
@@ -48,16 +53,31 @@ def _signing_key(data_dir: Optional[str]) -> Optional[bytes]:
 
 
 class EmulatorSet:
-    """IMDS + lake + vault; ``start()``/``stop()`` or use as a context manager."""
+    """IMDS + lake + vault; ``start()``/``stop()`` or use as a context manager.
+
+    Ports: a nonzero ``*_port`` must be free; for a zero one the matching entry of
+    ``preferred_ports`` (lake, vault, identity) is tried first, then any free port (each
+    fallback is described in ``notes``). ``link_mbps`` and ``latency_ms`` set the network
+    model of the lake and the vault (``network.py``; change it later with
+    ``network.configure``). ``on_request`` is called with a ``RequestRecord`` for each
+    request served (from the servers' threads).
+    """
 
     def __init__(self, config: Optional[EmulatorConfig] = None, data_dir: Optional[str] = None,
                  lake_port: int = 0, vault_port: int = 0, identity_port: int = 0,
-                 seed: Optional[int] = None, delete_page_size: int = DEFAULT_PAGE) -> None:
+                 seed: Optional[int] = None, delete_page_size: int = DEFAULT_PAGE,
+                 link_mbps: Optional[float] = None, latency_ms: float = 0.0,
+                 preferred_ports: Optional[Sequence[int]] = None,
+                 on_request: Optional[Callable[[RequestRecord], None]] = None) -> None:
         self.config = config or default_config()
         self.data_dir = data_dir
         self.ports = (lake_port, vault_port, identity_port)
+        self.preferred_ports = tuple(preferred_ports or (0, 0, 0))
+        self.notes: List[str] = []
         self.faults = Faults(seed)
         self.counters = Counters()
+        self.network = Network(link_mbps, latency_ms)
+        self.on_request = on_request
         self.delete_page_size = delete_page_size
         self._tmp: Optional[str] = None
         self.lake: Optional[EmulatorServer] = None
@@ -73,18 +93,45 @@ class EmulatorSet:
             self._tmp = tempfile.mkdtemp(prefix="worker-emulators-")
             tls = make_tls(self._tmp)
         self.ca_path = tls.ca_path
+        self.bundle_path = write_bundle(os.path.dirname(tls.ca_path), tls.ca_path)
         issuer = TokenIssuer(_signing_key(self.data_dir))
         self.lake_app = LakeApp(self.config, issuer, self._lake_store())
         self.vault_app = VaultApp(self.config, issuer, SecretStore(
             os.path.join(self.data_dir, "vault.json") if self.data_dir else None))
-        shared = {"faults": self.faults, "counters": self.counters}
-        self.lake = EmulatorServer(self.lake_app, self.ports[0], tls.context, **shared).start()
-        self.vault = EmulatorServer(self.vault_app, self.ports[1], tls.context, **shared).start()
-        self.identity = EmulatorServer(IdentityApp(self.config, issuer), self.ports[2],
-                                       None, **shared).start()
+        try:
+            self.lake = self._serve(0, self.lake_app, tls.context, self.network)
+            self.vault = self._serve(1, self.vault_app, tls.context, self.network)
+            self.identity = self._serve(2, IdentityApp(self.config, issuer), None, None)
+        except BaseException:
+            self.stop()  # a port was taken: release the ones already bound
+            raise
         self.lake_app.base_url = self.lake.base_url
         self._seed()
         return self
+
+    def _serve(self, index: int, app: Any, tls: Any, network: Optional[Network]
+               ) -> EmulatorServer:
+        """Start one server on its port, its preferred port, or (that one taken) any port."""
+        shared: Dict[str, Any] = {"faults": self.faults, "counters": self.counters,
+                                  "network": network, "on_request": self.on_request}
+        port, preferred = self.ports[index], self.preferred_ports[index]
+        if not port and preferred:
+            try:
+                return EmulatorServer(app, preferred, tls, **shared).start()
+            except OSError as e:
+                if e.errno != errno.EADDRINUSE:
+                    raise
+            server = EmulatorServer(app, 0, tls, **shared).start()
+            self.notes.append("port %d for the %s is taken; it listens on %d instead"
+                              % (preferred, SERVICES[index], server.port))
+            return server
+        try:
+            return EmulatorServer(app, port, tls, **shared).start()
+        except OSError as e:
+            if e.errno != errno.EADDRINUSE:
+                raise
+            raise OSError("port %d for the %s is taken; give another port, or 0 for any free "
+                          "one" % (port, SERVICES[index])) from e
 
     def _lake_store(self) -> LakeStore:
         disk = Disk(os.path.join(self.data_dir, "lake")) if self.data_dir else None
@@ -98,6 +145,25 @@ class EmulatorSet:
                 pass  # kept from an earlier run under --data
         for name, value in self.config.secrets:
             self.vault_app.store.set(name, value)
+
+    def reset_seeded_state(self) -> None:
+        """Back to the configured start: seed secrets only, configured file systems empty.
+
+        File systems not named in the configuration are left alone (tests make their own,
+        with unique names).
+        """
+        self.vault_app.store.reset(dict(self.config.secrets))
+        self.lake_app.store.empty_filesystems(self.config.filesystems)
+
+    def load_directory(self, filesystem: str, directory: str) -> int:
+        """Copy the files below a local ``directory`` into ``filesystem``; how many."""
+        return load_directory(self.lake_app.store, filesystem, directory)
+
+    @property
+    def bound_ports(self) -> Tuple[int, int, int]:
+        """The ports the lake, the vault and IMDS listen on."""
+        assert self.lake and self.vault and self.identity, "start() first"
+        return self.lake.port, self.vault.port, self.identity.port
 
     def stop(self) -> None:
         """Stop the servers and remove the temporary CA (kept under ``--data``)."""
@@ -144,5 +210,5 @@ class EmulatorSet:
             "WORKER_VAULT_URL": self.vault_url,
             "AZURE_CLIENT_ID": client_id,
             "AZURE_POD_IDENTITY_AUTHORITY_HOST": self.identity_url,
-            "REQUESTS_CA_BUNDLE": self.ca_path,
+            "REQUESTS_CA_BUNDLE": self.bundle_path,
         }

@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import random
 import threading
-from typing import List, NamedTuple, Optional
+from typing import Any, List, NamedTuple, Optional
+
+from .config import json_kind
 
 KINDS = ("status", "latency", "truncate", "drop")
+SERVICES = ("*", "lake", "vault", "identity")
 _DEFAULT_CODES = {429: "TooManyRequests", 500: "InternalError", 503: "ServerBusy"}
 
 
@@ -70,6 +73,16 @@ class Faults:
         """Add a rule; the first matching rule that fires wins. Returns the fault."""
         if kind not in KINDS:
             raise ValueError("fault kind must be one of %s, not %r" % (", ".join(KINDS), kind))
+        _check(service in SERVICES, "service must be one of %s, not %r"
+               % (", ".join(SERVICES), service))
+        _check(isinstance(status, int) and 100 <= status <= 599,
+               "status must be an HTTP status (100-599), not %r" % (status,))
+        _check(times is None or (isinstance(times, int) and times > 0),
+               "times must be a positive whole number or null (always), not %r" % (times,))
+        _check(isinstance(probability, (int, float)) and 0 <= probability <= 1,
+               "probability must be between 0 and 1, not %r" % (probability,))
+        _check(isinstance(delay, (int, float)) and delay >= 0,
+               "delay must be zero or more seconds, not %r" % (delay,))
         fault = Fault(kind, status, code or _DEFAULT_CODES.get(status, "InternalError"),
                       retry_after, delay)
         with self._lock:
@@ -102,7 +115,32 @@ class Faults:
         return None
 
 
-def add_rules(faults: Faults, rules: List[dict]) -> None:
-    """Add rules given as dicts (the ``--faults FILE`` JSON list) with ``add``'s keywords."""
-    for rule in rules:
-        faults.add(**rule)
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+RULE_KEYS = ("service", "operation", "kind", "status", "code", "retry_after", "delay", "times",
+             "probability")
+
+
+def add_rules(faults: Faults, rules: Any) -> None:
+    """Add rules given as dicts (the ``--faults FILE`` JSON list) with ``add``'s keywords.
+
+    ValueError names the rule (counted from 1) and what is wrong with it.
+    """
+    if not isinstance(rules, list):
+        raise ValueError("the fault rules must be a JSON list of objects, not %s"
+                         % json_kind(rules))
+    for number, rule in enumerate(rules, 1):
+        if not isinstance(rule, dict):
+            raise ValueError("fault rule %d must be a JSON object, not %s"
+                             % (number, json_kind(rule)))
+        unknown = sorted(set(rule) - set(RULE_KEYS))
+        if unknown:
+            raise ValueError("fault rule %d has unknown key %r; the keys are %s"
+                             % (number, unknown[0], ", ".join(RULE_KEYS)))
+        try:
+            faults.add(**rule)
+        except ValueError as e:
+            raise ValueError("fault rule %d: %s" % (number, e)) from e

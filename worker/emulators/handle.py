@@ -1,4 +1,5 @@
-"""A test-friendly handle on a running EmulatorSet: seed data, inject faults, read counters.
+"""A test-friendly handle on a running EmulatorSet: seed data, inject faults, read counters,
+shape the network.
 
 The pytest fixtures of ``worker.testing`` hand this out. Seeding goes straight into the
 emulators' stores (no HTTP, no tokens), so arranging a test costs nothing and does not show
@@ -97,6 +98,26 @@ class EmulatorHandle:
 
     def get_secret(self, name: str) -> str:
         return self.set.vault_app.store.get(name)["value"]
+
+    def load_directory(self, filesystem: str, directory: str) -> int:
+        """Copy the files below a local folder into ``filesystem``; returns how many."""
+        return self.set.load_directory(filesystem, directory)
+
+    def reset_state(self) -> None:
+        """Secrets back to the configured ones, configured file systems empty, no faults,
+        zeroed counters, no network model: what the ``emulators`` fixture does per test."""
+        self.set.reset_seeded_state()
+        self.clear_faults()
+        self.reset_counts()
+        self.network()
+
+    # -- the network model -------------------------------------------------------------------
+
+    def network(self, link_mbps: Optional[float] = None, latency_ms: float = 0.0) -> None:
+        """Shape the lake's and vault's network from now on: ``link_mbps`` is one link shared
+        by every connection (None: unlimited), ``latency_ms`` a wait before each answer.
+        ``network()`` removes the model; the ``emulators`` fixture does after each test."""
+        self.set.network.configure(link_mbps, latency_ms)
 
     # -- faults and counters -------------------------------------------------------------------
 

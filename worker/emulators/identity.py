@@ -20,6 +20,7 @@ from .server import Request, Response
 from .tokens import TokenIssuer, normalize_audience
 
 TOKEN_PATH = "/metadata/identity/oauth2/token"
+OPERATIONS = ("token", "unknown")
 
 
 class IdentityApp:

@@ -169,6 +169,17 @@ class LakeStore:
             del self.filesystems[name]
             self._save(dropped=fs.paths.values())
 
+    def empty_filesystems(self, names: Tuple[str, ...]) -> None:
+        """Make each named file system exist and hold nothing (a fresh start for a test)."""
+        with self.lock:
+            dropped: List[Node] = []
+            for name in names:
+                old = self.filesystems.get(name)
+                if old is not None:
+                    dropped.extend(old.paths.values())
+                self.filesystems[name] = FileSystem(name, {})
+            self._save(dropped=dropped)
+
     def set_filesystem_metadata(self, name: str, metadata: Dict[str, str]) -> FileSystem:
         with self.lock:
             fs = self.filesystem(name)

@@ -3,9 +3,13 @@
 Each service is an *app*: an object with ``service`` (its name for faults and counters),
 ``operation(request) -> str`` and ``handle(request, operation) -> Response``, plus
 ``error(request, status, code, message) -> Response`` for injected faults. The server reads
-the request, counts it, applies a fault if one fires, and writes the response with an
-exact Content-Length: the Azure SDKs keep connections alive, and one stray byte would
-corrupt the next request on the same connection.
+the request, counts it, waits the network model's latency, applies a fault if one fires,
+and writes the response with an exact Content-Length: the Azure SDKs keep connections alive,
+and one stray byte would corrupt the next request on the same connection. With a network
+model (``network.py``) bodies move at the shared link's pace. Each request served is handed,
+as a :class:`RequestRecord`, to the server's ``on_request`` callback when there is one:
+``emulate`` prints it as a line on stderr. (A callback, not a logger: a worker run in-process
+beside the test fixtures configures logging as it likes, and must not see these lines.)
 
 TLS is wrapped per connection in the connection's own thread, so a slow handshake never
 blocks the accept loop.
@@ -21,17 +25,29 @@ import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, List, Optional, Set, Tuple, Union
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Set, Tuple, Union
 from urllib.parse import parse_qsl
 
 from .counters import Counters
 from .faults import Fault, Faults
+from .network import Network
 
 log = logging.getLogger(__name__)
 
 Body = Union[bytes, memoryview]
 # Below this size header and body go out in one sendall (one TLS record, one syscall).
 _COALESCE = 64 * 1024
+
+
+class RequestRecord(NamedTuple):
+    """One request served: for a request log. ``path`` never carries the query string."""
+
+    service: str
+    method: str
+    path: str
+    operation: str
+    status: str  # "200", ... or "dropped"
+    milliseconds: float
 
 
 class Request:
@@ -84,16 +100,27 @@ class _Handler(BaseHTTPRequestHandler):
     do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = do_GET
 
     def _serve(self) -> None:
+        started = time.monotonic()
         request = Request(self.command, self.path, self.headers, self._read_body())
         app = self.server.app
         operation = app.operation(request)
         self.server.counters.add(app.service, operation)
+        if self.server.network is not None:
+            self.server.network.wait_latency()
         fault = self.server.faults.pick(app.service, operation)
         if fault is not None and fault.kind == "drop":
             self._drop()
+            self._log(request, operation, "dropped", started)
             return
         response = self._respond(app, request, operation, fault)
         self._send(request, response, truncate=fault is not None and fault.kind == "truncate")
+        self._log(request, operation, str(response.status), started)
+
+    def _log(self, request: Request, operation: str, status: str, started: float) -> None:
+        on_request = self.server.on_request
+        if on_request is not None:
+            on_request(RequestRecord(self.server.app.service, request.method, request.raw_path,
+                                     operation, status, (time.monotonic() - started) * 1000))
 
     def _respond(self, app: Any, request: Request, operation: str,
                  fault: Optional[Fault]) -> Response:
@@ -114,7 +141,13 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             return self._read_chunked()
         length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+        return self._read(length) if length else b""
+
+    def _read(self, length: int) -> bytes:
+        network = self._paced()
+        if network is not None:
+            return network.receive(self.rfile.read, length)
+        return self.rfile.read(length)
 
     def _read_chunked(self) -> bytes:
         parts = []
@@ -123,7 +156,7 @@ class _Handler(BaseHTTPRequestHandler):
             if size == 0:
                 self.rfile.readline()
                 return b"".join(parts)
-            parts.append(self.rfile.read(size))
+            parts.append(self._read(size))
             self.rfile.readline()
 
     def _head_block(self, response: Response) -> bytes:
@@ -144,11 +177,22 @@ class _Handler(BaseHTTPRequestHandler):
         if truncate:
             body = memoryview(body)[: len(body) // 2]
             self.close_connection = True
+        network = self._paced()
         if len(body) <= _COALESCE:
+            if network is not None:
+                network.transmit(len(body))
             self.connection.sendall(head + bytes(body))
+            return
+        self.connection.sendall(head)
+        if network is not None:
+            network.send(self.connection.sendall, memoryview(body))
         else:
-            self.connection.sendall(head)
             self.connection.sendall(memoryview(body))
+
+    def _paced(self) -> Optional[Network]:
+        """The network model when it limits the link, else None (bodies move unpaced)."""
+        network = self.server.network
+        return network if network is not None and network.limited else None
 
     def _drop(self) -> None:
         self.close_connection = True
@@ -166,12 +210,16 @@ class EmulatorServer(ThreadingHTTPServer):
     request_queue_size = 64
 
     def __init__(self, app: Any, port: int = 0, tls: Optional[ssl.SSLContext] = None,
-                 faults: Optional[Faults] = None, counters: Optional[Counters] = None) -> None:
+                 faults: Optional[Faults] = None, counters: Optional[Counters] = None,
+                 network: Optional[Network] = None,
+                 on_request: Optional[Callable[[RequestRecord], None]] = None) -> None:
         super().__init__(("127.0.0.1", port), _Handler)
         self.app = app
         self.tls = tls
         self.faults = faults or Faults()
         self.counters = counters or Counters()
+        self.network = network
+        self.on_request = on_request
         self._connections: Set[socket.socket] = set()
         self._lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None

@@ -3,7 +3,9 @@
 The format is a real JWT (HS256): ``base64url(header).base64url(claims).base64url(hmac)``.
 Clients never look inside (to the SDK a token is an opaque string), but a JWT keeps the
 tokens debuggable with any JWT tool, and carries the claims the services check: the
-audience (``aud``), the expiry (``exp``) and the calling identity (``appid``).
+audience (``aud``), the validity window (``nbf`` to ``exp``) and the calling identity
+(``appid``). A token is refused before its ``nbf`` and from its ``exp``, with no clock skew
+allowed (Azure allows a few minutes): a clock bug shows here first.
 
 The HMAC key is random per process unless given (``--data DIR`` keeps it on disk so that
 tokens cached by clients survive an emulator restart, as real tokens survive a service
@@ -29,7 +31,7 @@ class TokenError(Exception):
     """A token was missing, malformed, badly signed, expired or for another audience.
 
     ``reason`` is one of ``missing``, ``malformed``, ``signature``, ``expired``,
-    ``audience``: the services turn it into their own 401 shapes.
+    ``not_yet_valid``, ``audience``: the services turn it into their own 401 shapes.
     """
 
     def __init__(self, reason: str, message: str) -> None:
@@ -66,16 +68,20 @@ class TokenIssuer:
         self.lifetime = lifetime
 
     def issue(
-        self, client_id: str, resource: str, lifetime: Optional[int] = None
+        self, client_id: str, resource: str, lifetime: Optional[int] = None,
+        not_before: Optional[int] = None,
     ) -> Tuple[str, int]:
-        """Return ``(token, expires_on)`` for ``client_id`` and the audience ``resource``."""
+        """Return ``(token, expires_on)`` for ``client_id`` and the audience ``resource``.
+
+        ``not_before`` (epoch seconds) defaults to five minutes ago, as Entra ID's tokens.
+        """
         now = int(time.time())
         expires_on = now + (self.lifetime if lifetime is None else lifetime)
         claims = {
             "aud": normalize_audience(resource),
             "iss": ISSUER,
             "iat": now,
-            "nbf": now - 300,
+            "nbf": now - 300 if not_before is None else not_before,
             "exp": expires_on,
             "appid": client_id,
             "oid": client_id,
@@ -84,10 +90,14 @@ class TokenIssuer:
         return self._sign(claims), expires_on
 
     def verify(self, token: str, audience: str) -> Claims:
-        """Check signature, expiry and audience; raise TokenError when any fails."""
+        """Check signature, validity window and audience; raise TokenError when any fails."""
         claims = self._decode(token)
-        if claims.get("exp", 0) <= time.time():
+        now = time.time()
+        if claims.get("exp", 0) <= now:
             raise TokenError("expired", "Lifetime validation failed, the token is expired.")
+        if claims.get("nbf", 0) > now:
+            raise TokenError("not_yet_valid",
+                             "Lifetime validation failed, the token is not yet valid.")
         if claims.get("aud") != normalize_audience(audience):
             raise TokenError("audience", "Audience validation failed. Audience did not match.")
         return Claims(str(claims.get("appid", "")), claims["aud"], int(claims["exp"]))

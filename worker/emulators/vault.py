@@ -25,6 +25,9 @@ from .tokens import TENANT_ID, TokenError, TokenIssuer, bearer_token
 from .vault_store import SecretStore, VaultError
 
 AUDIENCE = "https://vault.azure.net"
+OPERATIONS = ("set_secret", "get_secret", "update_secret", "delete_secret", "list_secrets",
+              "list_versions", "get_deleted_secret", "list_deleted_secrets",
+              "purge_deleted_secret", "recover_deleted_secret", "unknown")
 _NAME = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
 _MAX_PAGE = 25
 _READ_OPS = ("get_secret", "list_versions", "get_deleted_secret")

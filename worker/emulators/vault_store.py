@@ -143,6 +143,16 @@ class SecretStore:
             self._save()
             return dict(record["versions"][-1])
 
+    def reset(self, seeds: Dict[str, str]) -> None:
+        """Forget every secret, live or deleted, and hold only ``seeds`` (one version each)."""
+        with self.lock:
+            self.secrets, self.deleted = {}, {}
+        for name, value in seeds.items():
+            self.set(name, value)
+        if not seeds:
+            with self.lock:
+                self._save()
+
     def _save(self) -> None:
         if not self.path:
             return
