@@ -39,7 +39,8 @@ def azure(emulators, emulator_environ):
 
 
 def lake_of(config, task="job/task-1", run=None, concurrency=4) -> Lake:
-    return Lake(open_store(config.lake_url, config=config), task, run, concurrency)
+    return Lake(open_store(config.lake_url, config=config), task, run_id=run,
+                concurrency=concurrency)
 
 
 def state(config, *paths):

@@ -127,8 +127,8 @@ class Context:
                 "or file:///some/dir)"
             )
         store = open_store(self.config.lake_url, config=self.config)
-        return Lake(store, self.task_key, self.run_id, self.config.transfer_concurrency,
-                    lambda: self.scratch)
+        return Lake(store, self.task_key, run_id=self.run_id,
+                    concurrency=self.config.transfer_concurrency, scratch=lambda: self.scratch)
 
     def _open_duckdb(self):
         from .db import connect

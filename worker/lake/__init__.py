@@ -57,6 +57,7 @@ class Lake:
         self,
         store: Store,
         task_key: str,
+        *,
         run_id: Optional[str] = None,
         concurrency: int = 16,
         scratch: Optional[Callable[[], Path]] = None,
