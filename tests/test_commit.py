@@ -247,3 +247,17 @@ def _wait_for_claim(config, texts):
         assert time.monotonic() < deadline, "the first commit never claimed its outputs"
         time.sleep(0.02)
     view.close()
+
+
+def test_one_throttled_rename_is_retried_after_its_retry_after(azure):
+    config, emulators = azure
+    lake = lake_of(config)
+    lake.write_text("out/a.txt", "a")
+    emulators.fault("lake", "rename", "status", status=429, retry_after=0.2, times=1)
+    emulators.reset_counts()
+    started = time.monotonic()
+    lake.commit()  # the storage SDK's own policy would give up on the 429 at once
+    assert time.monotonic() - started >= 0.2, "waited for Retry-After"
+    assert emulators.counts("lake")["rename"] == 2
+    lake.close()
+    assert state(config, "out/a.txt") == {"out/a.txt": "a"}
