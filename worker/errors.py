@@ -61,7 +61,7 @@ def exit_meaning(exit_code: int) -> str:
         return EXIT_MEANINGS[exit_code]
     if SIGNALLED < exit_code < SIGNALLED + 65:
         return f"a program was killed by {signal_name(exit_code - SIGNALLED)}"
-    return "unknown exit code"
+    return "the handler's or program's own exit code (sys.exit, --pass-exit-code)"
 
 
 def signal_name(number: int) -> str:

@@ -25,7 +25,7 @@ import signal
 import subprocess
 import threading
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 from ..cancel import Cancellation
 from ..errors import (
@@ -91,14 +91,8 @@ class Programs:
 
     def secret_values(self, secret_env: Optional[Mapping[str, str]]) -> Dict[str, str]:
         """``{VARIABLE: value}`` for ``{VARIABLE: secret name}`` (each value then redacted)."""
-        values = {}
-        for name, secret in (secret_env or {}).items():
-            if not _ENV_NAME.match(str(name)):
-                raise ParameterError(
-                    f"secret_env: {name!r} is not an environment variable name; use letters, "
-                    "digits and _ (e.g. DB_PASSWORD=db-password)", code="params.secret_env")
-            values[str(name)] = self._secrets()[secret]
-        return values
+        check_variable_names(secret_env or {})
+        return {str(name): self._secrets()[secret] for name, secret in (secret_env or {}).items()}
 
     def kill_all(self) -> None:
         """SIGKILL the process group of every program still running."""
@@ -322,6 +316,15 @@ class _Running:
             return None
         data = b"".join(chunks)
         return data.decode("utf-8", "replace") if text else data
+
+
+def check_variable_names(names: Iterable[str]) -> None:
+    """Refuse a name that is not an environment variable's (ParameterError, exit 2)."""
+    for name in names:
+        if not _ENV_NAME.match(str(name)):
+            raise ParameterError(
+                f"secret_env: {name!r} is not an environment variable name; use letters, "
+                "digits and _ (e.g. DB_PASSWORD=db-password)", code="params.secret_env")
 
 
 def find_program(program: str, path: Optional[str], cwd: Any = None) -> str:

@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..errors import ParameterError, ProgramError, ProgramFailed, ProgramKilled
 from . import placeholders
-from .process import find_program
+from .process import check_variable_names, find_program
 from .staging import stage_in, stage_out_files
 
 log = logging.getLogger("worker.exec")
@@ -114,11 +114,13 @@ def _check(program: List[str], inputs: List[str], parallel: Any, once: bool,
         raise ParameterError(f"--parallel {parallel!r} must be a whole number of at least 1",
                              code="params.parallel")
     if once and keep_partial:
-        raise ParameterError("--keep-partial needs one run per input; drop --once or it",
-                             code="params.keep_partial")
+        raise ParameterError(
+            "--keep-partial needs one run per input; drop --once or --keep-partial",
+            code="params.keep_partial")
     if secret_env is not None and not isinstance(secret_env, Mapping):
         raise ParameterError("secret_env must map variable names to secret names",
                              code="params.secret_env")
+    check_variable_names(secret_env or {})
     placeholders.check(program, once)
 
 
