@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -284,3 +285,19 @@ def test_pass_exit_code_ends_the_task_with_the_programs_own_code(
     assert record["exit_code"] == 9 and record["outputs"] == []
     assert "sh exited with 9 on 'videos/in/b.txt'; its last line: no b" in last_line(proc.stderr)
     assert lake_files(emulators, emulator_filesystem, "out/") == {}
+
+
+def test_the_example_converts_its_clips_with_exec_and_with_the_python_api():
+    script = Path(__file__).resolve().parent.parent / "examples" / "legacy" / "convert.sh"
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("WORKER_", "AZ_BATCH_"))}
+    proc = subprocess.run(["bash", str(script)], env=dict(env, PYTHON=sys.executable),
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    listing = proc.stdout.split("--- the lake\n")[1].split("--- exec-result.json")[0]
+    for folder in ("videos/avi", "videos/avi-py"):
+        for name in ("clip one", "plain", "été"):
+            assert f"{folder}/{name}.avi\n" in listing
+    record = json.loads(proc.stdout.split("--- exec-result.json\n")[1])
+    assert {o["source"] for o in record["outputs"]} == {
+        "videos/in/clip one.mp4", "videos/in/plain.mp4", "videos/in/été.mp4"}
