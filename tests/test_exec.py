@@ -301,3 +301,21 @@ def test_the_example_converts_its_clips_with_exec_and_with_the_python_api():
     record = json.loads(proc.stdout.split("--- exec-result.json\n")[1])
     assert {o["source"] for o in record["outputs"]} == {
         "videos/in/clip one.mp4", "videos/in/plain.mp4", "videos/in/été.mp4"}
+
+
+def test_a_failure_stops_the_other_runs_and_starts_no_more(
+        tmp_path, emulators, emulator_filesystem, emulator_env):
+    seed(emulators, emulator_filesystem, {f"{c}.txt": c.encode() for c in "abcde"})
+    script = 'case "$1" in *b.txt) sleep 0.3; exit 5;; *a.txt) exec sleep 3019;; esac; cp "$1" "$2"'
+    started = time.monotonic()
+    proc, record = exec_task(emulator_env, tmp_path, "--input", "videos/in/*.txt", "--output",
+                             "out", "--parallel", "2", "--", "sh", "-c", script, "sh",
+                             "{input}", "{output_dir}/{name}")
+    assert time.monotonic() - started < 60, "the long run was stopped, not waited for"
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "sh exited with 5 on 'videos/in/b.txt'" in last_line(proc.stderr)
+    assert "[videos/in/a.txt] stopping sh (asked to stop): SIGTERM" in proc.stderr
+    for later in "cde":
+        assert f"[videos/in/{later}.txt] running:" not in proc.stderr
+    assert running_with(b"sleep\x003019") == []
+    assert record["outputs"] == [] and lake_files(emulators, emulator_filesystem, "out/") == {}
