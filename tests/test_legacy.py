@@ -357,3 +357,35 @@ def test_the_exec_task_needs_no_heavy_import_to_load():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_exec_is_a_command_whose_module_loads_only_when_used(capsys):
+    import subprocess
+
+    from worker.cli import main
+
+    assert main(["--help"]) == 0
+    assert "exec" in capsys.readouterr().out
+    assert main(["exec", "--help"]) == 0
+    out = capsys.readouterr().out
+    for text in ("--input GLOB", "--keep-partial", "--secret-env NAME=SECRET", "{output_dir}",
+                 "-- PROGRAM [ARG]..."):
+        assert text in out
+    code = ("import sys; from worker.cli import build_parser; "
+            "build_parser(['run', 'x:y']).parse_args(['run', 'x:y']); "
+            "print(sorted(m for m in sys.modules if m.startswith('worker.legacy')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_the_exec_command_line_becomes_the_handlers_parameters():
+    from worker.cli import build_parser
+    from worker.legacy.command import params_of
+
+    argv = ["exec", "--input", "a/*.mp4", "--input", "b/c.mp4", "--output", "out/", "--once",
+            "--secret-env", "TOKEN=api-token", "--parallel", "3", "--", "conv", "--once",
+            "{inputs}", "--", "x"]
+    assert params_of(build_parser(argv).parse_args(argv)) == {
+        "program": ["conv", "--once", "{inputs}", "--", "x"], "inputs": ["a/*.mp4", "b/c.mp4"],
+        "output": "out/", "parallel": 3, "once": True, "secret_env": {"TOKEN": "api-token"}}
