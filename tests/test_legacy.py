@@ -84,6 +84,13 @@ def test_each_line_of_both_streams_is_logged_with_its_tag(make_ctx, caplog):
     streams = {r.getMessage(): getattr(r, "stream", None) for r in caplog.records}
     assert streams["[in/x.mp4] out one"] == "stdout"
     assert streams["[in/x.mp4] err one"] == "stderr"
+    from worker.logs import JsonFormatter
+
+    record = next(r for r in caplog.records if r.getMessage() == "[in/x.mp4] err one")
+    record.job_id, record.task_id = "j", "t"
+    entry = json.loads(JsonFormatter().format(record))
+    assert (entry["logger"], entry["tag"], entry["stream"]) == ("program.sh", "in/x.mp4",
+                                                                 "stderr")
 
 
 def test_capture_output_returns_bytes_or_text_like_subprocess(make_ctx):
