@@ -1,20 +1,21 @@
-"""A legacy program's inputs: lake files staged to local disk, many at once.
+"""A legacy program's files: inputs from the lake to local disk, outputs back.
 
 Inputs keep their lake path below the local folder (``<dest>/videos/in/a.mp4``), so files
-from several globs never collide and a local path tells which lake file it is. (Outputs go
-up through ``Lake.upload``, so they join the task's atomic commit: ``Context.stage_out`` and
-``worker.legacy.task``.)
+from several globs never collide and a local path tells which lake file it is. Outputs go
+up through ``Lake.upload``, so they join the task's atomic commit, each recorded with the
+input it came from.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable, List, Sequence, Tuple, Union
+from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 from ..errors import InputNotFound
-from ..lake import Lake
+from ..lake import Lake, run_parallel
 from ..lake.paths import has_magic, split_glob, to_key
+from ..progress import Progress
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -33,6 +34,22 @@ def stage_in(lake: Lake, paths: Union[PathLike, Sequence[PathLike]], dest: Path
         for path in local:
             found[Path(path).relative_to(dest).as_posix()] = Path(path)
     return sorted(found.items())
+
+
+def stage_out_files(lake: Lake, items: Sequence[Tuple[Path, str, Optional[str]]],
+                    overwrite: bool = True) -> List[str]:
+    """Stage ``(local file, lake path, source)`` items for the commit, in parallel (one
+    upload per file through ``Lake.upload``), with progress; returns the lake paths."""
+    total = sum(local.stat().st_size for local, _, _ in items)
+
+    with Progress(f"upload {len(items)} output file(s)", len(items), total) as progress:
+        def one(item: Tuple[Path, str, Optional[str]]) -> None:
+            local, key, source = item
+            lake.upload(str(local), key, overwrite=overwrite, source=source)
+            progress.advance(local.stat().st_size)
+
+        run_parallel(one, items, lake.concurrency)
+    return [key for _, key, _ in items]
 
 
 def _patterns(paths: Union[PathLike, Sequence[PathLike]]) -> Iterable[str]:

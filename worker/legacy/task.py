@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from ..errors import ParameterError, ProgramError, ProgramFailed, ProgramKilled
 from . import placeholders
 from .process import check_variable_names, find_program
-from .staging import stage_in
+from .staging import stage_in, stage_out_files
 
 log = logging.getLogger("worker.exec")
 
@@ -69,17 +69,16 @@ def exec_task(
     jobs = _jobs(program, staged, root / "out", once)
     width = 1 if once else (parallel or _default_parallel(ctx))
     log.info("running %s for %d input(s), %d at once", program[0], len(staged), width)
-    outputs = _Outputs(ctx.lake, output)
-    failed = _run_all(ctx, jobs, width, keep_partial, dict(secret_env or {}), outputs)
+    done, failed = _run_all(ctx, jobs, width, keep_partial, dict(secret_env or {}))
     ctx.check_cancelled()
     if failed and not keep_partial:
-        outputs.drop()
         raise _failure(failed, len(jobs), pass_exit_code, partial=False)
-    count = outputs.finish()
+    items = _outputs(done, output)
+    stage_out_files(ctx.lake, items)
     if failed:
         raise _failure(failed, len(jobs), pass_exit_code, partial=True)
     return {"program": program[0], "inputs": len(staged), "runs": len(jobs),
-            "outputs": count, "parallel": width}
+            "outputs": len(items), "parallel": width}
 
 
 # -- the plan --------------------------------------------------------------------------------
@@ -149,12 +148,12 @@ def _jobs(program: List[str], staged: List[Tuple[str, Path]], out: Path,
 
 
 def _run_all(ctx: Any, jobs: List[_Job], width: int, keep_partial: bool,
-             secret_env: Dict[str, str], outputs: "_Outputs") -> List[Tuple[_Job, ProgramError]]:
-    """Run the jobs, ``width`` at once, staging each successful run's outputs as it ends;
-    return the failed runs. A failure stops the others (SIGTERM to their groups) and starts
-    no more, unless ``keep_partial``; any other error (the task's stop, two runs writing
-    the same name) stops them all and is raised once they have ended."""
+             secret_env: Dict[str, str]) -> Tuple[List[_Job], List[Tuple[_Job, ProgramError]]]:
+    """Run the jobs, ``width`` at once. A failure stops the others (SIGTERM to their
+    groups) and starts no more, unless ``keep_partial``; any other error (the task's stop)
+    stops them all and is raised once they have ended."""
     stop = threading.Event()
+    done: List[_Job] = []
     failed: List[Tuple[_Job, ProgramError]] = []
     fatal: List[BaseException] = []
     queue = iter(jobs)
@@ -172,19 +171,17 @@ def _run_all(ctx: Any, jobs: List[_Job], width: int, keep_partial: bool,
                 break
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
-                _sort(running.pop(future), future.exception(), outputs, failed, fatal)
+                _sort(running.pop(future), future.exception(), done, failed, fatal)
             if fatal or (failed and not keep_partial):
                 stop.set()
     except BaseException:  # the task's stop raised into this thread: the runner's end of
         stop.set()         # the task kills what still runs (Context.close)
         pool.shutdown(wait=False)
-        outputs.drop(wait=False)
         raise
     pool.shutdown(wait=True)
     if fatal:
-        outputs.drop()
         raise fatal[0]
-    return failed
+    return done, failed
 
 
 def _run_one(ctx: Any, job: _Job, secret_env: Dict[str, str], stop: threading.Event) -> None:
@@ -192,18 +189,15 @@ def _run_one(ctx: Any, job: _Job, secret_env: Dict[str, str], stop: threading.Ev
     ctx.run(job.argv, secret_env=secret_env, tag=job.tag, stop=stop)
 
 
-def _sort(job: _Job, error: Optional[BaseException], outputs: "_Outputs",
+def _sort(job: _Job, error: Optional[BaseException], done: List[_Job],
           failed: List[Tuple[_Job, ProgramError]], fatal: List[BaseException]) -> None:
-    if isinstance(error, ProgramError):
+    if error is None:
+        done.append(job)
+    elif isinstance(error, ProgramError):
         log.error("%s", error)
         failed.append((job, error))
-    elif error is not None:
-        fatal.append(error)
     else:
-        try:
-            outputs.add(job)
-        except ParameterError as e:  # two runs wrote the same name
-            fatal.append(e)
+        fatal.append(error)
 
 
 def _failure(failed: List[Tuple[_Job, ProgramError]], runs: int, pass_exit_code: bool,
@@ -229,53 +223,24 @@ def _failure(failed: List[Tuple[_Job, ProgramError]], runs: int, pass_exit_code:
 # -- outputs ---------------------------------------------------------------------------------
 
 
-class _Outputs:
-    """The files successful runs wrote, staged for the commit (``Lake.upload``, recording
-    the input each came from) as soon as their run ends, while other runs go on."""
-
-    def __init__(self, lake: Any, output: str) -> None:
-        self.lake, self.output = lake, output
-        self.writers: Dict[str, Optional[str]] = {}  # lake path -> the input that wrote it
-        self.bytes = 0
-        self.futures: List[Future] = []
-        self.pool = ThreadPoolExecutor(max_workers=lake.concurrency,
-                                       thread_name_prefix="exec-upload")
-
-    def add(self, job: _Job) -> None:
-        """Start staging a successful run's files; two runs writing the same name is
-        refused (ParameterError, exit 2)."""
+def _outputs(jobs: List[_Job], output: str) -> List[Tuple[Path, str, Optional[str]]]:
+    """``(local file, lake path, source)`` for every file the runs wrote; two runs writing
+    the same name is refused (ParameterError, exit 2)."""
+    items: List[Tuple[Path, str, Optional[str]]] = []
+    writers: Dict[str, Optional[str]] = {}
+    for job in jobs:
         files = sorted(p for p in job.output_dir.rglob("*") if p.is_file())
         if not files:
             log.warning("%s wrote nothing in its {output_dir}%s", job.argv[0],
                         f" for {job.source!r}" if job.source else "")
         for local in files:
             rel = local.relative_to(job.output_dir).as_posix()
-            key = f"{self.output}/{rel}" if self.output else rel
-            if key in self.writers:
+            key = f"{output}/{rel}" if output else rel
+            if key in writers:
                 raise ParameterError(
-                    f"the runs for {self.writers[key]!r} and {job.source!r} both wrote {rel!r}"
-                    " in {output_dir}; put {stem} or {name} in the output's file name",
+                    f"the runs for {writers[key]!r} and {job.source!r} both wrote {rel!r} in "
+                    "{output_dir}; put {stem} or {name} in the output's file name",
                     code="params.output_clash")
-            self.writers[key] = job.source
-            self.bytes += local.stat().st_size
-            self.futures.append(self.pool.submit(self.lake.upload, str(local), key, True,
-                                                 job.source))
-
-    def finish(self) -> int:
-        """Wait until every file is staged (the first upload error is raised); the count."""
-        try:
-            for future in self.futures:
-                future.result()
-        except BaseException:
-            self.drop(wait=False)
-            raise
-        self.pool.shutdown(wait=True)
-        log.info("staged %d output file(s), %.1f MB, for the commit", len(self.futures),
-                 self.bytes / 1e6)
-        return len(self.futures)
-
-    def drop(self, wait: bool = True) -> None:
-        """Start no more uploads (what was staged is dropped with the task's abort)."""
-        for future in self.futures:
-            future.cancel()
-        self.pool.shutdown(wait=wait)
+            writers[key] = job.source
+            items.append((local, key, job.source))
+    return items
