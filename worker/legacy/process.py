@@ -206,7 +206,7 @@ class _Running:
         for name in ("stdout", "stderr"):
             selector.register(getattr(proc, name), selectors.EVENT_READ, self.streams[name])
         exited: Optional[float] = None
-        nap = 0.001
+        nap = 0.0002
         try:
             while True:
                 if selector.get_map():
