@@ -319,3 +319,18 @@ def test_a_failure_stops_the_other_runs_and_starts_no_more(
         assert f"[videos/in/{later}.txt] running:" not in proc.stderr
     assert running_with(b"sleep\x003019") == []
     assert record["outputs"] == [] and lake_files(emulators, emulator_filesystem, "out/") == {}
+
+
+def test_the_deadline_stops_the_programs_with_exit_124(
+        tmp_path, emulators, emulator_filesystem, emulator_env):
+    seed(emulators, emulator_filesystem, {"a.txt": b"a", "b.txt": b"b"})
+    proc, record = exec_task(emulator_env, tmp_path, "--input", "videos/in/*.txt", "--output",
+                             "out", "--timeout", "3", "--grace", "1", "--", "sh", "-c",
+                             'cp "$1" "$2"; exec sleep 3023', "sh", "{input}",
+                             "{output_dir}/{name}")
+    assert proc.returncode == 124, proc.stderr[-3000:]
+    assert "exit 124 (deadline exceeded)" in last_line(proc.stderr)
+    assert "stopping sh (the task is stopping): SIGTERM to its process group" in proc.stderr
+    assert running_with(b"sleep\x003023") == []
+    assert record["status"] == "timed_out" and record["outputs"] == []
+    assert lake_files(emulators, emulator_filesystem, "out/") == {}
