@@ -18,7 +18,7 @@ from .errors import USAGE, WorkerError
 log = logging.getLogger("worker")
 
 _EPILOG = """exit codes:
-  0 success, 1 a bug in the handler, 2 configuration or deployment error,
+  0 success, 1 a bug in the handler or its program failed, 2 configuration error,
   3 transient failure (retry), 4 bad input data, 5 commit conflict,
   124 deadline exceeded, 130 SIGINT, 143 SIGTERM"""
 

@@ -10,7 +10,7 @@ would catch (``FileNotFoundError``, ``PermissionError``, ``KeyError``, ``FileExi
 | code | meaning                                                                       |
 |------|-------------------------------------------------------------------------------|
 | 0    | success                                                                       |
-| 1    | a bug in the handler: it raised an unexpected exception                       |
+| 1    | a bug in the handler (an unexpected exception), or a program it ran failed    |
 | 2    | configuration or deployment: a bad setting, handler spec or parameter, an     |
 |      | identity without a role, a missing secret or file system, an untrusted CA     |
 | 3    | transient, worth a retry: throttling, 5xx, timeouts, dropped connections,     |
@@ -44,7 +44,7 @@ SIGNALLED = 128
 #: What each exit code means, for the final log line and result.json.
 EXIT_MEANINGS: Dict[int, str] = {
     OK: "success",
-    HANDLER_ERROR: "a bug in the handler",
+    HANDLER_ERROR: "a bug in the handler, or a program it ran failed",
     USAGE: "configuration or deployment error",
     RETRYABLE: "transient failure, worth a retry",
     PERMANENT: "bad input data, retrying will not help",

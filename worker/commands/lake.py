@@ -111,7 +111,7 @@ def _gc(lake, args: argparse.Namespace, out: IO[str]) -> int:
     from ..lake.commit import sweep
 
     age = parse_age(args.older_than)
-    actions = sweep(lake.store, age, lambda fn, items: run_parallel(fn, items, 8),
+    actions = sweep(lake.store, age, lambda fn, items: run_parallel(fn, items, 8, settle=True),
                     dry_run=args.dry_run)
     for line in actions:
         out.write(line + "\n")

@@ -72,7 +72,7 @@ class Lake:
         self._arrow_reads: Any = None  # reads pyarrow's IO threads run (streamed datasets)
         self._committer = Committer(
             store, task_key, run_id or os.urandom(4).hex(),
-            lambda fn, items: run_parallel(fn, items, self.concurrency))
+            lambda fn, items: run_parallel(fn, items, self.concurrency, settle=True))
 
     @property
     def url(self) -> str:
@@ -350,8 +350,13 @@ class Lake:
             run_parallel(lambda item: progress.advance(one(item)), pairs, self.concurrency)
 
 
-def run_parallel(fn: Callable[[Any], Any], items: Iterable[Any], concurrency: int) -> List[Any]:
-    """Run ``fn`` over ``items`` on a bounded thread pool; the first error cancels the rest."""
+def run_parallel(fn: Callable[[Any], Any], items: Iterable[Any], concurrency: int,
+                 settle: bool = False) -> List[Any]:
+    """Run ``fn`` over ``items`` on a bounded thread pool; the first error cancels the rest.
+
+    With ``settle``, the error is raised only once the calls already running have ended,
+    so the caller knows everything that happened (the commit undoes exactly what it did).
+    """
     items = list(items)
     if len(items) <= 1 or concurrency <= 1:
         return [fn(item) for item in items]
@@ -366,7 +371,7 @@ def run_parallel(fn: Callable[[Any], Any], items: Iterable[Any], concurrency: in
     finally:
         for future in futures:
             future.cancel()
-        pool.shutdown(wait=False)
+        pool.shutdown(wait=settle)
 
 
 @contextmanager
