@@ -386,3 +386,12 @@ def test_the_readme_example_runs_the_sample_handler_on_the_seeded_emulators(tmp_
         rolled = fs.get_file_client("curated/daily/2024-01-31.json").download_file().readall()
     assert json.loads(rolled)
     assert "with token ***" in result.stderr  # the seeded secret was read, and redacted
+
+
+def test_the_env_file_is_removed_when_the_emulators_stop(tmp_path):
+    """Its CA bundle goes with the emulators: a stale file would point at nothing."""
+    with _emulate(tmp_path) as env:
+        assert (tmp_path / "emu.env").exists()
+        bundle = env["REQUESTS_CA_BUNDLE"]
+    assert not (tmp_path / "emu.env").exists()
+    assert not Path(bundle).exists()

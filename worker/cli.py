@@ -1,4 +1,4 @@
-"""The command line: ``python -m worker run|doctor|emulate|package``.
+"""The command line: ``python -m worker run|doctor|emulate|lake|package|init``.
 
 ``main(argv) -> int`` is the one place that turns outcomes into exit codes; it is testable
 in-process, and only ``__main__`` (or the ``batch-worker`` script) calls ``sys.exit``.
@@ -60,7 +60,20 @@ def build_parser(argv: Optional[List[str]] = None) -> argparse.ArgumentParser:
         lake_command.add_arguments(lake)
         _add_log_options(lake)
     _add_package(commands, argv)
+    _add_init(commands, argv)
     return parser
+
+
+def _add_init(commands, argv: Optional[List[str]]) -> None:
+    """``init``: a new handler project (worker.commands.init, imported only when used)."""
+    init = commands.add_parser(
+        "init", help="create a handler project that runs and tests at once",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    if argv and argv[0] == "init":
+        from .commands import init as init_command
+
+        init.epilog = init_command.EXAMPLES
+        init_command.add_arguments(init)
 
 
 def _add_package(commands, argv: Optional[List[str]]) -> None:
@@ -135,6 +148,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .deploy import cli as deploy_cli
 
         return deploy_cli.run(args)
+    if args.command == "init":
+        from .commands import init as init_command
+
+        return init_command.run(args)
     config = _config(args)
     _setup_logging(config)
     if args.command == "doctor":
