@@ -131,3 +131,9 @@ def test_every_lock_pin_lies_in_its_pyproject_range():
             version = locked[requirement.name]
             assert requirement.specifier.contains(version), (lock, requirement, version)
             assert "<" in str(requirement.specifier), f"{requirement} has no upper bound"
+    from packaging.version import Version
+
+    node38 = pins(REPO / "locks" / "py38.txt")
+    for requirement in (Requirement(r) for r in project["dependencies"]):
+        low = next(s.version for s in requirement.specifier if s.operator == ">=")
+        assert Version(low) == Version(node38[requirement.name]), requirement
