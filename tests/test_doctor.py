@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import socket
 
-from support import clean_env, run_worker
+from support import clean_env, last_line, run_worker
 
 from worker.probe import Endpoint, fix_for, unreachable
 
@@ -110,3 +110,16 @@ def test_probe_words_and_fixes():
         server.listen(1)
         open_port = server.getsockname()[1]
         assert unreachable(Endpoint("lake", f"https://127.0.0.1:{open_port}/a/b", "X")) is None
+
+
+def test_a_task_against_stopped_emulators_exits_3_at_once_naming_them(tmp_path):
+    """The same probe guards a task: an identity endpoint on this machine that refuses
+    connections is one line and exit 3 (the SDKs would retry it around every request for
+    about three minutes, then blame the credential)."""
+    proc = run_worker("run", "handlers.lake_tasks:writes", "--result", str(tmp_path / "r.json"),
+                      env=stopped_emulator_env(tmp_path), timeout=60)
+    assert proc.returncode == 3, proc.stderr
+    last = last_line(proc.stderr)
+    assert "RetryableError: no token: the managed-identity endpoint http://127.0.0.1:" in last
+    assert "is on this machine and refuses connections: is the emulator running?" in last
+    assert "DefaultAzureCredential failed" not in proc.stderr

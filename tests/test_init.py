@@ -87,7 +87,9 @@ def test_its_readme_local_run_works_against_emulate(project):
     assert not env_file.exists()  # removed at the stop
 
 
-def test_it_packages_without_its_data_secrets_or_tests(project, tmp_path):
+def test_it_packages_without_its_data_secrets_tests_or_local_records(project, tmp_path):
+    (project / "result.json").write_text("{}")  # a local run's record
+    (project / "old.zip").write_bytes(b"PK")   # an earlier package
     out = tmp_path / "my-pipeline.zip"
     result = build(project, out)
     assert result.returncode == 0, result.stderr
@@ -95,7 +97,8 @@ def test_it_packages_without_its_data_secrets_or_tests(project, tmp_path):
         names = archive.namelist()
         manifest = json.loads(archive.read("manifest.json"))
     assert "app/handlers/orders.py" in names
-    assert not [n for n in names if n.startswith(("app/data/", "app/tests/", "app/secrets"))]
+    assert not [n for n in names if n.startswith(("app/data/", "app/tests/", "app/secrets",
+                                                  "app/result.json", "app/old.zip"))]
     assert "handlers.orders" in manifest["handler_modules"]
     assert manifest["name"] == "my-pipeline"
 

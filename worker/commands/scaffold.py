@@ -117,12 +117,14 @@ testpaths = tests
 
 WORKERIGNORE = """\
 # What `python -m worker package` leaves out (gitignore syntax): local data, local secrets,
-# tests and the emulators' environment stay on your machine.
+# tests, the emulators' environment, local runs' records and earlier packages stay here.
 data/
 secrets.json
 tests/
 pytest.ini
 .emulators.env
+result.json
+*.zip
 """
 
 GITIGNORE = """\
