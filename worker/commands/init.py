@@ -69,9 +69,15 @@ def _check_target(target: Path) -> None:
 
 
 def _next_steps(target: Path, written: List[str]) -> str:
+    import importlib.util
+
     name = target.resolve().name
     note = "" if _APP_ID.match(name) else (
         f"\nnote: {name!r} is not a valid Batch application id; package with --name APP_ID\n")
+    if not all(importlib.util.find_spec(m) for m in ("pytest", "trustme")):
+        note += ("\nnote: this Python environment has no pytest or no emulators (a node's "
+                 "holds the runtime only): run the project's commands in the development "
+                 "environment, made by bash bootstrap/devenv.sh in the batch-worker checkout\n")
     return (
         f"created {target} ({len(written)} files): a handler (handlers/orders.py), sample "
         "lake data and secrets, tests, README.md\n"

@@ -272,8 +272,21 @@ def _install_stop_handlers(stop: threading.Event) -> Dict[int, object]:
     return previous
 
 
+#: The emulators' one dependency beyond the runtime (the ``emulators`` extra).
+MISSING_TRUSTME = (
+    "emulate: the emulators need trustme, which this Python environment lacks (a node's "
+    "environment holds the runtime only); run them from the development environment (bash "
+    "bootstrap/devenv.sh in the batch-worker checkout), or pip install "
+    "'batch-worker[emulators]'")
+
+
 def run(args: argparse.Namespace, stop: Optional[threading.Event] = None) -> int:
     """Serve until SIGTERM/SIGINT (or ``stop`` is set); 0 on a clean stop, 2 on bad input."""
+    import importlib.util
+
+    if importlib.util.find_spec("trustme") is None:
+        print(MISSING_TRUSTME, file=sys.stderr)
+        return USAGE
     try:
         emulators = _build(args)
     except (ConfigError, OSError, ValueError, TypeError) as e:
