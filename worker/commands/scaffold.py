@@ -151,7 +151,8 @@ managed identity. In one terminal (it prints one line per request; Ctrl-C stops 
 python -m worker emulate --env-file .emulators.env --load-dir data/lake --load-secrets secrets.json
 ```
 
-In another, once the first has printed its environment:
+In another (in this folder, with the environment activated there too), once the first
+has printed its environment:
 
 ```bash
 set -a; . ./.emulators.env; set +a
