@@ -67,6 +67,6 @@ def test_a_folder_download_logs_its_real_total(tmp_path, caplog):
     for name in ("a.csv", "b.csv"):
         (root / "raw" / name).write_bytes(b"x" * 150_000)
     caplog.set_level(logging.INFO, logger="worker.progress")
-    lake = Lake(LocalStore.from_url(root.as_uri()), "local/t", "1-x", 4, None)
+    lake = Lake(LocalStore.from_url(root.as_uri()), "local/t", run_id="1-x", concurrency=4)
     lake.download("raw", str(tmp_path / "out"))
     assert caplog.records[-1].getMessage().startswith("download 2 file(s): 2/2 files, 300.0/300.0 kB, ")

@@ -1,14 +1,10 @@
 """What the reliability tests share: the pipeline's inputs, a Batch-like task environment,
-and views of the emulated lake's final paths and staging area.
+views of the emulated lake's final paths and staging area, and how many runs to make.
 
-The reliability suite probes the README's guarantees from outside, through real processes,
-real signals and the emulators' fault rules. Short variants run in CI;
-``WORKER_RELIABILITY=long`` runs the long ones whose figures are in bench/RESULTS.md (e.g.
-``WORKER_RELIABILITY=long bash tests/run.sh tests/reliability``).
-
-(No conftest.py here: a second module named ``conftest`` would replace tests/conftest.py in
-``sys.modules`` and break ``from conftest import ...`` in the other test modules.)
-"""
+The reliability suite probes README's guarantees from outside, through real processes, real
+signals and the emulators' fault rules. Short variants run in CI; ``WORKER_RELIABILITY=long``
+runs the long ones whose figures are in bench/RESULTS.md (e.g.
+``WORKER_RELIABILITY=long bash tests/run.sh tests/reliability``)."""
 
 from __future__ import annotations
 
