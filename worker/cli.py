@@ -1,4 +1,4 @@
-"""The command line: ``python -m worker run|doctor|emulate|lake|package|init``.
+"""The command line: ``python -m worker run|doctor|emulate|package``.
 
 ``main(argv) -> int`` is the one place that turns outcomes into exit codes; it is testable
 in-process, and only ``__main__`` (or the ``batch-worker`` script) calls ``sys.exit``.
