@@ -151,12 +151,13 @@ class Lake:
         return sorted(found, key=lambda e: e.path)
 
     def download(self, remote: str, local: str) -> List[str]:
-        """Copy a file, or every file below a folder or glob, to local disk; returns paths."""
+        """Copy a file, or every file below a folder or glob, to local disk; returns paths.
+        A file goes into ``local`` when it is a folder or ends with ``/``, else to it."""
         key = to_key(remote)
         single = None if has_magic(remote) else self.info(remote)
         if single is not None and not single.is_dir:
             target = Path(local)
-            if target.is_dir():
+            if target.is_dir() or local.endswith(("/", os.sep)):  # "out/": a folder, made
                 target = target / Path(key).name
             pairs, total = [(key, target)], single.size
         else:
