@@ -23,7 +23,9 @@ main() {
   for py in "${PYTHONS[@]}"; do
     tag="py${py/./}"
     compile "$py" "locks/${tag}.txt"
-    compile "$py" "locks/dev-${tag}.txt" --extra dev
+    # The dev lock holds the node lock's pins fixed: tests and handler authors' environments
+    # (bootstrap/devenv.sh) run exactly what the nodes run.
+    compile "$py" "locks/dev-${tag}.txt" --extra dev --constraint "locks/${tag}.txt"
   done
 }
 

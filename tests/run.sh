@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
-# Runs the project's checks and tests on every target Python (default: 3.8 and 3.11).
-# Each Python gets a venv in .ci-venvs/, synced from the hashed dev lock (uv, installed here
-# if missing). Usage: bash tests/run.sh [pytest args...]
-# Environment: WORKER_TEST_PYTHONS ("3.8 3.11"), UV (path to a uv binary).
+# Runs the project's checks and tests on every target Python (default: 3.8 and 3.11): ruff;
+# ShellCheck over every shell script (when it is installed: it says so when it is not);
+# then pytest on each Python.
+#
+# Usage: bash tests/run.sh [pytest args...]     the checks and the tests
+#        bash tests/run.sh --lint               ruff and shellcheck only
+# Environment:
+#   WORKER_TEST_PYTHONS  the Pythons, default "3.8 3.11"
+#   WORKER_TEST_DEPS     locked (default): each Python's venv .ci-venvs/pyXY synced from the
+#                        hashed dev lock (what the nodes run, plus the test tools);
+#                        newest: .ci-venvs/pyXY-newest resolved afresh from pyproject.toml's
+#                        ranges at their newest versions (CI runs it for 3.11)
+#   UV, RUFF, SHELLCHECK paths of those tools (default: found or installed here)
 set -Eeuo pipefail
 
 readonly UV_VERSION="0.13.9"
@@ -41,9 +50,14 @@ ensure_uv() {
   fi
 }
 
+venv_path() {  # $1 = X.Y -> the venv the tests of that Python run in
+  local tag="py${1/./}"
+  if [[ $DEPS == newest ]]; then echo "$VENVS/$tag-newest"; else echo "$VENVS/$tag"; fi
+}
+
 sync_venv() {  # $1 = X.Y: create or update .ci-venvs/pyXY from locks/dev-pyXY.txt
   local version=$1 tag="py${1/./}" venv stamp want
-  venv="$VENVS/$tag"
+  venv=$(venv_path "$version")
   stamp="$venv/.lock-sha256"
   want=$(sha256sum "$ROOT/locks/dev-$tag.txt" "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)
   if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
@@ -55,19 +69,55 @@ sync_venv() {  # $1 = X.Y: create or update .ci-venvs/pyXY from locks/dev-pyXY.t
   fi
 }
 
+newest_venv() {  # $1 = X.Y: .ci-venvs/pyXY-newest, resolved afresh, newest in the ranges
+  local version=$1 venv
+  venv=$(venv_path "$version")
+  log "resolving $venv from pyproject.toml's ranges (newest versions)"
+  "$UV" venv --quiet --clear --python "$(find_python "$version")" "$venv"
+  VIRTUAL_ENV=$venv "$UV" pip install --quiet --upgrade --resolution highest -e "${ROOT}[dev]"
+  log "newest: $(VIRTUAL_ENV=$venv "$UV" pip freeze --quiet |
+    grep -E '^(azure-|duckdb|pyarrow|tqdm|trustme|pytest=)' | tr '\n' ' ')"
+}
+
+lint_python() {
+  local ruff=${RUFF:-$(venv_path "$1")/bin/ruff}
+  log "ruff check (target py38)"
+  (cd "$ROOT" && "$ruff" check worker tests bench examples bootstrap)
+}
+
+lint_shell() {
+  local shellcheck=${SHELLCHECK:-$(command -v shellcheck || true)} scripts
+  if [[ -z $shellcheck || ! -x $shellcheck ]]; then
+    log "shellcheck is not installed: the shell scripts were NOT checked" \
+      "(apt-get install shellcheck; .ci/run installs it)"
+    return 0
+  fi
+  mapfile -t scripts < <(cd "$ROOT" && find . -path ./.ci-venvs -prune -o -path ./.worker \
+    -prune -o -path ./.git -prune -o \( -name '*.sh' -o -path ./.ci/run \) -type f -print | sort)
+  (cd "$ROOT" && "$shellcheck" -x "${scripts[@]}")
+  log "shellcheck: ${#scripts[@]} scripts clean"
+}
+
 main() {
   cd "$ROOT"
-  ensure_uv
-  local version tag status=0
+  DEPS=${WORKER_TEST_DEPS:-locked}
+  [[ $DEPS == locked || $DEPS == newest ]] ||
+    { log "WORKER_TEST_DEPS=$DEPS: use locked or newest"; return 2; }
+  local version status=0 lint_only=0
   read -r -a versions <<<"${WORKER_TEST_PYTHONS:-3.8 3.11}"
-  for version in "${versions[@]}"; do sync_venv "$version"; done
-  tag="py${versions[0]/./}"
-  log "ruff check (target py38)"
-  "$VENVS/$tag/bin/ruff" check worker tests bench examples bootstrap
+  if [[ ${1:-} == --lint ]]; then lint_only=1; shift; fi
+  if ((!lint_only)) || [[ -z ${RUFF:-} ]]; then
+    ensure_uv
+    for version in "${versions[@]}"; do
+      if [[ $DEPS == newest ]]; then newest_venv "$version"; else sync_venv "$version"; fi
+    done
+  fi
+  lint_python "${versions[0]}"
+  lint_shell
+  ((lint_only)) && return 0
   for version in "${versions[@]}"; do
-    tag="py${version/./}"
-    log "pytest on Python $version"
-    "$VENVS/$tag/bin/python" -m pytest "$@" || status=$?
+    log "pytest on Python $version ($DEPS dependencies)"
+    "$(venv_path "$version")/bin/python" -m pytest "$@" || status=$?
   done
   return "$status"
 }

@@ -203,6 +203,24 @@ def test_a_glob_and_a_single_file_and_csv_json(make_ctx, lake):
     assert ctx.sql("select sum(n) from e where kind = ?", ["b"], e=events).fetchall() == [(2,)]
 
 
+@pytest.mark.parametrize("lake", ["file"], indirect=True)
+def test_sql_is_lazy_without_params_and_with_them_only_from_duckdb_2(make_ctx):
+    """README "SQL with DuckDB": a relation runs when it is fetched, written or queried;
+    with ``params`` DuckDB 1.x (the Python 3.8 pin) runs the query at once."""
+    ctx = make_ctx()
+    relation = ctx.sql("select error('ran') as x")  # nothing runs yet
+    with pytest.raises(duckdb.Error, match="ran"):
+        relation.fetchall()
+    eager = int(duckdb.__version__.split(".")[0]) < 2
+    if eager:
+        with pytest.raises(InputDataError, match="ran"):
+            ctx.sql("select error($1) as x", params=["ran"])
+    else:
+        relation = ctx.sql("select error($1) as x", params=["ran"])
+        with pytest.raises(duckdb.Error, match="ran"):
+            relation.fetchall()
+
+
 def test_arrow_tables_and_datasets_are_queried_by_name(make_ctx, tmp_path):
     ctx = make_ctx()
     table = pa.table({"x": list(range(1000))})

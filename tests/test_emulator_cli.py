@@ -22,6 +22,7 @@ import pytest
 from azure.identity import ManagedIdentityCredential
 from azure.keyvault.secrets import SecretClient
 from azure.storage.filedatalake import DataLakeServiceClient
+from support import clean_env, last_line, run_worker
 
 from worker.emulators import CLEARED_VARIABLES
 
@@ -386,3 +387,23 @@ def test_the_readme_example_runs_the_sample_handler_on_the_seeded_emulators(tmp_
         rolled = fs.get_file_client("curated/daily/2024-01-31.json").download_file().readall()
     assert json.loads(rolled)
     assert "with token ***" in result.stderr  # the seeded secret was read, and redacted
+
+
+def test_the_env_file_is_removed_when_the_emulators_stop(tmp_path):
+    """Its CA bundle goes with the emulators: a stale file would point at nothing."""
+    with _emulate(tmp_path) as env:
+        assert (tmp_path / "emu.env").exists()
+        bundle = env["REQUESTS_CA_BUNDLE"]
+    assert not (tmp_path / "emu.env").exists()
+    assert not Path(bundle).exists()
+    # a shell that loaded the file before the stop is told what happened, at once
+    proc = run_worker("run", "handlers.lake_tasks:writes", "--result", str(tmp_path / "r.json"),
+                      env=clean_env(**env))
+    assert proc.returncode == 3
+    assert "is the emulator running?" in last_line(proc.stderr)
+    from worker.connection import ca_bundle
+    from worker.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="a bundle from the emulators' env file goes when "
+                                          "they stop: start them again and load the new file"):
+        ca_bundle({"REQUESTS_CA_BUNDLE": bundle})

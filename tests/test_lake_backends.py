@@ -125,6 +125,16 @@ def test_many_small_files_up_and_down_as_a_folder(lake, config, tmp_path):
     assert len(committed(config).glob("many/part=1/*.bin")) == 30
 
 
+def test_a_file_downloads_into_a_folder_named_with_a_slash_or_to_a_file(lake, config, tmp_path):
+    lake.write_text("out/a.txt", "alpha")
+    lake.commit()
+    view = committed(config)
+    assert view.download("out/a.txt", str(tmp_path / "new") + "/") == [
+        str(tmp_path / "new" / "a.txt")]  # "new/" did not exist: made, the file inside
+    assert view.download("out/a.txt", str(tmp_path / "b.txt")) == [str(tmp_path / "b.txt")]
+    assert (tmp_path / "new" / "a.txt").read_text() == (tmp_path / "b.txt").read_text() == "alpha"
+
+
 def test_overwrite_false_conflict_is_decided_at_commit(lake, config):
     lake.write_text("x.txt", "first")
     lake.commit()

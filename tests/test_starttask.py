@@ -155,6 +155,23 @@ def test_cold_run_finds_pyenv_python_and_installs_from_the_wheelhouse(provisione
     assert len(stamp[0]) == 64 and "python=Python 3.8." in stamp[1]
 
 
+def test_a_nodes_environment_says_where_the_emulators_and_pytest_live(provisioned, tmp_path):
+    """A node's environment holds the runtime only: emulate is one line naming the
+    development environment (not a ModuleNotFoundError traceback), and init says so too."""
+    root, _ = provisioned
+    python = str(root / "venv" / "bin" / "python")
+    emulate = subprocess.run([python, "-m", "worker", "emulate"], capture_output=True,
+                             text=True, cwd=str(tmp_path), timeout=60)
+    assert emulate.returncode == 2
+    assert emulate.stderr.startswith("emulate: the emulators need trustme, which this Python "
+                                      "environment lacks")
+    assert "bash bootstrap/devenv.sh" in emulate.stderr and "Traceback" not in emulate.stderr
+    init = subprocess.run([python, "-m", "worker", "init", str(tmp_path / "p")],
+                          capture_output=True, text=True, cwd=str(tmp_path), timeout=60)
+    assert init.returncode == 0, init.stderr
+    assert "note: this Python environment has no pytest or no emulators" in init.stdout
+
+
 def test_bytecode_covers_what_tasks_import_and_not_the_test_suites(provisioned):
     root, result = provisioned
     site = root / "venv" / "lib" / "python3.8" / "site-packages"

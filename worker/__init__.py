@@ -6,7 +6,25 @@ failures (exit 3) and :class:`PermanentError` for bad input (exit 4). See README
 
 from __future__ import annotations
 
+import sys
+import warnings
+
 __version__ = "0.1.0"
+
+
+def _quiet_known_warnings() -> None:
+    """cryptography warns, on every import under Python 3.8 (the nodes' Python, chosen on
+    purpose), that 3.8 support is deprecated: two lines on the stderr of every task and
+    command. That one warning is filtered by its message, before azure-identity or the
+    storage SDK import cryptography, and without importing cryptography here."""
+    if sys.version_info[:2] == (3, 8):
+        warnings.filterwarnings(
+            "ignore", message=r"Python 3\.8 is no longer supported by the Python core team",
+            category=UserWarning,
+        )
+
+
+_quiet_known_warnings()
 
 from .errors import (  # noqa: E402
     Cancelled,

@@ -22,6 +22,32 @@ _EPILOG = """exit codes:
   3 transient failure (retry), 4 bad input data, 5 commit conflict,
   124 deadline exceeded, 130 SIGINT, 143 SIGTERM"""
 
+_RUN_EPILOG = """examples:
+  python -m worker run handlers.sales:rollup --param date=2024-01-31 --param region=eu
+  python -m worker run jobs/daily.py:main --params-json '{"days": 7}' --timeout 3600
+
+environment (README "Configuration"): WORKER_LAKE_URL, WORKER_VAULT_URL,
+  WORKER_SECRETS_FILE, WORKER_SECRET_<NAME>, WORKER_CLIENT_ID or AZURE_CLIENT_ID,
+  WORKER_LOG_FORMAT, WORKER_LOG_LEVEL, WORKER_TIMEOUT, WORKER_GRACE, WORKER_SCRATCH_DIR,
+  WORKER_TRANSFER_CONCURRENCY, WORKER_LAKE_CHUNK_SIZE, WORKER_LAKE_FILE_CONCURRENCY,
+  WORKER_RETRY_TOTAL, WORKER_RETRY_BACKOFF, WORKER_TASK_SLOTS, WORKER_REQUIRED_SLOTS,
+  WORKER_CORES, WORKER_MEMORY_MB, WORKER_DUCKDB_MEMORY_FRACTION, REQUESTS_CA_BUNDLE;
+  Batch's AZ_BATCH_* (task ids and folders; AZ_BATCH_NODE_ID selects managed identity);
+  off Batch, DefaultAzureCredential's own (AZURE_TENANT_ID, AZURE_CLIENT_SECRET, ...)
+
+""" + _EPILOG
+
+_DOCTOR_EPILOG = """examples:
+  python -m worker doctor              # e.g. after: set -a; . ./.emulators.env; set +a
+  python -m worker doctor --offline    # the start task's check: every dependency imports
+
+environment: WORKER_LAKE_URL, WORKER_VAULT_URL, WORKER_SECRETS_FILE, WORKER_CLIENT_ID or
+  AZURE_CLIENT_ID, AZURE_POD_IDENTITY_AUTHORITY_HOST (an identity endpoint such as the
+  emulators'), AZ_BATCH_NODE_ID (on a node: managed identity), REQUESTS_CA_BUNDLE,
+  WORKER_LOG_FORMAT, WORKER_LOG_LEVEL; off Batch, DefaultAzureCredential's own
+
+exit codes: 0 every check made passed, 2 a check failed"""
+
 
 def build_parser(argv: Optional[List[str]] = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -35,11 +61,13 @@ def build_parser(argv: Optional[List[str]] = None) -> argparse.ArgumentParser:
     commands.required = True
     _add_run(
         commands.add_parser(
-            "run", help="run a handler as a task", epilog=_EPILOG,
+            "run", help="run a handler as a task", epilog=_RUN_EPILOG,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
     )
-    doctor = commands.add_parser("doctor", help="check the installation and configuration")
+    doctor = commands.add_parser(
+        "doctor", help="check the installation and configuration", epilog=_DOCTOR_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     doctor.add_argument(
         "--offline", action="store_true", help="only check that the dependencies import"
     )
@@ -61,7 +89,20 @@ def build_parser(argv: Optional[List[str]] = None) -> argparse.ArgumentParser:
         lake_command.add_arguments(lake)
         _add_log_options(lake)
     _add_package(commands, argv)
+    _add_init(commands, argv)
     return parser
+
+
+def _add_init(commands, argv: Optional[List[str]]) -> None:
+    """``init``: a new handler project (worker.commands.init, imported only when used)."""
+    init = commands.add_parser(
+        "init", help="create a handler project that runs and tests at once",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    if argv and argv[0] == "init":
+        from .commands import init as init_command
+
+        init.epilog = init_command.EXAMPLES
+        init_command.add_arguments(init)
 
 
 def _add_package(commands, argv: Optional[List[str]]) -> None:
@@ -149,6 +190,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .deploy import cli as deploy_cli
 
         return deploy_cli.run(args)
+    if args.command == "init":
+        from .commands import init as init_command
+
+        return init_command.run(args)
     config = _config(args)
     _setup_logging(config)
     if args.command == "doctor":

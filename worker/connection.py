@@ -31,7 +31,9 @@ def ca_bundle(environ: Mapping[str, str]) -> Union[str, bool]:
             if not os.path.exists(value):
                 raise ConfigError(
                     f"{name}={value!r} does not exist; point it at a PEM file of CA "
-                    "certificates, or unset it to use certifi's", code="config.ca_bundle")
+                    "certificates, or unset it to use certifi's (a bundle from the "
+                    "emulators' env file goes when they stop: start them again and load the "
+                    "new file)", code="config.ca_bundle")
             return value
     return True
 

@@ -99,7 +99,8 @@ class Context:
 
     def sql(self, query: str, params: Optional[List[Any]] = None, **tables: Any):
         """Run ``query`` on ``ctx.duckdb`` with ``tables`` (lake datasets, Arrow tables,
-        pandas frames, relations) bound by name; returns a DuckDB relation (see worker.db)."""
+        pandas frames, relations) bound by name; returns a DuckDB relation, lazy unless
+        ``params`` are given to DuckDB 1.x (see worker.db)."""
         from .db import sql
 
         return sql(self.duckdb, query, params, tables, self.scratch, self.config)

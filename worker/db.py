@@ -71,7 +71,9 @@ def sql(
     conn, query: str, params: Optional[Sequence[Any]], tables: Mapping[str, Any],
     scratch: Path, config: Config,
 ):
-    """Register ``tables`` by name on ``conn``, then run ``query``: a relation (lazy)."""
+    """Register ``tables`` by name on ``conn``, then run ``query``: a relation, lazy (it
+    runs when fetched, written or queried) unless ``params`` are given to DuckDB 1.x, which
+    runs the query at once and holds its result."""
     try:
         for name, table in tables.items():
             register(conn, name, table, scratch)

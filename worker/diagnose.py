@@ -1,56 +1,135 @@
 """Online checks for ``doctor``: can this configuration reach its lake and secrets?
 
-One line per check: ``ok``, ``--`` (not configured) or ``BAD`` with the exact error and
-the fix. Tokens are requested to prove they can be had, and never printed.
+One line per check: ``ok``, ``--`` (not configured, or not checked because an earlier check
+failed) or ``BAD`` with the error and the fix. The credential is always named. Each endpoint
+is first probed with one TCP connect (``worker.probe``), so an emulator that is not running
+is reported in milliseconds instead of after the SDKs' retries; the SDK calls then get one
+retry, and the SDKs' own warnings are silenced (the checks report their errors, once).
+Tokens are requested to prove they can be had, and never printed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import logging
 import time
-from typing import IO
+from typing import Iterator, List, Optional
 
 from .errors import ConfigError, RetryableError
+from .probe import IMDS_URL, Endpoint, fix_for, unreachable
 
 
-def check_online(config, out: IO[str]) -> bool:
-    """Check each configured backend; print one line per check; True when all pass."""
-    ok = True
-    if _uses_azure(config):
-        ok &= _check_credential(config, out)
-    ok &= _check_lake(config, out)
-    ok &= _check_secrets(config, out)
-    return ok
+def check_online(config, report) -> None:
+    """Run the online checks for ``config``, writing them to ``report``."""
+    from .identity import describe_credential
+
+    config = dataclasses.replace(config, retry_total=min(config.retry_total, 1),
+                                 retry_backoff=min(config.retry_backoff, 0.5))
+    report.ok(f"credential: {describe_credential(config)}")
+    with _quiet_sdk_logs():
+        down = _probe_endpoints(config, report)
+        tokens = _check_tokens(config, report, down)
+        _check_lake(config, report, down, tokens)
+        _check_secrets(config, report, down, tokens)
 
 
-def _uses_azure(config) -> bool:
-    lake_on_azure = bool(config.lake_url) and not config.lake_url.startswith("file:")
-    return lake_on_azure or bool(config.vault_url)
+@contextlib.contextmanager
+def _quiet_sdk_logs() -> Iterator[None]:
+    """The SDKs log each failed attempt (DefaultAzureCredential: ten lines per token);
+    the checks report the error themselves."""
+    logger = logging.getLogger("azure")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
-def _check_credential(config, out: IO[str]) -> bool:
-    from .identity import STORAGE_SCOPE, VAULT_SCOPE, describe_credential, get_credential
+# -- endpoints ----------------------------------------------------------------------------
 
-    out.write(f"  ok  credential: {describe_credential(config)}\n")
+
+def endpoints(config) -> List[Endpoint]:
+    """The services this configuration talks to: the identity endpoint (when tokens are
+    needed and it is known: on Batch, or redirected by AZURE_POD_IDENTITY_AUTHORITY_HOST, as
+    the emulator does), the lake and the vault."""
+    from .identity import on_batch
+
+    found = []
+    redirected = config.environ.get("AZURE_POD_IDENTITY_AUTHORITY_HOST", "").strip()
+    needs_token = _lake_on_azure(config) or bool(config.vault_url)
+    if needs_token and redirected:
+        found.append(Endpoint("identity endpoint", redirected,
+                              "AZURE_POD_IDENTITY_AUTHORITY_HOST"))
+    elif needs_token and on_batch(config):
+        found.append(Endpoint("identity endpoint", IMDS_URL, "the node's IMDS"))
+    if _lake_on_azure(config):
+        found.append(Endpoint("lake", config.lake_url, "WORKER_LAKE_URL"))
+    if config.vault_url:
+        found.append(Endpoint("Key Vault", config.vault_url, "WORKER_VAULT_URL"))
+    return found
+
+
+def _probe_endpoints(config, report) -> List[str]:
+    """Probe every endpoint; the ``what`` of those that do not accept connections."""
+    down = []
+    for endpoint in endpoints(config):
+        problem = unreachable(endpoint)
+        if problem is not None:
+            report.bad(f"{endpoint.what} {endpoint.url}", problem, fix_for(endpoint, problem))
+            down.append(endpoint.what)
+    return down
+
+
+def _lake_on_azure(config) -> bool:
+    return bool(config.lake_url) and not config.lake_url.startswith("file:")
+
+
+# -- credential and tokens ----------------------------------------------------------------
+
+
+def _check_tokens(config, report, down: List[str]) -> bool:
+    """Request the tokens the configuration needs; True when every one was had."""
+    from .identity import STORAGE_SCOPE, VAULT_SCOPE, get_credential
+
+    scopes = []
+    if _lake_on_azure(config):
+        scopes.append((STORAGE_SCOPE, "storage"))
+    if config.vault_url:
+        scopes.append((VAULT_SCOPE, "Key Vault"))
+    if not scopes:
+        report.skip("tokens", "not requested: neither a lake on Azure nor a vault is configured")
+        return False
+    if "identity endpoint" in down:
+        report.skip("tokens", "not requested: the identity endpoint does not answer (above)")
+        return False
     try:
         credential = get_credential(config)
     except Exception as e:
-        return _bad(out, "credential", e, _credential_fix(config))
-    ok = True
-    if config.lake_url and not config.lake_url.startswith("file:"):
-        ok &= _check_token(credential, STORAGE_SCOPE, "storage", config, out)
-    if config.vault_url:
-        ok &= _check_token(credential, VAULT_SCOPE, "Key Vault", config, out)
-    return ok
+        return report.bad("credential", _text(e), _credential_fix(config))
+    for scope, what in scopes:
+        if not _check_token(credential, scope, what, config, report):
+            for _, rest in scopes[scopes.index((scope, what)) + 1:]:
+                report.skip(f"token for {rest}", "not requested: the credential gave no token")
+            return False
+    return True
 
 
-def _check_token(credential, scope: str, what: str, config, out: IO[str]) -> bool:
+def _check_token(credential, scope: str, what: str, config, report) -> bool:
     try:
         token = credential.get_token(scope)
     except Exception as e:
-        return _bad(out, f"token for {what} ({scope})", e, _credential_fix(config))
+        return report.bad(f"token for {what} ({scope})", _text(e), _credential_fix(config))
     minutes = max(0, int((token.expires_on - time.time()) / 60))
-    out.write(f"  ok  token for {what} ({scope}), valid for {minutes} min\n")
+    report.ok(f"token for {what} ({scope}), valid for {minutes} min{_answered_by(credential)}")
     return True
+
+
+def _answered_by(credential) -> str:
+    """Which credential of DefaultAzureCredential's chain gave the token."""
+    chosen = getattr(credential, "_successful_credential", None)  # azure-identity's chain
+    return f", from {type(chosen).__name__}" if chosen is not None else ""
 
 
 def _credential_fix(config) -> str:
@@ -61,56 +140,70 @@ def _credential_fix(config) -> str:
             "assign the user-assigned managed identity to the pool and set AZURE_CLIENT_ID "
             "(or WORKER_CLIENT_ID) to its client id"
         )
-    return "run 'az login', or set AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET"
+    return ("run 'az login', or set AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET, or "
+            "start the emulators and load their environment (python -m worker emulate)")
 
 
-def _check_lake(config, out: IO[str]) -> bool:
+# -- lake and secrets ---------------------------------------------------------------------
+
+
+def _check_lake(config, report, down: List[str], tokens: bool) -> None:
     if not config.lake_url:
-        out.write("  --  lake: WORKER_LAKE_URL is not set (ctx.lake unavailable)\n")
-        return True
+        report.skip("lake", "WORKER_LAKE_URL is not set (ctx.lake unavailable)",
+                    not_configured="the lake (WORKER_LAKE_URL)")
+        return
+    if _lake_on_azure(config) and ("lake" in down or not tokens):
+        why = "it cannot be reached" if "lake" in down else "no storage token"
+        report.skip(f"lake {config.lake_url}", f"not checked: {why} (above)")
+        return
     from .lake import open_store
 
     try:
         store = open_store(config.lake_url, config=config)
     except Exception as e:
-        return _bad(out, f"lake {config.lake_url}", e, "fix WORKER_LAKE_URL")
+        report.bad(f"lake {config.lake_url}", _text(e), "fix WORKER_LAKE_URL")
+        return
     try:
         next(iter(store.list("", recursive=False)), None)
     except FileNotFoundError as e:
-        if _filesystem_missing(e):
-            return _bad(out, f"lake {store.url}", e, "create the file system or fix the URL")
-        out.write(f"  ok  lake {store.url} answers (the root folder is created on first write)\n")
-        return True
+        if type(e).__name__ == "FileSystemNotFound":  # from worker.lake.azure
+            report.bad(f"lake {store.url}", _text(e), "create the file system or fix the URL")
+        else:
+            report.ok(f"lake {store.url} answers (the root folder is created on first write)")
     except Exception as e:
-        return _bad(out, f"lake {store.url}", e, _fix_for(e))
+        report.bad(f"lake {store.url}", _text(e), _fix_for(e))
+    else:
+        report.ok(f"lake {store.url} answers")
     finally:
         store.close()
-    out.write(f"  ok  lake {store.url} answers\n")
-    return True
 
 
-def _filesystem_missing(error: FileNotFoundError) -> bool:
-    return type(error).__name__ == "FileSystemNotFound"  # from worker.lake.azure
-
-
-def _check_secrets(config, out: IO[str]) -> bool:
+def _check_secrets(config, report, down: List[str], tokens: bool) -> None:
     from .secrets import open_secrets
 
     try:
         secrets = open_secrets(config)
     except Exception as e:
-        return _bad(out, "secrets", e, _fix_for(e))
+        report.bad("secrets", _text(e), _fix_for(e))
+        return
     if not config.vault_url:
-        out.write(f"  ok  secrets from {secrets.source}\n")
-        return True
+        report.ok(f"secrets from {secrets.source}")
+        report.skip("Key Vault", "WORKER_VAULT_URL is not set",
+                    not_configured="Key Vault (WORKER_VAULT_URL)")
+        return
+    if "Key Vault" in down or not tokens:
+        why = "it cannot be reached" if "Key Vault" in down else "no Key Vault token"
+        report.skip(f"secrets from {secrets.source}", f"not checked: {why} (above)")
+        secrets.close()
+        return
     try:  # a name that should not exist: a 404 proves the vault answers and lets us in
         secrets.get("worker-doctor-probe", default=None)
     except Exception as e:
-        return _bad(out, f"secrets from {secrets.source}", e, _fix_for(e))
+        report.bad(f"secrets from {secrets.source}", _text(e), _fix_for(e))
+        return
     finally:
         secrets.close()
-    out.write(f"  ok  secrets from {secrets.source} (the vault answers)\n")
-    return True
+    report.ok(f"secrets from {secrets.source} (the vault answers)")
 
 
 def _fix_for(error: Exception) -> str:
@@ -118,7 +211,7 @@ def _fix_for(error: Exception) -> str:
         return "follow the advice in the message above"
     if isinstance(error, RetryableError):
         return (
-            "the service did not answer: check DNS, the network rules of the storage account "
+            "the service did not answer: check the network rules of the storage account "
             "or vault (they must admit the pool's subnet), or retry later"
         )
     if isinstance(error, ConfigError):
@@ -126,6 +219,13 @@ def _fix_for(error: Exception) -> str:
     return "see the error above"
 
 
-def _bad(out: IO[str], what: str, error: Exception, fix: str) -> bool:
-    out.write(f"  BAD {what}: {type(error).__name__}: {error}\n        fix: {fix}\n")
-    return False
+def _text(error: Exception) -> str:
+    """The error in a few lines: its type and first line, then, for a credential chain, one
+    line per credential tried (without the SDK's troubleshooting links)."""
+    lines = str(error).splitlines() or [""]
+    tried: Optional[List[str]] = [
+        line.strip() for line in lines[1:]
+        if line.startswith("\t") and not line.strip().startswith(("Visit ", "To mitigate"))
+    ]
+    head = f"{type(error).__name__}: {lines[0]}"
+    return "\n".join([head] + (tried or []))

@@ -13,7 +13,7 @@ import os
 import platform
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import IO, List, Tuple
+from typing import IO, List, Optional, Set, Tuple
 
 from .errors import OK, USAGE
 
@@ -91,18 +91,65 @@ def _version(dist: str) -> str:
         return "?"
 
 
+class Report:
+    """The doctor's lines and tally: ``ok``, ``--`` (skipped) and ``BAD`` with its fix."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
+        self.passed = 0
+        self.failed = 0
+        self.not_configured: List[str] = []
+        self._fixes: Set[str] = set()
+
+    def ok(self, what: str) -> bool:
+        self.out.write(f"  ok  {what}\n")
+        self.passed += 1
+        return True
+
+    def bad(self, what: str, error: str, fix: str) -> bool:
+        details = error.splitlines() or [""]
+        self.out.write(f"  BAD {what}: {details[0]}\n")
+        for line in details[1:]:
+            self.out.write(f"        {line}\n")
+        said = fix in self._fixes
+        self.out.write(f"        fix: {'the same as above' if said else fix}\n")
+        self._fixes.add(fix)
+        self.failed += 1
+        return False
+
+    def skip(self, what: str, why: str, not_configured: Optional[str] = None) -> None:
+        """A check not made: not configured (named in the summary), or moot after a failure."""
+        self.out.write(f"  --  {what}: {why}\n")
+        if not_configured:
+            self.not_configured.append(not_configured)
+
+    def summary(self, offline: bool) -> str:
+        """The last line: never "all checks passed" for what was not checked."""
+        if self.failed:
+            return f"doctor: {self.failed} of {self.passed + self.failed} checks FAILED (see above)"
+        if offline:
+            return "doctor: all checks passed (offline: the imports only)"
+        if self.not_configured:
+            return (f"doctor: {self.passed} checks passed; not configured, so not checked: "
+                    + ", ".join(self.not_configured))
+        return "doctor: all checks passed"
+
+
 def run_doctor(config, offline: bool, out: IO[str]) -> int:
     """Print the checks to ``out``; 0 when all pass, 2 otherwise."""
     from . import __version__
 
     out.write(f"batch-worker {__version__} on Python {platform.python_version()}\n")
-    ok = True
+    report = Report(out)
     for dist, good, detail in check_imports():
-        ok &= good
-        out.write(f"  {'ok ' if good else 'BAD'} {dist} {detail}\n")
+        if good:
+            report.ok(f"{dist} {detail}")
+        else:
+            report.bad(dist, detail, "rebuild the environment (bash starttask.sh, or "
+                       "bash bootstrap/devenv.sh for a development one)")
     if not offline:
         from .diagnose import check_online
 
-        ok &= check_online(config, out)
-    out.write("doctor: all checks passed\n" if ok else "doctor: some checks FAILED (see above)\n")
-    return OK if ok else USAGE
+        check_online(config, report)
+    out.write(report.summary(offline) + "\n")
+    return USAGE if report.failed else OK

@@ -147,7 +147,26 @@ def _build(config):
 
     if on_batch(config):
         return ManagedIdentityCredential(client_id=config.client_id, **_retry_options(config))
+    _check_local_identity_endpoint(config)
     options: Dict[str, Optional[Any]] = dict(_retry_options(config))
     if config.client_id:
         options["managed_identity_client_id"] = config.client_id
     return DefaultAzureCredential(exclude_interactive_browser_credential=True, **options)
+
+
+def _check_local_identity_endpoint(config) -> None:
+    """An identity endpoint on this machine (the emulators', named by
+    AZURE_POD_IDENTITY_AUTHORITY_HOST) that refuses connections is reported at once: the
+    SDKs would retry it, around every request, for minutes before the same answer."""
+    from .probe import Endpoint, unreachable
+
+    url = config.environ.get("AZURE_POD_IDENTITY_AUTHORITY_HOST", "").strip()
+    endpoint = Endpoint("identity endpoint", url, "AZURE_POD_IDENTITY_AUTHORITY_HOST")
+    if not url or not endpoint.loopback:
+        return
+    problem = unreachable(endpoint, timeout=1.0)
+    if problem is not None:
+        raise RetryableError(
+            f"no token: the managed-identity endpoint {url} (AZURE_POD_IDENTITY_AUTHORITY_HOST) "
+            f"is on this machine and {problem.split(' ', 1)[1]}: is the emulator running? Start "
+            "it with 'python -m worker emulate --env-file .emulators.env' and load that file")

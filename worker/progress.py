@@ -21,6 +21,7 @@ class Progress:
     """Thread-safe counter of files and bytes moved; use as a context manager."""
 
     def __init__(self, what: str, files: int, total_bytes: int, stream=None) -> None:
+        """``total_bytes`` 0 means unknown (e.g. footers, whose sizes come with them)."""
         self.what, self.files, self.total_bytes = what, files, total_bytes
         self.done_files = 0
         self.done_bytes = 0
@@ -44,13 +45,8 @@ class Progress:
     def _log_line(self) -> None:
         elapsed = max(time.monotonic() - self._started, 1e-6)
         log.info(
-            "%s: %d/%d files, %.1f/%.1f MB, %.1f MB/s",
-            self.what,
-            self.done_files,
-            self.files,
-            self.done_bytes / 1e6,
-            self.total_bytes / 1e6,
-            self.done_bytes / 1e6 / elapsed,
+            "%s: %d/%d files, %s, %s/s", self.what, self.done_files, self.files,
+            _amount(self.done_bytes, self.total_bytes), _size(self.done_bytes / elapsed),
         )
 
     def __enter__(self) -> "Progress":
@@ -63,6 +59,27 @@ class Progress:
             self._log_line()
 
 
+def _amount(done: int, total: int) -> str:
+    """``1.5/4.0 MB`` in the total's unit; just ``1.5 MB`` when the total is unknown (0) or
+    was an underestimate."""
+    if total <= 0 or done > total:
+        return _size(done)
+    scale, unit = _unit(total)
+    return f"{done / scale:.1f}/{total / scale:.1f} {unit}"
+
+
+def _size(nbytes: float) -> str:
+    scale, unit = _unit(nbytes)
+    return f"{nbytes / scale:.1f} {unit}" if scale > 1 else f"{nbytes:.0f} B"
+
+
+def _unit(nbytes: float):
+    for scale, unit in ((1e9, "GB"), (1e6, "MB"), (1e3, "kB")):
+        if nbytes >= scale:
+            return scale, unit
+    return 1, "B"
+
+
 def _is_tty(stream) -> bool:
     try:
         return stream.isatty()
@@ -73,4 +90,5 @@ def _is_tty(stream) -> bool:
 def _tqdm_bar(what: str, total: int, stream) -> Optional[object]:
     from tqdm import tqdm  # only on a terminal, so not on a node's start-up path
 
-    return tqdm(total=total, desc=what, unit="B", unit_scale=True, file=stream, leave=False)
+    return tqdm(total=total or None, desc=what, unit="B", unit_scale=True, file=stream,
+                leave=False)

@@ -23,14 +23,22 @@ Fixtures:
   AZURE_POD_IDENTITY_AUTHORITY_HOST and REQUESTS_CA_BUNDLE.
 - ``emulator_environ`` (function): the same variables applied to ``os.environ`` for the
   test (through monkeypatch), for code run in-process; returns the dict.
+
+And a helper for fast tests: :func:`run_handler` runs a handler in the test's own process
+through the real runner and returns its :class:`worker.result.Result`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Any, Dict, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Mapping, Optional, Union
 
 import pytest
+
+if TYPE_CHECKING:
+    from worker.result import Result
 
 
 @pytest.fixture(scope="session")
@@ -88,3 +96,93 @@ def emulator_environ(emulators: Any, emulator_filesystem: str,
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return env
+
+
+def run_handler(
+    handler: Union[str, Callable[..., Any]],
+    params: Optional[Mapping[str, Any]] = None,
+    *,
+    env: Optional[Mapping[str, str]] = None,
+    result_path: Optional[Union[str, Path]] = None,
+    timeout: Optional[float] = None,
+) -> "Result":
+    """Run ``handler`` once in this process, through the same runner as ``python -m worker
+    run``, and return its result.
+
+    The runner loads the handler and checks ``params`` against its signature, builds the
+    context (lake, secrets, DuckDB, scratch), calls it, commits its lake writes when it
+    returns (all or none), and writes the result record. The returned
+    :class:`worker.result.Result` has ``status``, ``exit_code``, ``error`` (``type``,
+    ``code``, ``message``), ``return_value`` and ``outputs``; ``to_dict()`` is what
+    result.json holds. A failing handler does not raise: its exit code and error are in the
+    result, as a task's would be.
+
+    - ``handler``: ``"package.module:function"`` (imported with the current directory on
+      the path), ``"path/file.py:function"``, or a module-level function itself.
+    - ``params``: the task's parameters; values keep their Python types (as from
+      ``--params-json``).
+    - ``env``: variables set in ``os.environ`` for the run and restored after (e.g.
+      ``emulators.environment(filesystem=...)``); by default the current environment is
+      used as it is (e.g. with the ``emulator_environ`` fixture).
+    - ``result_path``: where the record is written (default: a temporary file, removed).
+    - ``timeout``: the ``--timeout`` deadline in seconds.
+
+    Unlike a task process, stdout and stderr are not redacted through a pipe and logging is
+    left to pytest (``caplog`` sees the records); the result record is redacted as always.
+    Each call starts with a new credential, as each task process does.
+    """
+    import tempfile
+
+    with _environ(env), tempfile.TemporaryDirectory(prefix="worker-run-") as tmp:
+        from worker.config import Config
+        from worker.identity import reset_credential
+        from worker.runner import RunRequest, run_task
+
+        request = RunRequest(
+            spec=_spec(handler), params=dict(params or {}), config=Config.from_env(),
+            result_path=Path(result_path) if result_path else Path(tmp) / "result.json",
+            timeout=timeout,
+        )
+        reset_credential()
+        try:
+            return run_task(request)
+        finally:
+            reset_credential()
+
+
+def _spec(handler: Union[str, Callable[..., Any]]) -> str:
+    """The spec of a handler given as a function: ``module:qualname``, which must import
+    back to the same function (the runner loads handlers by name, as a task does)."""
+    if isinstance(handler, str):
+        return handler
+    import importlib
+
+    module = getattr(handler, "__module__", None)
+    qualname = getattr(handler, "__qualname__", "")
+    spec = f"{module}:{qualname}"
+    found: Any = importlib.import_module(module) if module else None
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    if "<" in qualname or found is not handler:
+        raise TypeError(
+            f"run_handler needs a function defined at the top level of an importable module, "
+            f"or a 'package.module:function' string; {handler!r} cannot be loaded as {spec!r}")
+    return spec
+
+
+@contextlib.contextmanager
+def _environ(env: Optional[Mapping[str, str]]) -> Iterator[None]:
+    """``env`` applied to ``os.environ`` for the block, then the previous values back."""
+    if not env:
+        yield
+        return
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -27,7 +27,9 @@ EXAMPLES = """examples:
   python -m worker lake gc --older-than 7d --dry-run
 
 environment: WORKER_LAKE_URL (the lake root), AZURE_CLIENT_ID or WORKER_CLIENT_ID (the
-identity), WORKER_TRANSFER_CONCURRENCY, WORKER_RETRY_TOTAL, REQUESTS_CA_BUNDLE"""
+identity), WORKER_TRANSFER_CONCURRENCY, WORKER_LAKE_CHUNK_SIZE, WORKER_LAKE_FILE_CONCURRENCY,
+WORKER_RETRY_TOTAL, WORKER_RETRY_BACKOFF, REQUESTS_CA_BUNDLE, WORKER_LOG_FORMAT,
+WORKER_LOG_LEVEL; AZ_BATCH_NODE_ID (on a node: managed identity)"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -14,7 +14,14 @@ from pathlib import Path
 from ..errors import OK
 from .errors import DeployError, ToolError
 
-_EPILOG = """exit codes:
+_EPILOG = """examples:
+  python -m worker package . --out my-pipeline.zip
+  python -m worker package examples --out examples.zip --python 3.11 --version 2.0.0
+
+environment: XDG_CACHE_HOME (the default --cache-dir is below it); the package index as uv
+  and pip are configured (e.g. UV_INDEX_URL, PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, pip.conf)
+
+exit codes:
   0 built, 2 bad option, 10 no handler module, 11 a requirement has no wheel for the node,
   12 requirements cannot be resolved, 13 a secret-looking file, 14 output not writable,
   15 download failed, 16 build tool or worker checkout missing"""

@@ -44,10 +44,12 @@ def _epilog() -> str:
 
 _EPILOG = """\
 examples:
-  python -m worker emulate --env-file .emulators.env &
-  set -a; . .emulators.env; set +a          # then run tasks, tests or your own SDK code
-  python -m worker emulate --load-dir examples/data/lake --load-secrets secrets.json
+  python -m worker emulate --env-file .emulators.env --load-dir data/lake \\
+      --load-secrets secrets.json
+  set -a; . ./.emulators.env; set +a     # in another shell, once it has printed its
+                                         # environment; then run tasks, tests or SDK code
   python -m worker emulate --link-mbps 2000 --latency-ms 10 --quiet    # a D2a_v4's NIC
+  (the env file exists while the emulators run: it is removed when they stop)
 
 ports: a port given with --lake-port/--vault-port/--identity-port must be free (0: any free
   port). Without them the lake, vault and IMDS listen on %(ports)s, or under --data
@@ -131,7 +133,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--load-secrets", metavar="FILE",
                         help="seed the secrets of a JSON object {name: value} at start")
     parser.add_argument("--env-file", metavar="PATH",
-                        help="also write the environment to PATH (dotenv) once ready")
+                        help="also write the environment to PATH (dotenv) once ready; "
+                             "removed at the stop")
     parser.add_argument("--filesystem", metavar="NAME",
                         help="file system in WORKER_LAKE_URL and for --load-dir "
                              "(default: the first configured)")
@@ -163,6 +166,20 @@ def _write_atomic(path: str, text: str) -> None:
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
     os.replace(tmp, path)  # a watcher never sees half a file
+
+
+def _remove_env_file(path: Optional[str], text: str) -> None:
+    """The env file describes running emulators (their CA bundle goes with them): removed
+    at the stop, unless something else has been written there since."""
+    if not path:
+        return
+    try:
+        with open(path, encoding="utf-8") as f:
+            if f.read() != text:
+                return
+        os.remove(path)
+    except OSError:
+        pass
 
 
 def _remembered_ports(data_dir: Optional[str]) -> Tuple[int, int, int]:
@@ -255,8 +272,21 @@ def _install_stop_handlers(stop: threading.Event) -> Dict[int, object]:
     return previous
 
 
+#: The emulators' one dependency beyond the runtime (the ``emulators`` extra).
+MISSING_TRUSTME = (
+    "emulate: the emulators need trustme, which this Python environment lacks (a node's "
+    "environment holds the runtime only); run them from the development environment (bash "
+    "bootstrap/devenv.sh in the batch-worker checkout), or pip install "
+    "'batch-worker[emulators]'")
+
+
 def run(args: argparse.Namespace, stop: Optional[threading.Event] = None) -> int:
     """Serve until SIGTERM/SIGINT (or ``stop`` is set); 0 on a clean stop, 2 on bad input."""
+    import importlib.util
+
+    if importlib.util.find_spec("trustme") is None:
+        print(MISSING_TRUSTME, file=sys.stderr)
+        return USAGE
     try:
         emulators = _build(args)
     except (ConfigError, OSError, ValueError, TypeError) as e:
@@ -273,8 +303,11 @@ def run(args: argparse.Namespace, stop: Optional[threading.Event] = None) -> int
                 _write_atomic(args.env_file, text)
             sys.stdout.write(text)
             sys.stdout.flush()
-            while not stop.wait(0.5):  # short waits keep signals prompt on every platform
-                pass
+            try:
+                while not stop.wait(0.5):  # short waits keep signals prompt on every platform
+                    pass
+            finally:
+                _remove_env_file(args.env_file, text)
     except (ConfigError, OSError) as e:
         print("emulate: %s" % e, file=sys.stderr)
         return USAGE

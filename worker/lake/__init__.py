@@ -152,18 +152,22 @@ class Lake:
         return sorted(found, key=lambda e: e.path)
 
     def download(self, remote: str, local: str) -> List[str]:
-        """Copy a file, or every file below a folder or glob, to local disk; returns paths."""
+        """Copy a file, or every file below a folder or glob, to local disk; returns paths.
+        A file goes into ``local`` when it is a folder or ends with ``/``, else to it."""
         key = to_key(remote)
-        if not has_magic(remote) and not self.info(remote).is_dir:
+        single = None if has_magic(remote) else self.info(remote)
+        if single is not None and not single.is_dir:
             target = Path(local)
-            if target.is_dir():
+            if target.is_dir() or local.endswith(("/", os.sep)):  # "out/": a folder, made
                 target = target / Path(key).name
-            pairs = [(key, target)]
+            pairs, total = [(key, target)], single.size
         else:
             base = split_glob(remote)[0] if has_magic(remote) else key
-            names = self.glob(remote) if has_magic(remote) else self._all_files(key)
-            pairs = [(k, Path(local) / _relative(k, base)) for k in names]
-        self._transfer("download", pairs, self._download_one)
+            entries = self._glob_entries(remote) if has_magic(remote) else [
+                e for e in self.ls(key, recursive=True) if not e.is_dir]
+            pairs = [(e.path, Path(local) / _relative(e.path, base)) for e in entries]
+            total = sum(e.size for e in entries)
+        self._transfer("download", pairs, self._download_one, total)
         return [str(p) for _, p in pairs]
 
     # -- writing (staged until commit) ---------------------------------------------------
@@ -320,9 +324,6 @@ class Lake:
         self._staged[key] = Output(path=key, src=tmp, size=size, md5=md5, overwrite=overwrite,
                                    source=source)
 
-    def _all_files(self, key: str) -> List[str]:
-        return [e.path for e in self.ls(key, recursive=True) if not e.is_dir]
-
     def _download_one(self, item: Tuple[str, Path]) -> int:
         key, target = item
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -344,8 +345,11 @@ class Lake:
         self._stage(key, tmp, size, md5, overwrite, made_from)
         return size
 
-    def _transfer(self, what: str, pairs: List[tuple], one: Callable[[Any], int]) -> None:
-        total = sum(_size_hint(a) for a, _ in pairs)
+    def _transfer(self, what: str, pairs: List[tuple], one: Callable[[Any], int],
+                  total: Optional[int] = None) -> None:
+        """Move ``pairs`` in parallel with progress; ``total`` bytes, else local sizes."""
+        if total is None:
+            total = sum(_size_hint(a) for a, _ in pairs)
         with Progress(f"{what} {len(pairs)} file(s)", len(pairs), total) as progress:
             run_parallel(lambda item: progress.advance(one(item)), pairs, self.concurrency)
 
