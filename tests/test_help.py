@@ -7,7 +7,7 @@ import re
 import pytest
 from support import TESTS_DIR, run_worker
 
-COMMANDS = ["run", "doctor", "lake", "package", "emulate", "init"]
+COMMANDS = ["run", "exec", "doctor", "lake", "package", "emulate", "init"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

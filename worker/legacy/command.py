@@ -27,6 +27,12 @@ example:
   python -m worker exec --input 'videos/in/*.mp4' --output videos/avi/ --parallel 2 \\
       -- ffmpeg -nostdin -y -i {input} {output_dir}/{stem}.avi
 
+environment: those of `run` (README "Configuration"): WORKER_LAKE_URL and the identity for
+  the lake, WORKER_VAULT_URL (or WORKER_SECRETS_FILE) for --secret-env, WORKER_CORES,
+  WORKER_TASK_SLOTS and WORKER_REQUIRED_SLOTS for the default --parallel,
+  WORKER_TRANSFER_CONCURRENCY, WORKER_TIMEOUT, WORKER_GRACE, WORKER_SCRATCH_DIR, Batch's
+  AZ_BATCH_*; the program gets the task's environment plus its --secret-env variables
+
 exit codes: those of `run`; a program's non-zero exit is 1 (its own code with
   --pass-exit-code), a program killed by signal N is 128+N, a program not found or not
   executable is 2, nothing is committed unless every run succeeded (or --keep-partial)"""
