@@ -140,7 +140,7 @@ class _Plan:
             if boot.wait_for_success and boot.failed:
                 why = "the start task failed, so the node is unusable (StartTaskFailed)"
                 return boot, [TaskRun(t, state="not_run", failure=why) for t in self.tasks], \
-                    "no node"
+                    "not started: the start task failed"
         scheduler = Scheduler(self.job, self.tasks, self.pool.slots, self._folder,
                               self._environment, self.recover, self.terminate)
         runs = scheduler.run(stop)
