@@ -78,8 +78,8 @@ def list_lake(pattern: str, environ: Optional[Mapping[str, str]] = None) -> List
     folders = pattern.endswith("/")
     folder, rest = split_glob(pattern.strip("/"))
     regex = glob_regex(rest)
-    lake = Lake(open_store(config.lake_url, config=config), "spec", None,
-                config.transfer_concurrency)
+    lake = Lake(open_store(config.lake_url, config=config), "spec",
+                concurrency=config.transfer_concurrency)
     try:
         entries = lake.ls(folder, recursive="/" in rest or "**" in rest)
     except FileNotFoundError:
