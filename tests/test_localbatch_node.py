@@ -67,10 +67,10 @@ def spec_all(package: Path, lake: Path, out: Path, *options: str) -> subprocess.
                           cwd=str(REPO))
 
 
-def local_batch(ns: Namespace, root: Path, package: Path, *options: str):
-    """``local-batch --emulators`` with the sample data, inside the namespace."""
+def local_batch(ns: Namespace, root: Path, package: Path, lake: Path, *options: str):
+    """``local-batch --emulators`` with ``lake`` as the lake's files, in the namespace."""
     command = [sys.executable, "-m", "worker", "local-batch", "--package", str(package),
-               "--root", str(root), "--emulators", "--lake-dir", str(EXAMPLES / "data" / "lake"),
+               "--root", str(root), "--emulators", "--lake-dir", str(lake),
                "--secrets", str(EXAMPLES / "secrets.json"), *options]
     proc = subprocess.run(ns.wrap(command), capture_output=True, text=True, timeout=900)
     report = json.loads((root / "report.json").read_text())
@@ -136,7 +136,7 @@ def pipeline(ns, root, example_package, tmp_path_factory):
     shutil.copytree(str(EXAMPLES / "data" / "lake"), str(lake))
     generated = spec_all(example_package, lake, work / "specs")
     assert generated.returncode == 0, generated.stderr
-    proc, report = local_batch(ns, root, example_package, "--specs", str(work / "specs"),
+    proc, report = local_batch(ns, root, example_package, lake, "--specs", str(work / "specs"),
                                "--reboot", "--recover", "2=stderr:worker.db: duckdb")
     outputs = ["curated/daily/date=%s/part-0.parquet" % d for d in DAYS] + [
         "curated/summary/sales-daily.parquet"]
@@ -270,7 +270,7 @@ def faults(ns, root, example_package, tmp_path_factory, pipeline):
                    dependsOn={"taskIds": ["broken"]}),
     ]
     (specs / "tasks-003.json").write_text(json.dumps(extra))
-    proc, report = local_batch(ns, root, example_package, "--specs", str(specs),
+    proc, report = local_batch(ns, root, example_package, lake, "--specs", str(specs),
                                "--terminate", "sigterm=stderr:waiting to be stopped")
     return {"proc": proc, "report": report,
             "lake": snapshot(ns, root, ["curated/summary/faults.parquet"])}
@@ -292,7 +292,9 @@ def test_a_retry_of_the_corrupt_partition_is_not_run_again(faults):
     four = faults["report"]["by_id"]["4"]
     assert (four["exit_code"], four["attempts"], four["dependency_action"]) == (4, 3, "satisfy")
     folder = Path(four["task_dir"])
-    assert "raw/sales/date=2024-02-03" in (folder / "stderr.1.txt").read_text()
+    first = (folder / "stderr.1.txt").read_text().splitlines()[-1]
+    assert "exit 4 (bad input data, retrying will not help)" in first
+    assert "raw/sales/date=2024-02-03/part-0.parquet" in first
     last = (folder / "stderr.txt").read_text().splitlines()[-1]
     assert "RepeatedFailure: not run again: attempt 1 of this task failed with exit 4" in last
     assert "running handlers.pipeline:partition" not in (folder / "stderr.txt").read_text()
