@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import zipfile
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, Mapping, Sequence
 
 from ..commandline import package_variable
 from ..errors import SpecError
@@ -168,16 +167,3 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def inherited_environment(environ: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
-    return dict(os.environ if environ is None else environ)
-
-
-def package_refs(pool_refs: Sequence[PackageRef], task_refs: List[List[PackageRef]]
-                 ) -> List[PackageRef]:
-    """Every distinct reference of the pool and the tasks."""
-    seen: Dict[PackageRef, None] = {}
-    for ref in list(pool_refs) + [r for refs in task_refs for r in refs]:
-        seen[ref] = None
-    return list(seen)
