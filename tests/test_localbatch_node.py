@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
-from conftest import REPO
 from node import Namespace, python38
 from sdk_models import check_batch, check_pool
 
 from worker.deploy.commandline import task_command_line
 from worker.deploy.documents import exit_conditions
 
+REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 HANDLERS = Path(__file__).resolve().parent / "handlers" / "localbatch_node.py"
 SECRETS = json.loads((EXAMPLES / "secrets.json").read_text())

@@ -11,16 +11,17 @@ import json
 import shlex
 import shutil
 import zipfile
+from pathlib import Path
 from typing import Any, Dict
 
 import pytest
-from conftest import REPO
 from sdk_models import check_batch, check_pool, missing_required
 
 from worker.cli import main
 from worker.deploy.documents import duration
 
 azure_batch_models = pytest.importorskip("azure.batch.models")
+REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_SPEC = REPO / "examples" / "batch.toml"
 PACKAGE = ["--set", "package.app=examples", "--set", "package.version=1.0.0"]
 
