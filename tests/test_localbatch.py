@@ -251,6 +251,17 @@ def test_the_start_task_gets_its_variables_and_runs_again_at_a_reboot(tmp_path):
     assert "AZ_BATCH_JOB_ID" not in first and "AZ_BATCH_TASK_ID" not in first
 
 
+def test_without_wait_for_success_tasks_run_beside_the_start_task(tmp_path):
+    """The start task waits for the task's marker: it only ends if the task ran first."""
+    marker = tmp_path / "task-ran"
+    start = {"commandLine": bash("for i in $(seq 400); do [ -e %s ] && exit 0; sleep 0.05; "
+                                 "done; exit 9" % marker), "waitForSuccess": False}
+    specs = write_job(tmp_path, [task("1", "touch %s" % marker)], start_task=start)
+    report = local_batch(tmp_path, specs)
+    assert report["exit_code"] == 0
+    assert [(s["boot"], s["exit_code"]) for s in report["start_task"]] == [("boot", 0)]
+
+
 def test_sigterm_to_local_batch_terminates_the_running_tasks(tmp_path):
     """A subprocess: local-batch gets SIGTERM while its task runs."""
     import signal
