@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from emulated import start_emulators
+from physical import Link, cpu_seconds, per_mb
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -44,22 +45,33 @@ def start_lake_emulator(tmp: Path, latency_ms: float, link_mbps: Optional[float]
     return start_emulators(tmp, latency_ms=latency_ms, link_mbps=link_mbps)
 
 
+#: Requests of each case that must follow one another (the rest overlap): a listing or the
+#: first piece before the others, the commit's claim, record, rename and clean-up.
+SERIAL = {"small up": 6, "small down": 2, "large up": 8, "large down": 2}
+CPU: Dict[str, float] = {}  # client CPU ms per MB moved, median, per case
+
+
 def measure(cases: Dict[str, Callable[[], None]], cleanup: Callable[[], None], repeat: int,
-            results: Dict[str, float]) -> None:
+            results: Dict[str, float], moved: int = 0) -> None:
     """Run every case ``repeat`` times in rotating order (cleaning up after each run, so the
-    emulator's memory does not grow); keep the median of each."""
+    emulator's memory does not grow); keep the median of each, of wall time and of client
+    CPU per MB ``moved`` (the emulator is another process: its CPU is not counted)."""
     times: Dict[str, List[float]] = {label: [] for label in cases}
+    cpu: Dict[str, List[float]] = {label: [] for label in cases}
     labels = list(cases)
     for round_ in range(repeat):
         for label in labels[round_ % len(labels):] + labels[:round_ % len(labels)]:
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), cpu_seconds()
             cases[label]()
             times[label].append(time.perf_counter() - started)
+            cpu[label].append(per_mb(cpu_seconds() - cpu_started, moved))
             cleanup()
     for label in labels:
         results[label] = statistics.median(times[label])
+        CPU[label] = statistics.median(cpu[label])
         runs = " ".join(f"{t:.2f}" for t in times[label])
-        print(f"  {label:<46} {results[label]:7.2f} s  (runs: {runs})", flush=True)
+        print(f"  {label:<46} {results[label]:7.2f} s  {CPU[label]:6.2f} ms CPU/MB  "
+              f"(runs: {runs})", flush=True)
 
 
 def sdk_client(env: Dict[str, str], filesystem: str):
@@ -113,12 +125,13 @@ def small_files(fs, lake, tmp: Path, args, results: Dict[str, float]) -> None:
     lake.upload(str(source), "small")  # what the downloads read
     lake.commit()
     n = args.files
+    moved = n * args.file_kib * 1024
     measure({f"small up: SDK sequential loop ({n} files)": sdk_up,
              f"small up: ctx.lake upload + commit ({n} files)": lake_up}, cleanup,
-            args.repeat, results)
+            args.repeat, results, moved)
     measure({f"small down: SDK sequential loop ({n} files)": sdk_down,
              f"small down: ctx.lake download ({n} files)": lake_down}, cleanup,
-            args.repeat, results)
+            args.repeat, results, moved)
 
 
 def large_file(fs, lake, tmp: Path, args, results: Dict[str, float]) -> None:
@@ -163,25 +176,35 @@ def large_file(fs, lake, tmp: Path, args, results: Dict[str, float]) -> None:
     label = f"{args.large_mib} MiB"
     measure({f"large up: SDK defaults ({label})": sdk_up(),
              f"large up: SDK max_concurrency={BEST_CONCURRENCY}": sdk_up(**best),
-             "large up: ctx.lake upload + commit": lake_up}, cleanup, args.repeat, results)
+             "large up: ctx.lake upload + commit": lake_up}, cleanup, args.repeat, results,
+            size)
     measure({f"large down: SDK defaults ({label})": sdk_down(),
              f"large down: SDK max_concurrency={BEST_CONCURRENCY}": sdk_down(**best),
-             "large down: ctx.lake download": lake_down}, cleanup, args.repeat, results)
+             "large down: ctx.lake download": lake_down}, cleanup, args.repeat, results, size)
 
 
 def ratios(results: Dict[str, float], args) -> None:
     def pick(prefix: str) -> float:
         return next(v for k, v in results.items() if k.startswith(prefix))
 
+    link = Link(args.link_mbps, args.latency_ms)
+    small, large = args.files * args.file_kib * 1024, args.large_mib << 20
     print("ratios of medians (higher is better for ctx.lake):")
     for way in ("up", "down"):
         seq, lake = pick(f"small {way}: SDK"), pick(f"small {way}: ctx.lake")
-        print(f"  small {way}: ctx.lake vs SDK sequential loop   {seq / lake:6.2f}x")
+        bound = link.bound(small, SERIAL[f"small {way}"])
+        print(f"  small {way}: ctx.lake vs SDK sequential loop   {seq / lake:6.2f}x   "
+              f"(bound {bound:.2f} s: ctx.lake at {lake / bound:.2f}x of it)")
     for way in ("up", "down"):
         default, best = pick(f"large {way}: SDK defaults"), pick(f"large {way}: SDK max")
         lake = pick(f"large {way}: ctx.lake")
+        bound = link.bound(large, SERIAL[f"large {way}"])
         print(f"  large {way}: ctx.lake vs SDK defaults          {default / lake:6.2f}x")
         print(f"  large {way}: ctx.lake vs SDK best settings     {best / lake:6.2f}x")
+        print(f"  large {way}: ctx.lake vs its physical bound    {lake / bound:6.2f}x "
+              f"(bound {bound:.2f} s = {large / 1e6:.0f} MB at the link + "
+              f"{SERIAL[f'large {way}']} serial requests)")
+    print(f"  ({link.describe()}; client CPU per MB in the table above)")
 
 
 def main() -> int:
@@ -208,7 +231,7 @@ def main() -> int:
         config = Config.from_env(dict(os.environ, WORKER_LAKE_URL=env["WORKER_LAKE_URL"]
                                       .rsplit("/", 1)[0] + "/" + filesystem))
         lake = Lake(open_store(config.lake_url, config=config), "bench",
-                    config.transfer_concurrency)
+                    concurrency=config.transfer_concurrency)
         print(f"Python {sys.version.split()[0]}, {os.cpu_count()} cores, emulator latency "
               f"{args.latency_ms:g} ms/request, link {args.link_mbps or 'unlimited'} Mbit/s; "
               f"ctx.lake: "

@@ -39,7 +39,8 @@ def azure(emulators, emulator_environ):
 
 
 def lake_of(config, task="job/task-1", run=None, concurrency=4) -> Lake:
-    return Lake(open_store(config.lake_url, config=config), task, run, concurrency)
+    return Lake(open_store(config.lake_url, config=config), task, run_id=run,
+                concurrency=concurrency)
 
 
 def state(config, *paths):
@@ -246,3 +247,40 @@ def _wait_for_claim(config, texts):
         assert time.monotonic() < deadline, "the first commit never claimed its outputs"
         time.sleep(0.02)
     view.close()
+
+
+def test_one_throttled_rename_is_retried_after_its_retry_after(azure):
+    config, emulators = azure
+    lake = lake_of(config)
+    lake.write_text("out/a.txt", "a")
+    emulators.fault("lake", "rename", "status", status=429, retry_after=0.2, times=1)
+    emulators.reset_counts()
+    started = time.monotonic()
+    lake.commit()  # the storage SDK's own policy would give up on the 429 at once
+    assert time.monotonic() - started >= 0.2, "waited for Retry-After"
+    assert emulators.counts("lake")["rename"] == 2
+    lake.close()
+    assert state(config, "out/a.txt") == {"out/a.txt": "a"}
+
+
+def test_an_outputs_source_is_recorded_and_survives_the_commit_record():
+    from dataclasses import asdict
+
+    output = Output("out/a.avi", "stg/a.avi", 3, "0f", True, source="in/a.mp4")
+    assert output.record() == {"path": "out/a.avi", "bytes": 3, "md5": "0f",
+                               "source": "in/a.mp4"}
+    assert Output(**json.loads(json.dumps(asdict(output)))) == output  # roll forward reads it
+    older = {k: v for k, v in asdict(output).items() if k != "source"}  # a record before it
+    assert "source" not in Output(**older).record()
+
+
+def test_upload_records_its_source_through_the_commit(config, tmp_path):
+    (tmp_path / "made").mkdir()
+    (tmp_path / "made" / "a.avi").write_bytes(b"avi")
+    lake = lake_of(config)
+    try:
+        lake.upload(str(tmp_path / "made"), "out/avi", source="in/a.mp4")
+        lake.write_text("out/plain.txt", "p")
+        assert [o.get("source") for o in lake.commit()] == ["in/a.mp4", None]
+    finally:
+        lake.close()

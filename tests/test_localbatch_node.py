@@ -9,7 +9,7 @@ wheelhouse and the emulators. Every task runs through the package's launcher and
 Two runs on one node (the second start task finds its environment): the pipeline (a
 reboot, a task recovered after a kill, the merge), then a job with faults (a corrupt
 partition retried, a task past its maxWallClockTime, a task stopped by SIGTERM, a blocked
-dependency, and a parameter with quotes, ``$`` and non-ASCII).
+dependency, a parameter with quotes, ``$`` and non-ASCII, and exec tasks, one per file).
 """
 
 from __future__ import annotations
@@ -257,6 +257,17 @@ def faults(ns, root, example_package, tmp_path_factory, pipeline):
                            str(work / "echo")], capture_output=True, text=True)
     assert echo.returncode == 0, echo.stderr
     shutil.copy(str(work / "echo" / "tasks-001.json"), str(specs / "tasks-002.json"))
+    copies = work / "copies.toml"  # exec tasks: one per parquet file of the lake, copied
+    copies.write_text('[job]\nid = "faults"\n[tasks]\nfirst_id = 200\n'
+                      'items = {lake = "raw/sales/**/*.parquet"}\n'
+                      'command = ["exec", "--input", "{item}", "--output", "copies/{task_id}/", '
+                      '"--", "cp", "{input}", "{output_dir}/{name}"]\n')
+    listed = subprocess.run([sys.executable, "-m", "worker", "spec", "tasks", "--spec",
+                             str(copies), "--package", str(example_package), "--out",
+                             str(work / "copies")], capture_output=True, text=True,
+                            env=dict(os.environ, WORKER_LAKE_URL="file://%s" % lake))
+    assert listed.returncode == 0, listed.stderr
+    shutil.copy(str(work / "copies" / "tasks-001.json"), str(specs / "tasks-004.json"))
     extra = [
         extra_task("hang", ["run", "%s:hang" % HANDLERS, "--param", "path=curated/hang.txt"],
                    constraints={"maxWallClockTime": "PT3S", "maxTaskRetryCount": 2},
@@ -272,8 +283,9 @@ def faults(ns, root, example_package, tmp_path_factory, pipeline):
     (specs / "tasks-003.json").write_text(json.dumps(extra))
     proc, report = local_batch(ns, root, example_package, lake, "--specs", str(specs),
                                "--terminate", "sigterm=stderr:waiting to be stopped")
-    return {"proc": proc, "report": report,
-            "lake": snapshot(ns, root, ["curated/summary/faults.parquet"])}
+    copied = ["copies/%d/part-0.parquet" % n for n in range(200, 204)]
+    return {"proc": proc, "report": report, "lake_dir": lake,
+            "lake": snapshot(ns, root, ["curated/summary/faults.parquet"] + copied)}
 
 
 def test_the_faulty_job_fails_and_says_so(faults):
@@ -283,9 +295,10 @@ def test_the_faulty_job_fails_and_says_so(faults):
     assert states == {"1": "succeeded", "2": "succeeded", "3": "succeeded", "4": "failed",
                       "merge": "succeeded", "100": "succeeded",
                       "hang": "timed_out", "sigterm": "terminated", "broken": "failed",
-                      "after-broken": "blocked"}
+                      "after-broken": "blocked", "200": "succeeded", "201": "succeeded",
+                      "202": "succeeded", "203": "succeeded"}
     assert proc.stdout.splitlines()[-1].startswith(
-        "local-batch: job faults: 5 of 10 tasks succeeded; report ")
+        "local-batch: job faults: 9 of 14 tasks succeeded; report ")
 
 
 def test_a_retry_of_the_corrupt_partition_is_not_run_again(faults):
@@ -339,3 +352,17 @@ def test_a_parameter_with_quotes_dollars_and_non_ascii_arrives_unchanged(faults)
     result = json.loads((Path(task["task_dir"]) / "wd" / "result.json").read_text())
     assert result["params"] == {"value": NASTY}
     assert result["return_value"] == NASTY
+
+
+def test_exec_tasks_from_spec_run_one_program_per_lake_file(faults):
+    """`spec tasks` with an exec template: one task per parquet file (the corrupt one too:
+    cp does not read it), each copying its input through `python -m worker exec`."""
+    files = sorted(p.relative_to(faults["lake_dir"]).as_posix()
+                   for p in (faults["lake_dir"] / "raw" / "sales").rglob("*.parquet"))
+    for n, source in enumerate(files, 200):
+        task = faults["report"]["by_id"][str(n)]
+        result = json.loads((Path(task["task_dir"]) / "wd" / "result.json").read_text())
+        (output,) = result["outputs"]
+        assert (output["path"], output["source"]) == ("copies/%d/part-0.parquet" % n, source)
+        copied = faults["lake"]["files"][output["path"]].encode("latin-1")
+        assert copied == (faults["lake_dir"] / source).read_bytes()

@@ -7,7 +7,16 @@ import json
 import re
 
 import pytest
-from support import clean_env, last_line, read_result, run_worker
+from support import (
+    clean_env,
+    last_line,
+    read_result,
+    run_worker,
+    signal,
+    signal_and_wait,
+    start_worker,
+    wait_for_file,
+)
 
 from worker import errors
 
@@ -201,3 +210,47 @@ def test_outputs_are_committed_on_success_only(tmp_path):
     outputs = read_result(result_path)["outputs"]
     md5 = hashlib.md5(b"done").hexdigest()
     assert outputs == [{"path": "out/result.txt", "bytes": 4, "md5": md5}]
+
+
+def test_an_error_marked_commit_staged_commits_first_then_fails(tmp_path):
+    """The one exception to "a failed task commits nothing" (exec --keep-partial)."""
+    lake = tmp_path / "lake"
+    env = clean_env(WORKER_LAKE_URL=lake.as_uri())
+    result_path = tmp_path / "r.json"
+    proc = run_worker("run", "handlers.good:fails_keeping_outputs", "--result",
+                      str(result_path), env=env)
+    assert proc.returncode == errors.PERMANENT, proc.stderr
+    assert (lake / "out" / "kept.txt").read_text() == "kept"
+    record = read_result(result_path)
+    assert record["status"] == "failed" and record["exit_code"] == errors.PERMANENT
+    assert record["error"]["message"] == "3 of 10 rows were bad"
+    assert [o["path"] for o in record["outputs"]] == ["out/kept.txt"]
+    assert "commits what it staged: 3 of 10 rows were bad" in proc.stderr
+    assert last_line(proc.stderr).endswith("PermanentError: 3 of 10 rows were bad")
+
+
+def test_commit_staged_commits_nothing_when_a_stop_was_asked(tmp_path):
+    lake = tmp_path / "lake"
+    marker = tmp_path / "waiting"
+    proc = start_worker("run", "handlers.good:fails_keeping_outputs", "--param",
+                        f"marker={marker}", "--result", str(tmp_path / "r.json"),
+                        env=clean_env(WORKER_LAKE_URL=lake.as_uri()))
+    wait_for_file(marker)
+    rc, _, err = signal_and_wait(proc, signal.SIGTERM)
+    assert rc == errors.PERMANENT, err  # the handler's own error, as for any handler
+    assert "not committing 1 staged write(s): ['out/kept.txt']" in err
+    assert not (lake / "out" / "kept.txt").exists()
+    assert read_result(tmp_path / "r.json")["outputs"] == []
+
+
+def test_when_the_commit_of_a_commit_staged_failure_fails_that_is_the_error(tmp_path):
+    lake = tmp_path / "lake"
+    (lake / "out").mkdir(parents=True)
+    (lake / "out" / "kept.txt").write_text("another task's")
+    result_path = tmp_path / "r.json"
+    proc = run_worker("run", "handlers.good:fails_keeping_outputs", "--param", "overwrite=no",
+                      "--result", str(result_path), env=clean_env(WORKER_LAKE_URL=lake.as_uri()))
+    assert proc.returncode == errors.CONFLICT, proc.stderr
+    assert (lake / "out" / "kept.txt").read_text() == "another task's"
+    assert read_result(result_path)["error"]["type"] == "CommitConflict"
+    assert "commits what it staged: 3 of 10 rows were bad" in proc.stderr

@@ -1,4 +1,4 @@
-"""The command line: ``python -m worker run|doctor|emulate|lake|package|spec|local-batch``.
+"""The command line: ``python -m worker run|exec|doctor|emulate|lake|package|spec|local-batch``.
 
 ``main(argv) -> int`` is the one place that turns outcomes into exit codes; it is testable
 in-process, and only ``__main__`` (or the ``batch-worker`` script) calls ``sys.exit``.
@@ -49,6 +49,7 @@ def build_parser(argv: Optional[List[str]] = None) -> argparse.ArgumentParser:
     )
     if argv and argv[0] == "emulate":  # its module is imported only when it is used
         _add_emulator_arguments(emulate)
+    _add_exec(commands, argv)
     lake = commands.add_parser(
         "lake", help="list, get, put, delete and clean lake files from a terminal",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -112,6 +113,19 @@ def _add_run(run: argparse.ArgumentParser) -> None:
     _add_log_options(run)
 
 
+def _add_exec(commands, argv: Optional[List[str]]) -> None:
+    """``exec``: a legacy program over lake files (worker.legacy, imported only for it)."""
+    parser = commands.add_parser(
+        "exec", help="run a legacy program over lake files as a task, outputs committed "
+        "atomically", formatter_class=argparse.RawDescriptionHelpFormatter)
+    if argv and argv[0] == "exec":
+        from .legacy import command
+
+        parser.epilog = command.EXAMPLES
+        command.add_arguments(parser)
+        _add_log_options(parser)
+
+
 def _add_log_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-format", choices=("text", "json"), help="log line format (default WORKER_LOG_FORMAT)"
@@ -158,6 +172,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .commands import lake as lake_command
 
         return lake_command.run(args, config)
+    if args.command == "exec":
+        from .legacy import command
+
+        return command.run(args, config)
     return _run(args, config)
 
 

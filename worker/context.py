@@ -104,6 +104,39 @@ class Context:
 
         return sql(self.duckdb, query, params, tables, self.scratch, self.config)
 
+    # -- legacy programs (see worker.legacy) ----------------------------------------------
+
+    def stage_in(self, paths, dest=None) -> List[Path]:
+        """Download the lake files that ``paths`` (a glob, file or folder, or a list of them)
+        name, in parallel with progress, to ``dest`` (default ``<scratch>/in``), each at
+        ``dest/<its lake path>``; returns the local paths, sorted by lake path. A pattern
+        matching nothing is a missing input (exit 4)."""
+        from .legacy.staging import stage_in
+
+        target = Path(dest) if dest is not None else self.scratch / "in"
+        return [local for _, local in stage_in(self.lake, paths, target)]
+
+    def run(self, args, *, cwd=None, env=None, secret_env=None, timeout=None, check=True,
+            tag=None, capture_output=False, text=False, stop=None):
+        """Run a program like ``subprocess.run`` and return its ``CompletedProcess``: in
+        its own process group, stdin from /dev/null, its output logged line by line
+        (``[tag]`` first), stopped with the task (SIGTERM to the group, SIGKILL after the
+        grace). ``env`` replaces the environment (default: the task's); ``secret_env``
+        maps variable names to secret names, whose values are added to it (never to
+        argv). ``check``: a non-zero exit raises ``ProgramFailed`` (a signal
+        ``ProgramKilled``); ``timeout`` raises ``ProgramTimedOut``; ``stop``: an Event
+        that stops it when set. See ``worker.legacy.process``."""
+        return self._handle("programs", self._open_programs).run(
+            args, cwd=cwd, env=env, secret_env=secret_env, timeout=timeout, check=check,
+            tag=tag, capture_output=capture_output, text=text, stop=stop)
+
+    def stage_out(self, local, lake_path: str, overwrite: bool = True,
+                  source: Optional[str] = None) -> List[str]:
+        """Stage a local file or folder for ``lake_path`` (``ctx.lake.upload``: it joins
+        the task's atomic commit); ``source`` is recorded with each output in result.json.
+        Returns the lake paths."""
+        return self.lake.upload(str(local), lake_path, overwrite=overwrite, source=source)
+
     @property
     def credential(self):
         """The process's one Azure credential (managed identity on Batch)."""
@@ -127,8 +160,13 @@ class Context:
                 "or file:///some/dir)"
             )
         store = open_store(self.config.lake_url, config=self.config)
-        return Lake(store, self.task_key, self.run_id, self.config.transfer_concurrency,
-                    lambda: self.scratch)
+        return Lake(store, self.task_key, run_id=self.run_id,
+                    concurrency=self.config.transfer_concurrency, scratch=lambda: self.scratch)
+
+    def _open_programs(self):
+        from .legacy.process import Programs
+
+        return Programs(self._cancellation, lambda: self.secrets)
 
     def _open_duckdb(self):
         from .db import connect
@@ -159,8 +197,9 @@ class Context:
             lake.abort()
 
     def close(self) -> None:
-        """Close every handle (DuckDB first: it may read lake-staged files) and scratch."""
-        for name in ("duckdb", "lake", "secrets"):
+        """Close every handle (programs first: none outlives the task; then DuckDB: it may
+        read lake-staged files) and scratch."""
+        for name in ("programs", "duckdb", "lake", "secrets"):
             handle = self._handles.pop(name, None)
             if handle is not None:
                 _close_quietly(name, handle)

@@ -17,14 +17,17 @@ would catch (``FileNotFoundError``, ``PermissionError``, ``KeyError``, ``FileExi
 |      | IMDS unavailable, a file that changed while it was read                       |
 | 4    | bad input data: a missing or corrupt input file; retrying will not help       |
 | 5    | commit conflict: another run committed different content at an output path    |
-| 124  | deadline exceeded (--timeout)                                                 |
+| 124  | deadline exceeded (--timeout, or a program's own timeout)                     |
 | 130  | stopped by SIGINT                                                             |
 | 143  | stopped by SIGTERM                                                            |
+| 128+N| a legacy program was killed by signal N (137: SIGKILL, often the OOM killer)  |
+
+A legacy program's non-zero exit is exit 1, or its own code with ``--pass-exit-code``.
 """
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Any, Dict, Optional
 
 OK = 0
 HANDLER_ERROR = 1
@@ -35,6 +38,8 @@ CONFLICT = 5
 TIMEOUT = 124
 SIGINT = 130
 SIGTERM = 143
+#: A program killed by signal N ends the task with SIGNALLED + N, as a shell reports it.
+SIGNALLED = 128
 
 #: What each exit code means, for the final log line and result.json.
 EXIT_MEANINGS: Dict[int, str] = {
@@ -52,14 +57,34 @@ EXIT_MEANINGS: Dict[int, str] = {
 
 def exit_meaning(exit_code: int) -> str:
     """The one-phrase meaning of an exit code (unknown codes say so)."""
-    return EXIT_MEANINGS.get(exit_code, "unknown exit code")
+    if exit_code in EXIT_MEANINGS:
+        return EXIT_MEANINGS[exit_code]
+    if SIGNALLED < exit_code < SIGNALLED + 65:
+        return f"a program was killed by {signal_name(exit_code - SIGNALLED)}"
+    return "the handler's or program's own exit code (sys.exit, --pass-exit-code)"
+
+
+def signal_name(number: int) -> str:
+    """``SIGKILL`` for 9; ``signal 99`` for a number without a name."""
+    import signal  # cheap, and only for a program killed by a signal
+
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 class WorkerError(Exception):
-    """Base of every error the worker raises on purpose; carries its exit code."""
+    """Base of every error the worker raises on purpose; carries its exit code.
+
+    ``commit_staged`` (False unless set on the instance) asks the runner to commit what the
+    task staged before it records the failure: the one exception to "a failed task commits
+    nothing", used by ``exec --keep-partial``.
+    """
 
     exit_code = HANDLER_ERROR
     code = "worker_error"
+    commit_staged = False
 
     def __init__(self, message: str = "", *, code: str = "") -> None:
         super().__init__(message)
@@ -114,6 +139,19 @@ class SecretNotFound(ConfigError, KeyError):
     """A secret the backend does not have; the message names secret and source."""
 
     code = "secret_not_found"
+
+
+class ProgramNotFound(ConfigError, FileNotFoundError):
+    """A legacy program is not on the node (not on the PATH, or its interpreter is missing)."""
+
+    code = "program.not_found"
+
+
+class ProgramNotExecutable(ConfigError, PermissionError):
+    """A legacy program exists but cannot be executed (no execute permission, a folder,
+    an exec format error)."""
+
+    code = "program.not_executable"
 
 
 # -- exit 3: transient -------------------------------------------------------------------
@@ -186,6 +224,50 @@ class DuckDBMemoryError(WorkerError):
     """A query needed more than the task's ``memory_limit`` even with spilling (exit 1)."""
 
     code = "duckdb.memory"
+
+
+# -- legacy programs (exit 1, the program's own code, 128+N, 124) -----------------------
+
+
+class ProgramError(WorkerError):
+    """A legacy program run by ``ctx.run`` or ``exec`` did not succeed. ``args`` of the
+    program (``cmd``), its ``returncode``, ``tag`` (the input it ran for) and, when
+    captured, ``stdout`` and ``stderr``, like ``subprocess.CalledProcessError``."""
+
+    code = "program.error"
+
+    def __init__(self, message: str, *, cmd: Any = None, returncode: Optional[int] = None,
+                 tag: Optional[str] = None, stdout: Any = None, stderr: Any = None) -> None:
+        super().__init__(message)
+        self.cmd, self.returncode, self.tag = cmd, returncode, tag
+        self.stdout, self.stderr = stdout, stderr
+
+
+class ProgramFailed(ProgramError):
+    """The program exited with a non-zero code (exit 1; ``exec --pass-exit-code`` sets
+    ``exit_code`` to the program's own)."""
+
+    code = "program.failed"
+
+
+class ProgramKilled(ProgramFailed):
+    """The program was killed by a signal it did not send itself (exit 128 + the signal's
+    number: 137 for SIGKILL, which on a node is most often the kernel's OOM killer)."""
+
+    code = "program.killed"
+
+    def __init__(self, message: str, *, signal_number: int, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.signal_number = signal_number
+        self.exit_code = SIGNALLED + signal_number
+
+
+class ProgramTimedOut(ProgramError):
+    """The program ran past its own ``timeout`` and was stopped (exit 124, like
+    coreutils' ``timeout``)."""
+
+    exit_code = TIMEOUT
+    code = "program.timeout"
 
 
 # -- stops -------------------------------------------------------------------------------

@@ -203,7 +203,11 @@ def _call_and_commit(
             cancellation.check()  # a stop asked during the call: do not commit
         result.return_value = value
     except BaseException as e:
-        _record_error(result, _translated(e, ctx.config), in_handler=True)
+        error = _translated(e, ctx.config)
+        if getattr(error, "commit_staged", False) and not cancellation.requested:
+            _commit_then_fail(ctx, result, path, cancellation, error)
+            return
+        _record_error(result, error, in_handler=True)
         if not isinstance(e, Exception) and not _is_stop(e):
             raise  # SystemExit and friends that the runner does not own
         return
@@ -213,6 +217,21 @@ def _call_and_commit(
         _record_error(result, e, in_handler=False)
         if not isinstance(e, Exception) and not _is_stop(e):
             raise
+
+
+def _commit_then_fail(ctx: Context, result: Result, path: Path, cancellation: Cancellation,
+                      error: BaseException) -> None:
+    """The one failure that keeps what the task staged (``exec --keep-partial``): commit
+    it, then record the failure. If the commit itself fails, that is the task's error."""
+    log.error("the task failed, but commits what it staged: %s", redact(str(error)))
+    try:
+        _commit(ctx, result, path, cancellation)
+    except BaseException as e:
+        _record_error(result, e, in_handler=False)
+        if not isinstance(e, Exception) and not _is_stop(e):
+            raise
+        return
+    _record_error(result, error, in_handler=True)
 
 
 def _commit(ctx: Context, result: Result, path: Path, cancellation: Cancellation) -> None:
@@ -276,9 +295,12 @@ def _record_error(result: Result, error: BaseException, in_handler: bool = False
         "message": redact(_message(error)),
     }
     if exit_code == HANDLER_ERROR and in_handler and not isinstance(error, SystemExit):
-        from .tracebacks import handler_traceback  # sysconfig and site: only for a bug
+        from .tracebacks import handler_traceback, in_handler_code  # only for a bug
 
-        log.error("the handler raised:\n%s", handler_traceback(error).rstrip())
+        # A worker error raised with no handler code on the stack (a built-in handler's
+        # failure, such as a program exec ran) says all in its message.
+        if not isinstance(error, WorkerError) or in_handler_code(error):
+            log.error("the handler raised:\n%s", handler_traceback(error).rstrip())
 
 
 def _exit_code(error: BaseException) -> int:

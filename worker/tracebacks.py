@@ -34,6 +34,12 @@ def is_handler_frame(filename: str) -> bool:
     return not path.startswith(_library_dirs()) and not filename.startswith("<frozen")
 
 
+def in_handler_code(error: BaseException) -> bool:
+    """True when a frame of the handler's own code is on the error's traceback."""
+    return any(is_handler_frame(tb.tb_frame.f_code.co_filename)
+               for tb in _frames(error.__traceback__))
+
+
 def handler_traceback(error: BaseException) -> str:
     """The traceback of ``error`` with the handler's frames and the innermost one."""
     frames = _frames(error.__traceback__)

@@ -91,6 +91,20 @@ def writes_then(ctx, fail="no"):
     return "ok"
 
 
+def fails_keeping_outputs(ctx, overwrite="yes", marker=""):
+    """Writes, then fails with an error that asks the runner to commit what is staged (the
+    mechanism behind exec --keep-partial). ``marker``: wait for a stop before failing."""
+    from worker import PermanentError
+
+    ctx.lake.write_text("out/kept.txt", "kept", overwrite=overwrite == "yes")
+    if marker:
+        open(marker, "w").close()
+        ctx.cancel_event.wait(30)
+    error = PermanentError("3 of 10 rows were bad")
+    error.commit_staged = True
+    raise error
+
+
 def polls(ctx, marker):
     """Works in steps and checks for cancellation between them, like a good handler."""
     ctx.lake.write_text("out/partial.txt", "partial")

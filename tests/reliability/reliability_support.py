@@ -1,8 +1,14 @@
 """What the reliability tests share: the pipeline's inputs, a Batch-like task environment,
-and views of the emulated lake's final paths and staging area."""
+views of the emulated lake's final paths and staging area, and how many runs to make.
+
+The reliability suite probes README's guarantees from outside, through real processes, real
+signals and the emulators' fault rules. Short variants run in CI; ``WORKER_RELIABILITY=long``
+runs the long ones whose figures are in bench/RESULTS.md (e.g.
+``WORKER_RELIABILITY=long bash tests/run.sh tests/reliability``)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -15,6 +21,12 @@ FAST = {"WORKER_RETRY_BACKOFF": "0", "WORKER_RETRY_TOTAL": "2", "PYTHONUNBUFFERE
         "WORKER_GRACE": "2"}
 PIPELINE = "handlers.reliability:pipeline"
 TESTS_DIR = Path(__file__).resolve().parent.parent
+LONG = os.environ.get("WORKER_RELIABILITY") == "long"
+
+
+def scale(short: int, long: int) -> int:
+    """How many runs a test makes: ``short`` in CI, ``long`` with WORKER_RELIABILITY=long."""
+    return long if LONG else short
 
 
 def seed_inputs(emulators, filesystem: str) -> None:

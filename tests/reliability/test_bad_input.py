@@ -1,7 +1,8 @@
 """The bad-input table: each case is one mistake a user or a deployment makes, run as a real
 task against the emulators; each asserts the exit code of its kind (2 configuration, 3
-transient, 4 bad input data, 1 a bug in the handler, 5 a commit conflict) and that the
-final line names the input and the fix. Only a bug (exit 1) may print a traceback."""
+transient, 4 bad input data, 1 a bug in the handler, 5 a commit conflict; for legacy
+programs also their own code and 128+N) and that the final line names the input and the
+fix. Only a bug (exit 1) may print a traceback."""
 
 from __future__ import annotations
 
@@ -65,6 +66,17 @@ def other_files_content(emulators, filesystem, tmp_path):
 
 
 PARQUET_GARBAGE = b"PAR1" + b"\x00garbage" * 40 + b"PAR1"
+
+
+def ex(*program: str, options: Optional[List[str]] = None) -> List[str]:
+    """``exec`` over the two files ``two_inputs`` seeds, with ``program`` after ``--``."""
+    return ["exec", "--input", "in/*.txt", "--output", "out", *(options or []), "--",
+            *program]
+
+
+def two_inputs(emulators, filesystem, tmp_path):
+    emulators.seed_file(filesystem, "in/a.txt", b"a\n")
+    emulators.seed_file(filesystem, "in/b.txt", b"b\n")
 
 CASES = [
     # -- the handler spec and parameters (exit 2, before anything runs) --------------------
@@ -200,6 +212,49 @@ CASES = [
     Case("sql-unknown-column", bi("sql", "path=raw/ok.csv", "query=select nope from t"), 1,
          ["nope"], setup=seeded("raw/ok.csv", b"id\n1\n")),
     Case("handler-sys-exit-text", bi("exits", "code=giving up"), 1, ["sys.exit('giving up')"]),
+    # -- legacy programs (python -m worker exec) ---------------------------------------------
+    Case("exec-program-not-found", ex("no-such-program-xyz", "{input}"), 2,
+         ["program 'no-such-program-xyz' not found on the PATH", "WORKER_APT_PACKAGES"],
+         setup=two_inputs),
+    Case("exec-program-not-executable", ex("/etc/passwd", "{input}"), 2,
+         ["program '/etc/passwd' is not executable", "chmod +x"], setup=two_inputs),
+    Case("exec-program-a-folder", ex("/tmp", "{input}"), 2, ["program '/tmp' is a folder"],
+         setup=two_inputs),
+    Case("exec-program-fails", ex("sh", "-c", 'echo "cannot parse $1" >&2; exit 3', "sh",
+                                  "{name}"), 1,
+         ["sh exited with 3 on 'in/", "its last line: cannot parse", "nothing is committed"],
+         setup=two_inputs),
+    Case("exec-program-own-exit-code", ex("sh", "-c", "exit 9", options=["--pass-exit-code"]),
+         9, ["sh exited with 9 on 'in/"], setup=two_inputs),
+    Case("exec-program-killed", ex("sh", "-c", "kill -KILL $$"), 137,
+         ["sh was killed by SIGKILL on 'in/", "OOM killer"], setup=two_inputs),
+    Case("exec-program-crashes", ex("sh", "-c", "kill -SEGV $$", options=["--parallel", "1"]),
+         139, ["exit 139 (a program was killed by SIGSEGV)", "sh was killed by SIGSEGV on 'in/"],
+         setup=two_inputs),
+    Case("exec-input-missing", ["exec", "--input", "in/none/*.mp4", "--output", "out", "--",
+                                "cp", "{input}", "{output_dir}"], 4,
+         ["no files match 'in/none/*.mp4'"]),
+    Case("exec-no-program", ["exec", "--input", "in/*.txt", "--output", "out"], 2,
+         ["exec needs a program", "after --"]),
+    Case("exec-placeholder-unknown", ex("cp", "{inptu}", "{output_dir}"), 2,
+         ["unknown placeholder {inptu}", "{input}"], setup=two_inputs),
+    Case("exec-inputs-without-once", ex("cat", "{inputs}"), 2, ["{inputs} needs --once"]),
+    Case("exec-output-clash", ex("cp", "{input}", "{output_dir}/same.txt"), 2,
+         ["both wrote 'same.txt'", "put {stem} or {name}"], setup=two_inputs),
+    Case("exec-keep-partial-with-once", ex("cat", "{inputs}",
+                                           options=["--once", "--keep-partial"]), 2,
+         ["--keep-partial needs one run per input"]),
+    Case("exec-parallel-zero", ex("cat", "{input}", options=["--parallel", "0"]), 2,
+         ["--parallel 0 must be a whole number of at least 1"]),
+    Case("exec-secret-env-malformed", ex("env", options=["--secret-env", "TOKEN"]), 2,
+         ["--secret-env 'TOKEN' is not NAME=SECRET"]),
+    Case("exec-secret-env-bad-name", ex("env", options=["--secret-env", "MY-TOKEN=x"]), 2,
+         ["'MY-TOKEN' is not an environment variable name"]),
+    Case("exec-secret-missing", ex("env", options=["--secret-env", "TOKEN=no-such-secret"]), 2,
+         ["secret 'no-such-secret' not found"]),
+    Case("exec-output-escapes", ["exec", "--input", "in/*.txt", "--output", "../up", "--",
+                                 "cp", "{input}", "{output_dir}"], 2,
+         ["--output '../up'", "escapes the lake root"]),
     # -- a commit conflict (exit 5) ----------------------------------------------------------
     Case("commit-conflict", bi("write", "path=out/taken.txt", "overwrite=no"), 5,
          ["'out/taken.txt' exists", "overwrite=True"], setup=other_files_content),
@@ -229,8 +284,9 @@ def test_bad_input(case, tmp_path, emulators, emulator_filesystem, emulator_env)
     assert f"exit {case.code}" in final, final
     for text in case.says:
         assert text in final, f"{text!r} not in the final line: {final}"
-    assert ("Traceback" in proc.stderr) == (case.code == 1 and case.id != "handler-sys-exit-text"
-                                           ), proc.stderr
+    bug = case.code == 1 and case.id != "handler-sys-exit-text" and not case.id.startswith(
+        "exec-")  # a program's failure is not a bug in a handler
+    assert ("Traceback" in proc.stderr) == bug, proc.stderr
     record = tmp_path / "bad-input" / "t" / "wd" / "result.json"
     if record.exists() and "--result" not in case.args:
         assert json.loads(record.read_text())["exit_code"] == case.code

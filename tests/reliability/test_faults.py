@@ -7,8 +7,15 @@ from __future__ import annotations
 
 import collections
 
-from conftest import scale
-from reliability_support import outputs, pipeline_args, run, seed_inputs, staging, task_env
+from reliability_support import (
+    outputs,
+    pipeline_args,
+    run,
+    scale,
+    seed_inputs,
+    staging,
+    task_env,
+)
 
 #: Five kinds, each firing with this probability in turn: about 20% of requests are hit.
 P_EACH = 1 - 0.8 ** (1 / 5)

@@ -10,11 +10,11 @@ import signal
 import time
 
 import pytest
-from conftest import scale
 from reliability_support import (
     outputs,
     pipeline_args,
     run,
+    scale,
     seed_inputs,
     staging,
     start,

@@ -74,7 +74,8 @@ def _open(config):
         raise ConfigError("WORKER_LAKE_URL is not set; set it to the lake root, e.g. "
                           "abfss://FS@ACCOUNT.dfs.core.windows.net/PREFIX or file:///DIR")
     store = open_store(config.lake_url, config=config)
-    return Lake(store, f"cli/{int(time.time() * 1000)}", None, config.transfer_concurrency)
+    return Lake(store, f"cli/{int(time.time() * 1000)}",
+                concurrency=config.transfer_concurrency)
 
 
 def _ls(lake, args: argparse.Namespace, out: IO[str]) -> int:

@@ -33,6 +33,7 @@ from .lock import PLATFORM_TAG, build_lock
 from .project import Project, load_project
 from .source import WorkerSource, find_uv
 from .wheels import collect, default_cache
+from .wheels import sha256 as sha256_file
 from .worker_wheel import build_worker_wheel
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ def _build(options: PackageOptions, output: AtomicOutput) -> BuiltPackage:
                                       wheels, worker_wheel, worker_lock)
         log.info("writing %s (%d files)", options.out, len(entries))
         output.write_zip(entries)
-    return BuiltPackage(options.out, output.tmp.stat().st_size, _sha256_file(output.tmp),
+    return BuiltPackage(options.out, output.tmp.stat().st_size, sha256_file(output.tmp),
                         len(wheels) + 1, manifest)
 
 
@@ -146,7 +147,7 @@ def _contents(options: PackageOptions, project: Project, source: WorkerSource, n
               worker_lock: Path) -> Tuple[Dict[str, Content], Dict[str, object]]:
     lock_bytes = lock_text.encode("utf-8")
     lock_name = "locks/" + worker_lock.name
-    worker_sha = _sha256_file(worker_wheel)
+    worker_sha = sha256_file(worker_wheel)
     package_id = _sha256(("lock=%s python=%s worker=%s" % (
         _sha256(lock_bytes), options.python, worker_sha)).encode())
     entries: Dict[str, Content] = {lock_name: lock_bytes}
@@ -197,10 +198,3 @@ def _package_env(name: str, version: str, python: str, package_id: str) -> bytes
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

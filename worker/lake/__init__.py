@@ -57,6 +57,7 @@ class Lake:
         self,
         store: Store,
         task_key: str,
+        *,
         run_id: Optional[str] = None,
         concurrency: int = 16,
         scratch: Optional[Callable[[], Path]] = None,
@@ -182,18 +183,20 @@ class Lake:
         """Stage ``text`` for ``path``."""
         self.write_bytes(path, text.encode(encoding), overwrite=overwrite)
 
-    def upload(self, local: str, remote: str, overwrite: bool = True) -> List[str]:
-        """Stage a local file, or a folder's files, for ``remote``; returns lake paths."""
-        source = Path(local)
-        if not source.exists():
+    def upload(self, local: str, remote: str, overwrite: bool = True,
+               source: Optional[str] = None) -> List[str]:
+        """Stage a local file, or a folder's files, for ``remote``; returns lake paths.
+        ``source`` (e.g. the input it was made from) is recorded with each output."""
+        origin = Path(local)
+        if not origin.exists():
             raise FileNotFoundError(f"cannot upload {local!r}: no such file or folder")
-        if source.is_dir():
+        if origin.is_dir():
             base = self._writable(remote)
-            files = sorted(p for p in source.rglob("*") if p.is_file())
-            pairs = [(p, _join(base, p.relative_to(source).as_posix())) for p in files]
+            files = sorted(p for p in origin.rglob("*") if p.is_file())
+            pairs = [(p, _join(base, p.relative_to(origin).as_posix())) for p in files]
         else:
-            pairs = [(source, self._writable(remote))]
-        self._transfer("upload", pairs, lambda item: self._upload_one(item, overwrite))
+            pairs = [(origin, self._writable(remote))]
+        self._transfer("upload", pairs, lambda item: self._upload_one(item, overwrite, source))
         return [key for _, key in pairs]
 
     def delete(self, path: str, recursive: bool = False) -> None:
@@ -312,8 +315,10 @@ class Lake:
             raise ValueError(f"cannot write to {path!r}: name a file path below the lake root")
         return key
 
-    def _stage(self, key: str, tmp: str, size: int, md5: str, overwrite: bool) -> None:
-        self._staged[key] = Output(path=key, src=tmp, size=size, md5=md5, overwrite=overwrite)
+    def _stage(self, key: str, tmp: str, size: int, md5: str, overwrite: bool,
+               source: Optional[str] = None) -> None:
+        self._staged[key] = Output(path=key, src=tmp, size=size, md5=md5, overwrite=overwrite,
+                                   source=source)
 
     def _all_files(self, key: str) -> List[str]:
         return [e.path for e in self.ls(key, recursive=True) if not e.is_dir]
@@ -324,7 +329,8 @@ class Lake:
         self.store.download_file(self._readable(key), str(target))
         return target.stat().st_size
 
-    def _upload_one(self, item: Tuple[Path, str], overwrite: bool) -> int:
+    def _upload_one(self, item: Tuple[Path, str], overwrite: bool,
+                    made_from: Optional[str] = None) -> int:
         source, key = item
         tmp = self._committer.staged_key(key)
         size = source.stat().st_size
@@ -335,7 +341,7 @@ class Lake:
             else:  # a big file: hash it while it uploads instead of reading it twice in a row
                 md5 = _md5_alongside(source, lambda: self.store.upload_file(str(source), tmp))
                 self.store.set_content_md5(tmp, md5)
-        self._stage(key, tmp, size, md5, overwrite)
+        self._stage(key, tmp, size, md5, overwrite, made_from)
         return size
 
     def _transfer(self, what: str, pairs: List[tuple], one: Callable[[Any], int]) -> None:

@@ -61,12 +61,15 @@ class Output:
     md5: str
     overwrite: bool
     rows: Optional[int] = None
+    source: Optional[str] = None  # the input that produced it (``exec``, ``ctx.stage_out``)
 
     def record(self) -> Dict[str, Any]:
         """What result.json says of a committed output."""
         entry: Dict[str, Any] = {"path": self.path, "bytes": self.size, "md5": self.md5}
         if self.rows is not None:
             entry["rows"] = self.rows
+        if self.source is not None:
+            entry["source"] = self.source
         return entry
 
 

@@ -15,7 +15,6 @@ its environment (a no-op), and only the job's own folder is made afresh.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import zipfile
@@ -24,6 +23,7 @@ from typing import Dict, Mapping, Sequence
 
 from ..commandline import package_variable
 from ..errors import SpecError
+from ..wheels import sha256
 from .documents import PackageRef
 
 NODE_ID = "tvmps_localbatch_d"
@@ -150,7 +150,7 @@ def read_manifest(archive: Path) -> Dict[str, str]:
 def _extract(archive: Path, folder: Path) -> None:
     """Extract as Batch does, keeping no executable bit (Python's zipfile sets none); an
     unchanged package is left as it is, a changed one (same version, rebuilt) replaced."""
-    digest = _sha256(archive)
+    digest = sha256(archive)
     stamp = folder.parent / (".%s.sha256" % folder.name)
     if folder.is_dir() and stamp.is_file() and stamp.read_text() == digest:
         return
@@ -159,11 +159,3 @@ def _extract(archive: Path, folder: Path) -> None:
     with zipfile.ZipFile(str(archive)) as handle:
         handle.extractall(str(folder))
     stamp.write_text(digest)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

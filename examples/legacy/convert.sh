@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Legacy programs: convert MP4 clips in a lake to AVI with ffmpeg, once with
+# `python -m worker exec` and once with the Python API (videos.py), against a local lake.
+# Needs ffmpeg. PYTHON defaults to the environment starttask.sh provisions (.worker/venv).
+set -Eeuo pipefail
+
+ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)
+readonly ROOT
+PYTHON=${PYTHON:-$ROOT/.worker/venv/bin/python}
+
+make_clips() {  # $1 = lake folder for the clips
+  local name
+  mkdir -p "$1"
+  for name in "clip one" "été" "plain"; do
+    ffmpeg -nostdin -loglevel error -f lavfi -i testsrc=duration=1:size=160x120:rate=10 \
+      -pix_fmt yuv420p "$1/$name.mp4"
+  done
+}
+
+main() {
+  local lake work
+  lake=$(mktemp -d)
+  work=$(mktemp -d)  # the task's working directory: result.json and scratch go there
+  make_clips "$lake/videos/in"
+  cd "$work"
+  export WORKER_LAKE_URL="file://$lake"
+  "$PYTHON" -m worker exec --input 'videos/in/*.mp4' --output videos/avi/ --parallel 2 \
+    --result "$work/exec-result.json" \
+    -- ffmpeg -nostdin -hide_banner -loglevel warning -y -i '{input}' '{output_dir}/{stem}.avi'
+  "$PYTHON" -m worker run "$ROOT/examples/legacy/videos.py:to_avi" \
+    --param pattern='videos/in/*.mp4' --param output=videos/avi-py
+  echo "--- the lake"
+  (cd "$lake" && find videos -type f | sort)
+  echo "--- exec-result.json"
+  cat "$work/exec-result.json"
+}
+
+main "$@"
