@@ -103,7 +103,8 @@ def test_it_prints_size_wheels_python_platform_and_lock_hash(example_package):
     assert "  wheels    %d\n" % len(manifest["wheels"]) in out
     assert "  python    CPython 3.8 on manylinux_2_28_x86_64\n" in out
     assert "sha256 %s\n" % manifest["lock_sha256"] in out
-    assert "  handlers  handlers, handlers.report, handlers.sales\n" in out
+    assert "  handlers  %s\n" % ", ".join(manifest["handler_modules"]) in out
+    assert "  handlers  handlers, handlers.pipeline, handlers.report, handlers.sales" in out
 
 
 def test_the_same_inputs_give_the_same_bytes_from_another_folder(example_package, tmp_path):
