@@ -3,6 +3,7 @@ emulators listen), with the environment ``python -m worker emulate`` printed:
 
     python ns_lake.py put PATH < data          upload a file to WORKER_LAKE_URL's file system
     python ns_lake.py get PATH...              print {path: text} of those files as JSON
+    python ns_lake.py ls                       print every path of the file system as JSON
 
 Plain DataLakeServiceClient calls with a ManagedIdentityCredential (the emulators' IMDS), no
 worker code: what a task wrote is checked by something other than the worker itself.
@@ -34,6 +35,8 @@ def main(argv):
         found = {path: fs.get_file_client(path).download_file().readall().decode("latin-1")
                  for path in argv[1:]}
         json.dump(found, sys.stdout)
+    elif argv[0] == "ls":
+        json.dump(sorted(p.name for p in fs.get_paths(recursive=True)), sys.stdout)
     return 0
 
 

@@ -55,9 +55,11 @@ def test_the_zip_holds_the_start_task_launcher_lock_wheels_app_and_manifest(exam
                  "manifest.json", "package.env", "app/handlers/report.py",
                  "app/handlers/sales.py", "app/requirements.txt"):
         assert name in names, name
-    # .workerignore kept the sample lake, the local secrets and the quickstart out
+    # .workerignore kept the sample lake, the local secrets and the quickstart out; the
+    # deploy spec (batch.toml: a job's settings) is never packaged
     assert not [n for n in names if n.startswith(("app/data/", "app/secrets", "app/quick",
-                                                  "app/.workerignore", "bootstrap/lock.sh"))]
+                                                  "app/.workerignore", "bootstrap/lock.sh",
+                                                  "app/batch.toml"))]
     # the lock is the worker's, as it is, then what requirements.txt adds
     worker_pins = (REPO / "locks" / "py38.txt").read_text().split("\n", 1)[1]  # no header
     assert worker_pins in lock
@@ -65,7 +67,8 @@ def test_the_zip_holds_the_start_task_launcher_lock_wheels_app_and_manifest(exam
     added = [p.name for p in lockfile.parse(lock.split("# From requirements.txt:")[1])]
     assert added == ["tabulate"]
     assert manifest["lock_sha256"] == hashlib.sha256(lock.encode()).hexdigest()
-    assert manifest["handler_modules"] == ["handlers", "handlers.report", "handlers.sales"]
+    assert manifest["handler_modules"][:4] == ["handlers", "handlers.pipeline", "handlers.report",
+                                               "handlers.sales"]
     assert (manifest["name"], manifest["version"], manifest["python"], manifest["platform"]) == (
         "examples", "1.0.0", "3.8", "manylinux_2_28_x86_64")
     assert "WORKER_PACKAGE_ID=%s\n" % manifest["package_id"] in package_env
@@ -100,7 +103,8 @@ def test_it_prints_size_wheels_python_platform_and_lock_hash(example_package):
     assert "  wheels    %d\n" % len(manifest["wheels"]) in out
     assert "  python    CPython 3.8 on manylinux_2_28_x86_64\n" in out
     assert "sha256 %s\n" % manifest["lock_sha256"] in out
-    assert "  handlers  handlers, handlers.report, handlers.sales\n" in out
+    assert "  handlers  %s\n" % ", ".join(manifest["handler_modules"]) in out
+    assert "  handlers  handlers, handlers.pipeline, handlers.report, handlers.sales" in out
 
 
 def test_the_same_inputs_give_the_same_bytes_from_another_folder(example_package, tmp_path):

@@ -2,15 +2,20 @@
 
 Batch sets the variables below for every task (not the start task for job and task ids).
 It sets no retry counter and re-runs tasks after node failures even with no retries
-configured, so the attempt number is counted here, in a file in the task directory.
+configured, so the attempt number is counted here, in a file in the task directory. Batch
+also retries every non-zero exit up to the task's maxTaskRetryCount, even bad input that no
+retry can fix: a deterministic failure is kept beside the count, and the runs in which Batch
+would only repeat it end at once with the same exit code (README, "Retries of permanent
+failures").
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Any, Dict, Mapping, Optional
 
 ATTEMPTS_FILE = ".worker-attempts"
 
@@ -66,3 +71,53 @@ def count_attempt(task_dir: Path) -> int:
     except OSError:
         pass
     return attempt
+
+
+#: The deterministic failure of an earlier run, kept in the task directory (see below).
+FAILURE_FILE = ".worker-failure"
+
+
+def is_deterministic(exit_code: int, code: Optional[str]) -> bool:
+    """Failures a retry of the same command repeats: bad input data (exit 4), and a bad
+    handler spec or parameter (exit 2 with a ``handler.*`` or ``params.*`` code). Other
+    exit-2 failures (a missing role, secret or file system) may be fixed between retries."""
+    return exit_code == 4 or (exit_code == 2 and (code or "").startswith(("handler.", "params")))
+
+
+def record_failure(task_dir: Path, record: Dict[str, Any]) -> None:
+    """Keep a deterministic failure for the retries that follow (best effort)."""
+    try:
+        tmp = task_dir / f"{FAILURE_FILE}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(record))
+        os.replace(tmp, task_dir / FAILURE_FILE)
+    except OSError:
+        pass
+
+
+def clear_failure(task_dir: Path) -> None:
+    try:
+        (task_dir / FAILURE_FILE).unlink()
+    except OSError:
+        pass
+
+
+def repeated_failure(task_dir: Path, attempt: int, retries: Optional[int],
+                     fingerprint: str) -> Optional[Dict[str, Any]]:
+    """The recorded failure this run would repeat, or None.
+
+    Batch runs a task up to 1 + maxTaskRetryCount times in a row (a "round"); a reactivated
+    task (``az batch task reactivate``, after a person fixed the cause) starts a new round.
+    With the retry count known (``WORKER_TASK_RETRIES``) the run repeats a failure when the
+    failure was of the same command in the same round; unknown, never."""
+    if retries is None:
+        return None
+    try:
+        record = json.loads((task_dir / FAILURE_FILE).read_text())
+        failed = int(record["attempt"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if record.get("fingerprint") != fingerprint or failed >= attempt:
+        return None
+    if retries >= 0 and (failed - 1) // (retries + 1) != (attempt - 1) // (retries + 1):
+        return None
+    return record

@@ -1,4 +1,4 @@
-"""The command line: ``python -m worker run|exec|doctor|emulate|lake|package``.
+"""The command line: ``python -m worker run|exec|doctor|emulate|lake|package|spec|local-batch``.
 
 ``main(argv) -> int`` is the one place that turns outcomes into exit codes; it is testable
 in-process, and only ``__main__`` (or the ``batch-worker`` script) calls ``sys.exit``.
@@ -105,13 +105,28 @@ def _add_init(commands, argv: Optional[List[str]]) -> None:
         init_command.add_arguments(init)
 
 
-def _add_package(commands, argv: Optional[List[str]]) -> None:
-    """``package``: build tools in worker.deploy, imported only when the command is used."""
-    package = commands.add_parser("package", help="build the Batch application package")
-    if argv and argv[0] == "package":
-        from .deploy import cli as deploy_cli
+#: Build-and-deploy commands: (module in worker.deploy, help). A module is imported only
+#: when its command is used.
+_DEPLOY_COMMANDS = {
+    "package": ("cli", "build the Batch application package"),
+    "spec": ("spec", "print the pool, job and task documents to deploy"),
+    "local-batch": ("localbatch.cli", "run a job's documents on this machine as one Batch "
+                                      "node would (a local test runner)"),
+}
 
-        deploy_cli.add_arguments(package)
+
+def _add_package(commands, argv: Optional[List[str]]) -> None:
+    """``package``, ``spec``, ``local-batch``: the tools in worker.deploy."""
+    for name, (_, help_text) in _DEPLOY_COMMANDS.items():
+        parser = commands.add_parser(name, help=help_text)
+        if argv and argv[0] == name:
+            _deploy_module(name).add_arguments(parser)
+
+
+def _deploy_module(command: str):
+    import importlib
+
+    return importlib.import_module("worker.deploy." + _DEPLOY_COMMANDS[command][0])
 
 
 def _add_run(run: argparse.ArgumentParser) -> None:
@@ -186,10 +201,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .emulators import cli as emulators_cli
 
         return emulators_cli.run(args)
-    if args.command == "package":
-        from .deploy import cli as deploy_cli
-
-        return deploy_cli.run(args)
+    if args.command in _DEPLOY_COMMANDS:
+        return _deploy_module(args.command).run(args)
     if args.command == "init":
         from .commands import init as init_command
 

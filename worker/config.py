@@ -53,6 +53,9 @@ class Config:
     task_slots: int = 1
     #: WORKER_REQUIRED_SLOTS: slots this task takes (the task's requiredSlots).
     required_slots: int = 1
+    #: WORKER_TASK_RETRIES: the task's maxTaskRetryCount (-1: unlimited), which tells the
+    #: harness which runs are Batch's automatic retries (default: unknown).
+    task_retries: Optional[int] = None
     #: WORKER_CORES: the node's cores (default: detected from CPU affinity and the cgroup).
     cores: Optional[float] = None
     #: WORKER_MEMORY_MB: the node's memory in MB (default: detected, cgroup limit or RAM).
@@ -86,6 +89,7 @@ class Config:
             retry_backoff=_number(env, "WORKER_RETRY_BACKOFF", 1.0, minimum=0.0),
             task_slots=int(_number(env, "WORKER_TASK_SLOTS", 1, minimum=1)),
             required_slots=int(_number(env, "WORKER_REQUIRED_SLOTS", 1, minimum=1)),
+            task_retries=_whole(env, "WORKER_TASK_RETRIES", minimum=-1),
             cores=_number(env, "WORKER_CORES", None, minimum=0.1),
             memory_mb=_number(env, "WORKER_MEMORY_MB", None, minimum=16.0),
             duckdb_memory_fraction=_fraction(env, "WORKER_DUCKDB_MEMORY_FRACTION", 0.6),
@@ -147,3 +151,10 @@ def _number(env: Mapping[str, str], name: str, default, *, minimum: float):
     if value < minimum:
         raise ConfigError(f"{name}={raw!r} must be at least {minimum:g}")
     return value
+
+
+def _whole(env: Mapping[str, str], name: str, *, minimum: int) -> Optional[int]:
+    value = _number(env, name, None, minimum=minimum)
+    if value is not None and value != int(value):
+        raise ConfigError(f"{name}={value:g} must be a whole number, e.g. {name}=2")
+    return None if value is None else int(value)

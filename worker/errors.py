@@ -197,6 +197,20 @@ class CommitConflict(WorkerError, FileExistsError):
     code = "commit.conflict"
 
 
+# -- a retry of a permanent failure ------------------------------------------------------
+
+
+class RepeatedFailure(WorkerError):
+    """A retry of a deterministic failure, not run again: it ends with the code of the
+    failure it repeats (exit 4, or 2 for a bad handler spec or parameter)."""
+
+    code = "retry.repeated_failure"
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 # -- exit 1: bugs ------------------------------------------------------------------------
 
 

@@ -25,7 +25,14 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
-from .batch import TaskInfo, count_attempt
+from .batch import (
+    TaskInfo,
+    clear_failure,
+    count_attempt,
+    is_deterministic,
+    record_failure,
+    repeated_failure,
+)
 from .cancel import Cancellation, shielded, watching
 from .config import Config
 from .context import Context
@@ -34,6 +41,7 @@ from .errors import (
     OK,
     ConfigError,
     Interrupted,
+    RepeatedFailure,
     WorkerError,
     exit_code_of,
     exit_meaning,
@@ -79,13 +87,58 @@ def run_task(request: RunRequest, environ: Optional[Mapping[str, str]] = None) -
         result.ended = time.time()
         _final_line(result)
         return result
+    repeat = _repeated_failure(request, task)
+    if repeat is not None:  # Batch's retry of a failure that repeats: not run again
+        _record_error(result, repeat)
+        result.ended = time.time()
+        _final_line(result)
+        _write_final(path, result)
+        return result
     try:
         _run(request, task, result, path)
     finally:
         result.ended = time.time()
         _final_line(result)
         _write_final(path, result)
+        _keep_failure(request, task, result)
     return result
+
+
+def _fingerprint(request: RunRequest) -> str:
+    import hashlib  # on Batch only
+
+    text = json.dumps([request.spec, request.params], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _repeated_failure(request: RunRequest, task: TaskInfo) -> Optional[RepeatedFailure]:
+    """On Batch, the failure this run would only repeat (see worker.batch), as an error."""
+    if not task.on_batch:
+        return None
+    retries = request.config.task_retries
+    record = repeated_failure(task.task_dir, task.attempt, retries, _fingerprint(request))
+    if record is None:
+        return None
+    return RepeatedFailure(
+        f"not run again: attempt {record['attempt']} of this task failed with exit "
+        f"{record['exit_code']} ({exit_meaning(record['exit_code'])}): {record['message']}; "
+        f"Batch retries every failure (maxTaskRetryCount {retries}) but this one repeats: "
+        "fix the cause, then reactivate the task (az batch task reactivate)",
+        record["exit_code"])
+
+
+def _keep_failure(request: RunRequest, task: TaskInfo, result: Result) -> None:
+    """Keep a deterministic failure for Batch's retries; forget it after a success."""
+    if not task.on_batch:
+        return
+    error = result.error or {}
+    if result.exit_code == OK:
+        clear_failure(task.task_dir)
+    elif is_deterministic(result.exit_code, error.get("code")):
+        record_failure(task.task_dir, {
+            "attempt": task.attempt, "fingerprint": _fingerprint(request),
+            "exit_code": result.exit_code, "code": error.get("code"),
+            "message": error.get("message", "")})
 
 
 def record_usage_failure(

@@ -1,7 +1,9 @@
-"""Build-and-deploy tools: the application package (``python -m worker package``) and the
-Batch command lines that start tasks from it.
+"""Build-and-deploy tools: the application package (``python -m worker package``), the
+Batch command lines that start tasks from it, the pool, job and task documents
+(``python -m worker spec``) and a local Batch node that runs them (``python -m worker
+local-batch``).
 
 A running task never imports this subpackage; it may use the harness's base modules, never
 the other way round. Build-time tools come from the ``deploy`` extra (uv, pip, packaging,
-pathspec), which no node installs.
+pathspec, tomli), which no node installs.
 """

@@ -12,6 +12,18 @@
 | 15   | DownloadError     | the index or a wheel could not be fetched, or a hash mismatched |
 | 16   | ToolError         | a build tool (uv, pip) or the worker's checkout is missing, or  |
 |      |                   | a build step failed                                             |
+
+``python -m worker spec`` and ``local-batch`` (their documents and options):
+
+| code | error             | meaning                                                         |
+|------|-------------------|-----------------------------------------------------------------|
+| 2    | SpecError         | a malformed spec file, spec option or document                  |
+| 30   | NoItemsError      | a fan-out whose item source gives no item                       |
+| 31   | TaskIdError       | a task id (or job or pool id) Batch would refuse, or a duplicate |
+| 32   | DependencyCycle   | tasks that depend on each other in a cycle                      |
+| 33   | MissingDependency | a task depends on a task id the job does not have               |
+| 34   | TaskFailed        | local-batch: a task failed, was blocked, or never ran           |
+| 35   | StartTaskFailed   | local-batch: the start task failed (the node is unusable)       |
 """
 
 from __future__ import annotations
@@ -64,3 +76,38 @@ class DownloadError(DeployError):
 class ToolError(DeployError):
     exit_code = 16
     code = "package.tool"
+
+
+class SpecError(DeployError):
+    exit_code = USAGE
+    code = "spec.usage"
+
+
+class NoItemsError(DeployError):
+    exit_code = 30
+    code = "spec.no_items"
+
+
+class TaskIdError(DeployError):
+    exit_code = 31
+    code = "spec.task_id"
+
+
+class DependencyCycle(DeployError):
+    exit_code = 32
+    code = "localbatch.cycle"
+
+
+class MissingDependency(DeployError):
+    exit_code = 33
+    code = "localbatch.missing_dependency"
+
+
+class TaskFailed(DeployError):
+    exit_code = 34
+    code = "localbatch.task_failed"
+
+
+class StartTaskFailed(DeployError):
+    exit_code = 35
+    code = "localbatch.start_task_failed"

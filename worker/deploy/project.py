@@ -21,8 +21,9 @@ from .errors import NoHandlerError, PackageUsageError, SecretFileError
 
 IGNORE_FILE = ".workerignore"
 APT_SOURCES = "apt-sources.json"
-#: Control files read by the builder, not packaged under app/.
-CONTROL_FILES = (IGNORE_FILE, APT_SOURCES)
+DEPLOY_SPEC = "batch.toml"  # python -m worker spec's file: a job's settings, not the code's
+#: Control files read by the builder (or by ``spec``), not packaged under app/.
+CONTROL_FILES = (IGNORE_FILE, APT_SOURCES, DEPLOY_SPEC)
 
 #: Never packaged (gitignore syntax): caches, version control, virtualenvs, tool state.
 ALWAYS_IGNORED = (

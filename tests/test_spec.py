@@ -1,0 +1,308 @@
+"""``python -m worker spec``: the pool, job and task documents, validated with the Azure
+SDKs' own models (azure-batch 14.x: from_dict, validate() and serialize() back to the same
+JSON, since unknown keys are dropped silently; the pool with azure-mgmt-batch's models), the
+fan-out and its merge task, and one-line errors with their exit codes for bad input.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import shlex
+import shutil
+import zipfile
+from pathlib import Path
+from typing import Any, Dict
+
+import pytest
+from sdk_models import check_batch, check_pool, missing_required
+
+from worker.cli import main
+from worker.deploy.documents import duration
+
+azure_batch_models = pytest.importorskip("azure.batch.models")
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_SPEC = REPO / "examples" / "batch.toml"
+PACKAGE = ["--set", "package.app=examples", "--set", "package.version=1.0.0"]
+
+
+def test_the_validation_catches_a_dropped_key_and_a_missing_field():
+    task = {"id": "1", "commandLine": "true", "requiredSlot": 1}  # a typo: dropped
+    with pytest.raises(AssertionError):
+        check_batch("TaskAddParameter", task)
+    with pytest.raises(AssertionError):
+        check_batch("TaskAddParameter", {"id": "1"})  # no commandLine
+    mgmt = pytest.importorskip("azure.mgmt.batch.models")
+    pool = mgmt.Pool.from_dict({"properties": {"startTask": {"commandLine": "x"},
+                                               "applicationPackages": [{"version": "1"}]}})
+    assert missing_required(pool) == ["pool.application_packages[0].id"]
+
+
+# -- the example --------------------------------------------------------------------------
+
+@pytest.fixture
+def example_lake(tmp_path, monkeypatch):
+    """The example's sample lake as a file:// lake, the one `spec` lists."""
+    lake = tmp_path / "lake"
+    shutil.copytree(str(REPO / "examples" / "data" / "lake"), str(lake))
+    monkeypatch.setenv("WORKER_LAKE_URL", "file://%s" % lake)
+    return lake
+
+
+def spec_all(tmp_path, *options: str) -> Dict[str, Any]:
+    out = tmp_path / "specs"
+    assert main(["spec", "all", "--spec", str(EXAMPLE_SPEC), *PACKAGE, "--out", str(out),
+                 *options]) == 0
+    return {p.relative_to(out).as_posix(): json.loads(p.read_text())
+            for p in out.rglob("*.json")}
+
+
+def test_the_example_documents_validate_with_the_sdk_models(tmp_path, example_lake, capsys):
+    docs = spec_all(tmp_path)
+    assert sorted(docs) == ["job.json", "lake/.worker-jobs/sales-daily/items.json",
+                            "pool.json", "tasks-001.json"]
+    check_pool(docs["pool.json"])
+    check_batch("JobAddParameter", docs["job.json"])
+    check_batch("TaskAddCollectionParameter", {"value": docs["tasks-001.json"]})
+    for task in docs["tasks-001.json"]:
+        check_batch("TaskAddParameter", task)
+    out = capsys.readouterr().out
+    assert "az batch task create --job-id sales-daily --json-file %s/specs/tasks-001.json" % (
+        tmp_path) in out
+
+
+def test_the_pool_is_the_arm_shape_users_write(tmp_path, example_lake):
+    (resource,) = spec_all(tmp_path)["pool.json"]["resources"]
+    props = resource["properties"]
+    assert resource["name"] == "mybatchaccount/examples"
+    assert list(resource["identity"]["userAssignedIdentities"]) == [
+        "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/my-rg/providers/"
+        "Microsoft.ManagedIdentity/userAssignedIdentities/batch-worker"]
+    assert props["deploymentConfiguration"]["virtualMachineConfiguration"] == {
+        "imageReference": {"publisher": "canonical", "offer": "0001-com-ubuntu-server-jammy",
+                           "sku": "22_04-lts", "version": "latest"},
+        "nodeAgentSkuId": "batch.node.ubuntu 22.04"}
+    assert props["scaleSettings"] == {"fixedScale": {"targetDedicatedNodes": 2,
+                                                     "targetLowPriorityNodes": 0}}
+    assert (props["taskSlotsPerNode"], props["taskSchedulingPolicy"]) == (
+        2, {"nodeFillType": "Pack"})
+    start = props["startTask"]
+    assert shlex.split(start["commandLine"])[:2] == ["/bin/bash", "-c"]
+    assert start["commandLine"].endswith("' worker-starttask")
+    assert (start["userIdentity"], start["waitForSuccess"], start["maxTaskRetryCount"]) == (
+        {"autoUser": {"scope": "Pool", "elevationLevel": "Admin"}}, True, 1)
+    assert {"name": "WORKER_TASK_SLOTS", "value": "2"} in start["environmentSettings"]
+    assert props["applicationPackages"] == [{
+        "id": "[resourceId('Microsoft.Batch/batchAccounts/applications', 'mybatchaccount', "
+              "'examples')]", "version": "1.0.0"}]
+
+
+def test_the_job_carries_the_common_environment(tmp_path, example_lake):
+    job = spec_all(tmp_path)["job.json"]
+    assert job["poolInfo"] == {"poolId": "examples"}
+    assert (job["usesTaskDependencies"], job["onAllTasksComplete"], job["onTaskFailure"]) == (
+        True, "terminatejob", "performexitoptionsjobaction")
+    assert {e["name"]: e["value"] for e in job["commonEnvironmentSettings"]} == {
+        "AZURE_CLIENT_ID": "00000000-0000-0000-0000-000000000001",
+        "WORKER_LAKE_URL": "abfss://data@mydatalake.dfs.core.windows.net/",
+        "WORKER_VAULT_URL": "https://my-vault.vault.azure.net",
+        "WORKER_TASK_SLOTS": "2"}
+
+
+def test_one_task_per_partition_and_a_merge_over_their_id_range(tmp_path, example_lake):
+    docs = spec_all(tmp_path)
+    tasks = docs["tasks-001.json"]
+    assert [t["id"] for t in tasks] == ["1", "2", "3", "merge"]
+    days = ["2024-01-31", "2024-02-01", "2024-02-02"]
+    assert [t["displayName"] for t in tasks[:3]] == ["raw/sales/date=%s" % d for d in days]
+    words = shlex.split(tasks[0]["commandLine"])
+    assert words[4:] == ["run", "handlers.pipeline:partition", "--param",
+                         "path=raw/sales/date=2024-01-31"]
+    merge = tasks[3]
+    assert merge["dependsOn"] == {"taskIdRanges": [{"start": 1, "end": 3}]}
+    assert shlex.split(merge["commandLine"])[4:] == [
+        "run", "handlers.pipeline:merge", "--param",
+        "items_file=.worker-jobs/sales-daily/items.json"]
+    assert docs["lake/.worker-jobs/sales-daily/items.json"] == {
+        "job_id": "sales-daily", "items": ["raw/sales/date=%s" % d for d in days],
+        "task_ids": ["1", "2", "3"]}
+    first = tasks[0]
+    assert first["constraints"] == {"maxTaskRetryCount": 2, "maxWallClockTime": "PT11M10S"}
+    assert {e["name"]: e["value"] for e in first["environmentSettings"]} == {
+        "WORKER_REQUIRED_SLOTS": "1", "WORKER_TASK_RETRIES": "2", "WORKER_TIMEOUT": "600",
+        "WORKER_GRACE": "10"}
+
+
+def test_exit_codes_map_to_batch_actions(tmp_path, example_lake):
+    tasks = spec_all(tmp_path)["tasks-001.json"]
+    conditions = tasks[0]["exitConditions"]
+    assert {e["code"]: e["exitOptions"]["jobAction"] for e in conditions["exitCodes"]} == {
+        1: "none", 2: "disable", 3: "none", 4: "none", 5: "none", 124: "none", 130: "none",
+        143: "none"}
+    assert {e["exitOptions"]["dependencyAction"] for e in conditions["exitCodes"]} == {
+        "satisfy"}  # the spec's dependency_action: a failed day does not block the merge
+    assert conditions["default"] == {"jobAction": "none", "dependencyAction": "satisfy"}
+    assert conditions["preProcessingError"]["jobAction"] == "disable"
+    merge = tasks[3]["exitConditions"]
+    assert merge["default"]["dependencyAction"] == "block"
+
+
+def test_a_long_range_fans_out_in_collections_of_100(tmp_path, capsys):
+    docs = spec_all(tmp_path, "--set", "tasks.items={range = [2023-01-01, 2023-09-07]}",
+                    "--set", "tasks.first_id=1000", "--set", "merge.id=summary")
+    names = sorted(n for n in docs if n.startswith("tasks-"))
+    assert names == ["tasks-001.json", "tasks-002.json", "tasks-003.json"]
+    sizes = [len(docs[n]) for n in names]
+    assert sizes == [100, 100, 51]  # 250 days and the merge task
+    every = [t for n in names for t in docs[n]]
+    assert every[0]["displayName"] == "2023-01-01" and every[249]["displayName"] == "2023-09-07"
+    assert every[-1]["id"] == "summary"
+    assert every[-1]["dependsOn"] == {"taskIdRanges": [{"start": 1000, "end": 1249}]}
+    for name in names:
+        check_batch("TaskAddCollectionParameter", {"value": docs[name]})
+    assert docs["lake/.worker-jobs/sales-daily/items.json"]["task_ids"][-1] == "1249"
+
+
+def test_a_rerun_leaves_no_collection_of_an_earlier_one(tmp_path):
+    spec_all(tmp_path, "--set", "tasks.items={range = [1, 150]}")
+    docs = spec_all(tmp_path, "--set", "tasks.items={list = [\"a\"]}")
+    assert sorted(n for n in docs if n.startswith("tasks-")) == ["tasks-001.json"]
+
+
+def test_exec_tasks_fan_out_one_per_file_with_exec_placeholders_kept(tmp_path, example_lake):
+    template = json.dumps(["exec", "--input", "{item}", "--output", "copies/{item_name}/", "--",
+                           "cp", "{input}", "{output_dir}/{name}"])
+    out = tmp_path / "specs"
+    assert main(["spec", "tasks", "--spec", str(EXAMPLE_SPEC), *PACKAGE, "--out", str(out),
+                 "--set", "tasks.items={lake = \"raw/sales/**/*.parquet\"}",
+                 "--set", "tasks.command=" + template]) == 0
+    tasks = json.loads((out / "tasks-001.json").read_text())
+    assert shlex.split(tasks[0]["commandLine"])[4:] == [
+        "exec", "--input", "raw/sales/date=2024-01-31/part-0.parquet", "--output",
+        "copies/part-0.parquet/", "--", "cp", "{input}", "{output_dir}/{name}"]
+    assert len(tasks) == 4  # three files and the merge
+
+
+def test_pool_and_job_print_to_stdout_and_autoscale(tmp_path, capsys):
+    assert main(["spec", "pool", "--spec", str(EXAMPLE_SPEC), *PACKAGE,
+                 "--set", "pool.autoscale=$TargetDedicatedNodes = 2;",
+                 "--set", "pool.autoscale_minutes=5"]) == 0
+    template = json.loads(capsys.readouterr().out)
+    check_pool(template)
+    assert template["resources"][0]["properties"]["scaleSettings"] == {"autoScale": {
+        "formula": "$TargetDedicatedNodes = 2;", "evaluationInterval": "PT5M"}}
+    assert main(["spec", "job", "--spec", str(EXAMPLE_SPEC), *PACKAGE]) == 0
+    check_batch("JobAddParameter", json.loads(capsys.readouterr().out))
+
+
+def test_the_package_manifest_gives_the_app_id_and_version(tmp_path, capsys):
+    package = tmp_path / "app.zip"
+    with zipfile.ZipFile(str(package), "w") as archive:
+        archive.writestr("manifest.json", json.dumps({"name": "sales-app", "version": "2.1"}))
+    assert main(["spec", "pool", "--spec", str(EXAMPLE_SPEC), "--package", str(package)]) == 0
+    (resource,) = json.loads(capsys.readouterr().out)["resources"]
+    assert resource["properties"]["applicationPackages"][0]["version"] == "2.1"
+    assert "AZ_BATCH_APP_PACKAGE_sales_app_2_1" in resource["properties"]["startTask"][
+        "commandLine"]
+
+
+@pytest.mark.parametrize("seconds", [1, 59, 60, 690, 3600, 3661, 86400, 90061, 1209600])
+def test_durations_are_written_as_the_sdk_writes_them(seconds):
+    text = duration(seconds)
+    constraints = azure_batch_models.TaskConstraints(
+        max_wall_clock_time=datetime.timedelta(seconds=seconds))
+    assert constraints.serialize() == {"maxWallClockTime": text}
+
+
+def test_a_nasty_item_is_one_argument_of_the_command_line(tmp_path):
+    nasty = "eu 'single' \"double\" $HOME `id` \\back\\slash ünïcødé 日本 ; | &"
+    out = tmp_path / "specs"
+    assert main(["spec", "tasks", "--spec", str(EXAMPLE_SPEC), *PACKAGE, "--out", str(out),
+                 "--set", "tasks.items={list = [%s]}" % json.dumps(nasty)]) == 0
+    (task, _merge) = json.loads((out / "tasks-001.json").read_text(encoding="utf-8"))
+    assert shlex.split(task["commandLine"])[-1] == "path=" + nasty
+
+
+# -- bad input: one line, its own exit code --------------------------------------------------
+
+@pytest.mark.parametrize("options, code, message", [
+    (["--set", "pool.nodes"], 2,
+     "--set 'pool.nodes': expected SECTION.KEY=VALUE, e.g. --set job.id=sales-2024-02"),
+    (["--set", "pool.colour=blue"], 2,
+     "--set pool.colour: unknown key 'colour' in [pool]; the keys are account, autoscale, "
+     "autoscale_minutes, client_id, environment, fill, id, identity, nodes, spot_nodes, "
+     "start_task_retries, task_slots, vm_size"),
+    (["--set", "pool.nodes=two"], 2, "--set pool.nodes: [pool] nodes must be a whole number, "
+                                     "got 'two'"),
+    (["--set", "tasks.retries=-1"], 2, "--set tasks.retries: [tasks] retries must not be "
+                                       "negative, got -1"),
+    (["--set", "pool.fill=tight"], 2, "--set pool.fill: [pool] fill must be one of pack, "
+                                      "spread, got 'tight'"),
+    (["--set", "tasks.items={list = []}"], 30, "the fan-out's items {list = []} gave no item: "
+                                               "nothing to run; check the source"),
+    (["--set", "tasks.items={range = [2024-02-01, 2024-01-01]}"], 30, None),
+    (["--set", "tasks.items={lake = \"raw/nothing/date=*/\"}"], 30, None),
+    (["--set", "tasks.items={range = [1, 5], list = [\"a\"]}"], 2, None),
+    (["--set", "merge.id=merge task"], 31,
+     "merge task id 'merge task' is not one Batch takes: 1 to 64 letters, digits, '-' and '_'"),
+    (["--set", "job.id=" + "j" * 65], 31, None),
+    (["--set", "merge.id=2"], 31, "task id '2' is used twice in the job (ids are "
+                                  "case-insensitive): give the merge task another [merge] id"),
+    (["--set", "pool.identity="], 2, None),
+    (["--set", "tasks.command=[\"run\", \"handlers.pipeline:partition\"]"], 2,
+     "[tasks] command never uses {item} or {item_name}: every task of the fan-out would run "
+     "the same command"),
+    (["--set", "tasks.command=[\"run\", \"x:y\", \"--param\", \"f={items_file}\"]"], 2,
+     "[tasks] command uses {items_file}, which only the merge task has; use {item}, "
+     "{item_name}, {task_id}, {job_id}"),
+])
+def test_bad_spec_input_is_one_line_with_its_code(tmp_path, example_lake, capsys, options,
+                                                  code, message):
+    assert main(["spec", "all", "--spec", str(EXAMPLE_SPEC), *PACKAGE, "--out",
+                 str(tmp_path / "specs"), *options]) == code
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("spec: error: ")
+    if message:
+        assert err == "spec: error: %s\n" % message
+
+
+def test_a_missing_key_and_file_and_folder_are_named(tmp_path, capsys):
+    bare = tmp_path / "batch.toml"
+    bare.write_text("[pool]\nid = \"p\"\n")
+    assert main(["spec", "pool", "--spec", str(bare), *PACKAGE]) == 2
+    assert capsys.readouterr().err == (
+        "spec: error: %s has no [pool] account (the Batch account's name): add it, or pass "
+        "--set pool.account=...\n" % bare)
+    assert main(["spec", "pool", "--spec", str(tmp_path / "none.toml")]) == 2
+    assert "spec file %s/none.toml does not exist" % tmp_path in capsys.readouterr().err
+    bare.write_text("[pool\n")
+    assert main(["spec", "pool", "--spec", str(bare)]) == 2
+    assert "is not valid TOML" in capsys.readouterr().err
+    assert main(["spec", "tasks", "--spec", str(EXAMPLE_SPEC), *PACKAGE]) == 2
+    assert capsys.readouterr().err == "spec: error: spec tasks writes a folder: pass --out DIR\n"
+
+
+def test_an_unset_lake_is_named(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("WORKER_LAKE_URL", raising=False)
+    assert main(["spec", "tasks", "--spec", str(EXAMPLE_SPEC), *PACKAGE, "--out",
+                 str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        "spec: error: [tasks] items.lake lists the lake, but WORKER_LAKE_URL is not set: set it "
+        "to the lake root the job reads\n")
+
+
+def test_spec_imports_no_azure_sdk_or_lake_for_a_pool(tmp_path):
+    """The documents are plain JSON: making a pool touches neither the SDKs nor the lake."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from worker.cli import main; "
+            "rc = main(['spec', 'pool', '--spec', %r, '--set', 'package.app=a', '--set', "
+            "'package.version=1']); "
+            "print(rc, sorted(m for m in sys.modules if m.startswith(('azure', 'worker.lake'))))"
+            % str(EXAMPLE_SPEC))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=str(REPO)).stdout.splitlines()[-1]
+    assert out == "0 []"
+

@@ -1,0 +1,129 @@
+"""One run of a command line as Batch runs it: the words of the line (no shell), in the
+task's working folder, its own process group, stdout and stderr into the task folder's
+``stdout.txt`` and ``stderr.txt``; and the moments at which the local node steps in
+(``--recover``, ``--terminate``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from ..errors import SpecError
+
+
+class Attempt:
+    """A running command line. Batch overwrites a task's stdout.txt and stderr.txt at each
+    run; the local node first keeps the previous run's as ``stdout.N.txt``."""
+
+    def __init__(self, argv: List[str], folder: Path, env: Dict[str, str], number: int):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "wd").mkdir(exist_ok=True)
+        for name in ("stdout", "stderr"):
+            current = folder / (name + ".txt")
+            if current.exists() and number > 1:
+                current.replace(folder / ("%s.%d.txt" % (name, number - 1)))
+        self.folder = folder
+        self.started = time.monotonic()
+        self.ended: Optional[float] = None
+        self.error: Optional[str] = None
+        self.process: Optional[subprocess.Popen] = None
+        with (folder / "stdout.txt").open("wb") as out, \
+                (folder / "stderr.txt").open("wb") as err:
+            try:
+                self.process = subprocess.Popen(
+                    argv, cwd=str(folder / "wd"), env=env, stdin=subprocess.DEVNULL,
+                    stdout=out, stderr=err, start_new_session=True)
+            except OSError as e:  # Batch: the program could not be started
+                self.error = "cannot start %s: %s" % (argv[0], e.strerror or e)
+                self.ended = self.started
+
+    def poll(self) -> Optional[int]:
+        """The exit code once the process has ended (negative: killed by that signal)."""
+        if self.process is None:
+            return None
+        code = self.process.poll()
+        if code is not None and self.ended is None:
+            self.ended = time.monotonic()
+        return code
+
+    @property
+    def finished(self) -> bool:
+        return self.process is None or self.poll() is not None
+
+    def elapsed(self) -> float:
+        return (self.ended or time.monotonic()) - self.started
+
+    def signal(self, signum: int) -> None:
+        """Signal the task's whole process group (what it started, too)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def kill(self) -> Optional[int]:
+        """SIGKILL the process group and wait: how Batch ends a task past its
+        maxWallClockTime, and what a node failure does."""
+        self.signal(signal.SIGKILL)
+        if self.process is None:
+            return None
+        code = self.process.wait()
+        self.ended = self.ended or time.monotonic()
+        return code
+
+    def output(self, stream: str) -> str:
+        try:
+            return (self.folder / (stream + ".txt")).read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+class Trigger:
+    """``TASK=WHEN``: a moment in a task's run: seconds after it started (``2.5``), or the
+    first time a text appears in its stderr or stdout (``stderr:TEXT``)."""
+
+    def __init__(self, text: str, option: str) -> None:
+        task, sep, when = text.partition("=")
+        if not sep or not task or not when:
+            raise SpecError("%s %r: expected TASK_ID=SECONDS or TASK_ID=stderr:TEXT"
+                            % (option, text))
+        self.task, self.option = task, option
+        self.stream: Optional[str] = None
+        self.after: Optional[float] = None
+        stream, colon, needle = when.partition(":")
+        if colon and stream in ("stderr", "stdout"):
+            self.stream, self.text = stream, needle
+            if not needle:
+                raise SpecError("%s %r: the text to wait for is empty" % (option, text))
+        else:
+            try:
+                self.after = float(when)
+            except ValueError:
+                raise SpecError("%s %r: %r is neither seconds nor stderr:TEXT / stdout:TEXT"
+                                % (option, text, when)) from None
+        self.used = False
+
+    def fired(self, attempt: Attempt) -> bool:
+        """True once, the first time the moment has come in a running attempt."""
+        if self.used or attempt.finished:
+            return False
+        if self.after is not None:
+            hit = attempt.elapsed() >= self.after
+        else:
+            hit = self.text in attempt.output(self.stream or "stderr")
+        self.used = hit
+        return hit
+
+
+def triggers(texts: List[str], option: str) -> Dict[str, Trigger]:
+    out: Dict[str, Trigger] = {}
+    for text in texts:
+        trigger = Trigger(text, option)
+        out[trigger.task.lower()] = trigger
+    return out

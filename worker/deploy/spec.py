@@ -1,0 +1,161 @@
+"""``python -m worker spec pool|job|tasks|all``: print or write what a user deploys.
+
+``pool`` and ``job`` print one JSON document (or write it to ``--out FILE``); ``tasks`` and
+``all`` write a folder: ``tasks-001.json``... (collections of at most 100 tasks, one
+``az batch task create --json-file`` each), ``lake/`` (files the job needs in the lake: the
+merge task's items file) and, for ``all``, ``pool.json`` and ``job.json``; then they print
+what was written and the commands that deploy it. A failure is one line on stderr
+(``spec: error: ...``) with its exit code (``worker/deploy/errors.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from ..errors import OK, WorkerError
+from .errors import SpecError, ToolError
+
+_EPILOG = """examples:
+  python -m worker spec all --spec examples/batch.toml --package examples.zip --out specs/
+  python -m worker spec pool --package examples.zip --set pool.nodes=4
+  python -m worker spec tasks --package examples.zip --set job.id=sales-2024-02 \\
+      --set 'tasks.items={range=["2024-02-01", "2024-02-29"]}' --out specs/
+
+exit codes:
+  0 written, 2 a malformed spec file or option, 30 a fan-out with no items,
+  31 an id Batch would refuse; a lake listing's own codes (2 access, 3 transient)"""
+
+KINDS = ("pool", "job", "tasks", "all")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``spec`` options."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = _EPILOG
+    parser.add_argument("kind", choices=KINDS, help="which documents")
+    parser.add_argument("--spec", metavar="FILE",
+                        help="the spec file (default: batch.toml here, when there is one)")
+    parser.add_argument("--package", metavar="ZIP",
+                        help="the application package: its manifest gives the app id and "
+                             "version")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="SECTION.KEY=VALUE", help="set or replace a spec key")
+    parser.add_argument("--out", metavar="PATH",
+                        help="pool, job: a file (default stdout); tasks, all: a folder "
+                             "(required)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Make the documents; write or print them; return the exit code."""
+    try:
+        written = _make(args)
+    except WorkerError as e:
+        print("spec: error: %s" % e, file=sys.stderr)
+        return e.exit_code
+    except ImportError as e:  # tomli, on Python < 3.11, comes with the deploy extra
+        print("spec: error: %s: install the build tools with pip install "
+              "'batch-worker[deploy]'" % e, file=sys.stderr)
+        return ToolError.exit_code
+    if written is not None:
+        sys.stdout.write(written)
+    return OK
+
+
+def _make(args: argparse.Namespace) -> Optional[str]:
+    from .documents import job_document, pool_template
+    from .specfile import DEFAULT_FILE, load_spec
+
+    path = Path(args.spec) if args.spec else Path(DEFAULT_FILE)
+    if not args.spec and not path.is_file():
+        path = None
+    spec = load_spec(path, args.overrides, read_manifest(Path(args.package))
+                     if args.package else None)
+    if args.kind in ("pool", "job"):
+        document = pool_template(spec) if args.kind == "pool" else job_document(spec)
+        return _emit(document, args.out)
+    if not args.out:
+        raise SpecError("spec %s writes a folder: pass --out DIR" % args.kind)
+    return _write_folder(spec, Path(args.out), args.kind == "all")
+
+
+def _write_folder(spec, out: Path, everything: bool) -> str:
+    from .documents import (
+        collections,
+        items_document,
+        items_file,
+        job_document,
+        pool_template,
+        task_documents,
+    )
+    from .fanout import resolve_items
+
+    documents: Dict[str, Any] = {}
+    if everything:
+        documents["pool.json"] = pool_template(spec)
+        documents["job.json"] = job_document(spec)
+    items = resolve_items(spec.require("tasks", "items"))
+    tasks = task_documents(spec, items)
+    for n, collection in enumerate(collections(tasks), 1):
+        documents["tasks-%03d.json" % n] = collection
+    job_id = spec.require("job", "id")
+    if spec.has("merge"):
+        documents["lake/" + items_file(job_id)] = items_document(
+            job_id, spec.get("tasks", "first_id"), items)
+    for stale in out.glob("tasks-*.json"):  # an earlier run's collections must not linger
+        stale.unlink()
+    for name, document in documents.items():
+        _write(out / name, document)
+    return _summary(out, sorted(documents), job_id, len(items), spec.has("merge"))
+
+
+def _summary(out: Path, names: List[str], job_id: str, items: int, merge: bool) -> str:
+    lines = ["wrote %s/: %d task(s) for %d item(s)%s" % (out, items + merge, items,
+                                                        " and the merge task" if merge else "")]
+    lines += ["  %s" % name for name in names]
+    lines.append("deploy (README, \"Deploy\"):")
+    if "pool.json" in names:
+        lines.append("  az deployment group create -g RESOURCE_GROUP --template-file "
+                     "%s/pool.json" % out)
+    if merge:
+        lake_dir = ".worker-jobs/%s" % job_id
+        lines.append("  python -m worker lake put %s/lake/%s %s" % (out, lake_dir, lake_dir))
+    if "job.json" in names:
+        lines.append("  az batch job create --json-file %s/job.json" % out)
+    for name in names:
+        if name.startswith("tasks-"):
+            lines.append("  az batch task create --job-id %s --json-file %s/%s"
+                         % (job_id, out, name))
+    return "\n".join(lines) + "\n"
+
+
+def _emit(document: Dict[str, Any], out: Optional[str]) -> Optional[str]:
+    if out is None:
+        return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    _write(Path(out), document)
+    return None
+
+
+def _write(path: Path, document: Any) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n",
+                        encoding="utf-8")
+    except OSError as e:
+        raise SpecError("cannot write %s: %s: pass another --out" % (path, e.strerror or e)
+                        ) from None
+
+
+def read_manifest(package: Path) -> Dict[str, str]:
+    """The application package's manifest (name, version, ...)."""
+    try:
+        with zipfile.ZipFile(str(package)) as archive:
+            return json.loads(archive.read("manifest.json").decode("utf-8"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
+        raise SpecError("--package %s is not an application package with a manifest.json "
+                        "(%s): build one with python -m worker package" % (package, e)
+                        ) from None
