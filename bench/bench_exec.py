@@ -14,7 +14,12 @@ Both sides are fresh processes every time (interpreter start, imports and token 
 both sides), and both end with every output in the lake (``exec``'s after its commit).
 
     python bench/bench_exec.py [--files 200] [--file-kib 4] [--clips 20] [--clip-seconds 5]
-                               [--repeat 3] [--latency-ms 10]
+                               [--repeat 3] [--latency-ms 10] [--link-mbps N]
+
+``--link-mbps`` adds the emulators' shared link (a Standard_D2a_v4 node: 2000). The cp job
+is also compared with its physical bound: its bytes down and up at the link's rate plus the
+requests that must follow one another (``bench/physical.py``); CPU per MB is the worker's
+process tree's (the programs' included).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from pathlib import Path
 from typing import Dict, List
 
 from bench_lake import measure, sdk_client, start_lake_emulator
+from physical import Link
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -90,7 +96,8 @@ def small_files(job: Job, lake, args, results: Dict[str, float]) -> None:
 
     measure({f"cp {n} files: SDK loop, one at a time": checked(loop, "small-sdk"),
              f"cp {n} files: exec (default --parallel)": checked(exec_run, "small-exec")},
-            lambda: job.cleanup("small-exec", "small-sdk"), args.repeat, results)
+            lambda: job.cleanup("small-exec", "small-sdk"), args.repeat, results,
+            2 * n * args.file_kib * 1024)
 
 
 def clips(job: Job, lake, args, results: Dict[str, float]) -> None:
@@ -118,15 +125,25 @@ def clips(job: Job, lake, args, results: Dict[str, float]) -> None:
     label = f"{n} clips of {args.clip_seconds}s ({len(data) // 1024} KiB)"
     measure({f"ffmpeg {label}: SDK loop, one at a time": checked(loop, "avi-sdk"),
              f"ffmpeg {label}: exec --parallel 2": checked(exec_run, "avi-exec")},
-            lambda: job.cleanup("avi-exec", "avi-sdk"), args.repeat, results)
+            lambda: job.cleanup("avi-exec", "avi-sdk"), args.repeat, results, n * len(data))
 
 
-def ratios(results: Dict[str, float]) -> None:
+#: Requests of the cp job that must follow one another: the listing, the downloads and the
+#: uploads (each a parallel wave), the commit's claim, record, folder move and clean-up.
+CP_SERIAL = 8
+
+
+def ratios(results: Dict[str, float], args) -> None:
     print("ratios of medians (higher is better for exec):")
     for job in ("cp", "ffmpeg"):
         loop = next(v for k, v in results.items() if k.startswith(job) and "SDK loop" in k)
         ours = next(v for k, v in results.items() if k.startswith(job) and "exec" in k)
         print(f"  {job}: exec vs SDK loop   {loop / ours:6.2f}x")
+    link = Link(args.link_mbps, args.latency_ms)
+    bound = link.bound(2 * args.files * args.file_kib * 1024, CP_SERIAL)
+    ours = next(v for k, v in results.items() if k.startswith("cp") and "exec" in k)
+    print(f"  cp: exec vs its physical bound {ours / bound:6.2f}x (bound {bound:.2f} s: "
+          f"{link.describe()}; the rest is start-up, imports and the token)")
 
 
 def worker_env(env: Dict[str, str], lake_url: str) -> Dict[str, str]:
@@ -146,9 +163,11 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs of each case (median)")
     parser.add_argument("--latency-ms", type=float, default=10,
                         help="added to every lake request by the emulator (default 10)")
+    parser.add_argument("--link-mbps", type=float, default=None,
+                        help="one link shared by all connections (default: unlimited)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-exec-"))
-    proc, env = start_lake_emulator(tmp, args.latency_ms)
+    proc, env = start_lake_emulator(tmp, args.latency_ms, args.link_mbps)
     try:
         os.environ.update(env)
         from worker.config import Config
@@ -169,7 +188,7 @@ def main() -> int:
         results: Dict[str, float] = {}
         small_files(job, lake, args, results)
         clips(job, lake, args, results)
-        ratios(results)
+        ratios(results, args)
         lake.close()
     finally:
         proc.terminate()
