@@ -34,6 +34,7 @@ import uuid
 from pathlib import Path
 from typing import Dict, List
 
+import bench_lake
 from bench_lake import measure, sdk_client, start_lake_emulator
 from physical import Link
 
@@ -168,6 +169,7 @@ def main() -> int:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-exec-"))
     proc, env = start_lake_emulator(tmp, args.latency_ms, args.link_mbps)
+    bench_lake.SERVER_PID = proc.pid
     try:
         os.environ.update(env)
         from worker.config import Config

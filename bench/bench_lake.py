@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from emulated import start_emulators
-from physical import Link, cpu_seconds, per_mb
+from physical import Link, cpu_seconds, per_mb, process_cpu_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -49,6 +49,7 @@ def start_lake_emulator(tmp: Path, latency_ms: float, link_mbps: Optional[float]
 #: first piece before the others, the commit's claim, record, rename and clean-up.
 SERIAL = {"small up": 6, "small down": 2, "large up": 8, "large down": 2}
 CPU: Dict[str, float] = {}  # client CPU ms per MB moved, median, per case
+SERVER_PID: Optional[int] = None  # the emulators' process, whose CPU is reported apart
 
 
 def measure(cases: Dict[str, Callable[[], None]], cleanup: Callable[[], None], repeat: int,
@@ -58,20 +59,28 @@ def measure(cases: Dict[str, Callable[[], None]], cleanup: Callable[[], None], r
     CPU per MB ``moved`` (the emulator is another process: its CPU is not counted)."""
     times: Dict[str, List[float]] = {label: [] for label in cases}
     cpu: Dict[str, List[float]] = {label: [] for label in cases}
+    server: Dict[str, List[float]] = {label: [] for label in cases}
     labels = list(cases)
     for round_ in range(repeat):
         for label in labels[round_ % len(labels):] + labels[:round_ % len(labels)]:
-            started, cpu_started = time.perf_counter(), cpu_seconds()
+            started, cpu_started, server_started = (time.perf_counter(), cpu_seconds(),
+                                                    _server_cpu())
             cases[label]()
             times[label].append(time.perf_counter() - started)
             cpu[label].append(per_mb(cpu_seconds() - cpu_started, moved))
+            server[label].append(per_mb(_server_cpu() - server_started, moved))
             cleanup()
     for label in labels:
         results[label] = statistics.median(times[label])
         CPU[label] = statistics.median(cpu[label])
         runs = " ".join(f"{t:.2f}" for t in times[label])
         print(f"  {label:<46} {results[label]:7.2f} s  {CPU[label]:6.2f} ms CPU/MB  "
-              f"(runs: {runs})", flush=True)
+              f"(emulator {statistics.median(server[label]):5.2f})  (runs: {runs})",
+              flush=True)
+
+
+def _server_cpu() -> float:
+    return process_cpu_seconds(SERVER_PID) if SERVER_PID else 0.0
 
 
 def sdk_client(env: Dict[str, str], filesystem: str):
@@ -220,6 +229,8 @@ def main() -> int:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-lake-"))
     proc, env = start_lake_emulator(tmp, args.latency_ms, args.link_mbps)
+    global SERVER_PID
+    SERVER_PID = proc.pid
     try:
         os.environ.update(env)  # the CA bundle and IMDS address for every client below
         from worker.config import Config

@@ -51,6 +51,13 @@ def cpu_seconds() -> float:
     return total
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU of another running process (the emulators'), from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def child_cpu_seconds(usage) -> float:
     """User + system CPU from a ``wait4`` rusage (a finished child process)."""
     return usage.ru_utime + usage.ru_stime
