@@ -17,6 +17,7 @@ main() {
     --result "$lake/result.json"
   echo "--- curated/daily/2024-01-31.json"
   cat "$lake/curated/daily/2024-01-31.json"
+  echo  # the JSON ends without a newline
   echo "--- result.json"
   cat "$lake/result.json"
 }

@@ -7,12 +7,14 @@ import re
 import pytest
 from support import TESTS_DIR, run_worker
 
-COMMANDS = ["run", "exec", "doctor", "lake", "package", "emulate", "init"]
+COMMANDS = ["run", "exec", "doctor", "lake", "package", "spec", "local-batch", "emulate",
+            "init"]
+SUBCOMMANDS = ["lake ls", "lake get", "lake put", "lake rm", "lake gc"]
 
 
-@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("command", COMMANDS + SUBCOMMANDS)
 def test_help_has_an_example_and_the_environment(command):
-    proc = run_worker(command, "--help")
+    proc = run_worker(*command.split(), "--help")
     assert proc.returncode == 0, proc.stderr
     text = proc.stdout
     assert re.search(r"^examples?:\n  python -m worker " + command + " ", text, re.MULTILINE), text

@@ -20,13 +20,13 @@ def project(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("init") / "my-pipeline"
     proc = run_worker("init", str(root))
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith(f"created {root} (10 files)")
+    assert proc.stdout.startswith(f"created {root} (11 files)")
     return root
 
 
 def test_the_scaffold_holds_a_handler_data_secrets_tests_and_a_readme(project):
     files = sorted(str(p.relative_to(project)) for p in project.rglob("*") if p.is_file())
-    assert files == [".gitignore", ".workerignore", "README.md",
+    assert files == [".gitignore", ".workerignore", "README.md", "batch.toml",
                      "data/lake/raw/orders/2024-01-31.csv", "handlers/__init__.py",
                      "handlers/orders.py", "pytest.ini", "requirements.txt", "secrets.json",
                      "tests/test_orders.py"]
@@ -39,7 +39,8 @@ def test_the_scaffold_holds_a_handler_data_secrets_tests_and_a_readme(project):
                     "--load-secrets secrets.json",
                     "python -m worker run handlers.orders:summarize --param date=2024-01-31",
                     "python -m pytest", "python -m worker package . --out my-pipeline.zip",
-                    '"Deploying to Azure Batch"'):
+                    "python -m worker spec all --package my-pipeline.zip --out specs/",
+                    '"Deploy: from a handler folder to a\nrunning pool"'):
         assert command in readme
 
 
@@ -101,6 +102,15 @@ def test_it_packages_without_its_data_secrets_tests_or_local_records(project, tm
                                                   "app/result.json", "app/old.zip"))]
     assert "handlers.orders" in manifest["handler_modules"]
     assert manifest["name"] == "my-pipeline"
+    assert "app/batch.toml" not in names
+    # its batch.toml gives the deploy documents: one task per day, for the handler's date
+    specs = tmp_path / "specs"
+    proc = subprocess.run([sys.executable, "-m", "worker", "spec", "all", "--package", str(out),
+                           "--out", str(specs)], cwd=str(project), env=clean_env(),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    tasks = json.loads((specs / "tasks-001.json").read_text())
+    assert len(tasks) == 1 and "date=2024-01-31" in tasks[0]["commandLine"]
 
 
 @pytest.mark.parametrize("make, message", [

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Legacy programs: convert MP4 clips in a lake to AVI with ffmpeg, once with
 # `python -m worker exec` and once with the Python API (videos.py), against a local lake.
-# Needs ffmpeg. PYTHON defaults to the environment starttask.sh provisions (.worker/venv).
+# Needs ffmpeg and a worker environment: PYTHON, else the active venv's python (e.g. the
+# development environment of bootstrap/devenv.sh), else the one starttask.sh provisions
+# (.worker/venv, made by examples/quickstart.sh).
 set -Eeuo pipefail
 
 ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)
 readonly ROOT
+if [[ -z ${PYTHON:-} && -n ${VIRTUAL_ENV:-} ]]; then PYTHON=$VIRTUAL_ENV/bin/python; fi
 PYTHON=${PYTHON:-$ROOT/.worker/venv/bin/python}
+[[ -x $PYTHON ]] || { echo "convert.sh: no worker environment at $PYTHON: run examples/quickstart.sh or bash bootstrap/devenv.sh first, or set PYTHON" >&2; exit 2; }
 
 make_clips() {  # $1 = lake folder for the clips
   local name

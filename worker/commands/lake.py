@@ -32,26 +32,40 @@ WORKER_RETRY_TOTAL, WORKER_RETRY_BACKOFF, REQUESTS_CA_BUNDLE, WORKER_LOG_FORMAT,
 WORKER_LOG_LEVEL; AZ_BATCH_NODE_ID (on a node: managed identity)"""
 
 
+_ENVIRONMENT = EXAMPLES.split("\n\n", 1)[1]
+
+
+def _action(commands, name: str, help_text: str, example: str,
+            **options) -> argparse.ArgumentParser:
+    """One action, its help with an example and the environment it reads."""
+    return commands.add_parser(
+        name, help=help_text, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"example:\n  python -m worker lake {example}\n\n{_ENVIRONMENT}", **options)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``lake`` subcommands."""
     commands = parser.add_subparsers(dest="lake_command", metavar="ACTION")
     commands.required = True
-    ls = commands.add_parser("ls", help="list a folder")
+    ls = _action(commands, "ls", "list a folder", "ls raw/sales -r")
     ls.add_argument("path", nargs="?", default="")
     ls.add_argument("-r", "--recursive", action="store_true")
-    get = commands.add_parser("get", help="download a file, a folder or a glob")
+    get = _action(commands, "get", "download a file, a folder or a glob",
+                  "get raw/sales/2024-01-31.csv ./data/")
     get.add_argument("remote")
     get.add_argument("local", nargs="?", default=".")
-    put = commands.add_parser("put", help="upload a file or a folder, atomically")
+    put = _action(commands, "put", "upload a file or a folder, atomically",
+                  "put ./out/ curated/daily/")
     put.add_argument("local")
     put.add_argument("remote")
     put.add_argument("--no-overwrite", action="store_true",
                      help="fail (exit 5) where a file exists with other content")
-    rm = commands.add_parser("rm", help="delete a file, or a folder with -r")
+    rm = _action(commands, "rm", "delete a file, or a folder with -r", "rm curated/tmp -r")
     rm.add_argument("path")
     rm.add_argument("-r", "--recursive", action="store_true")
-    gc = commands.add_parser(
-        "gc", help="clean staging left by tasks killed and never rerun",
+    gc = _action(
+        commands, "gc", "clean staging left by tasks killed and never rerun",
+        "gc --older-than 7d --dry-run",
         description="Finish or remove what tasks that have not run for --older-than left in "
                     ".worker-staging/: an interrupted commit is rolled forward, staged files "
                     "are deleted, abandoned claims are released.")

@@ -173,12 +173,54 @@ and `handlers/`; `data/`, `tests/` and `secrets.json` stay out, see `.workerigno
 python -m worker package . --out {name}.zip
 ```
 
-**4. Deploy it**: upload `{name}.zip` as a Batch application package and give the pool
-its start task; tasks run `handlers.orders:summarize` through the package's `task.sh`. The
-steps are in batch-worker's README, "Deploying to Azure Batch".
+**4. Deploy it**: `batch.toml` says how (one task per day; put your account, identity,
+lake and vault in it). Write the pool, job and task documents, run the job on a local
+stand-in for a Batch node first, then deploy the same documents with `az`:
+
+```bash
+python -m worker spec all --package {name}.zip --out specs/
+python -m worker local-batch --package {name}.zip --specs specs/ --emulators \
+    --lake-dir data/lake --secrets secrets.json
+```
+
+The steps on Azure are in batch-worker's README, "Deploy: from a handler folder to a
+running pool" (`spec all` prints the `az` commands).
 
 Add dependencies to `requirements.txt` (pinned), and install them into your environment
 with `bash <batch-worker>/bootstrap/devenv.sh -r requirements.txt`.
+"""
+
+
+#: The ARM id of the pool's user-assigned identity, for the user to replace.
+IDENTITY = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/my-rg/providers/"
+            "Microsoft.ManagedIdentity/userAssignedIdentities/batch-worker")
+
+BATCH_TOML = """\
+# What `python -m worker spec` deploys for this project (batch-worker's README, "Deploy"):
+# one task per day, each running handlers.orders:summarize for its date. The package's
+# manifest (--package {name}.zip) gives the application id and version. Replace the
+# account, identity, client id, lake and vault with yours, or override any key with
+# --set SECTION.KEY=VALUE (e.g. --set 'tasks.items={{range = [2024-02-01, 2024-02-29]}}').
+
+[pool]
+id = "{name}"
+account = "mybatchaccount"
+vm_size = "Standard_D2a_v4"
+nodes = 1
+task_slots = 2
+identity = "{identity}"
+client_id = "00000000-0000-0000-0000-000000000001"
+
+[job]
+id = "{name}-daily"
+lake_url = "abfss://data@mydatalake.dfs.core.windows.net/"
+vault_url = "https://my-vault.vault.azure.net"
+
+[tasks]
+items = {{ range = [2024-01-31, 2024-01-31] }}   # the days: one task each
+command = ["run", "handlers.orders:summarize", "--param", "date={{item}}"]
+timeout = 600                                   # seconds; maxWallClockTime adds grace + margin
+retries = 2
 """
 
 
@@ -186,6 +228,7 @@ def files(name: str) -> Dict[str, str]:
     """Path (relative to the project folder) -> content, for a project named ``name``."""
     return {
         "README.md": README.format(name=name),
+        "batch.toml": BATCH_TOML.format(name=name, identity=IDENTITY),
         "requirements.txt": REQUIREMENTS,
         "pytest.ini": PYTEST_INI,
         ".workerignore": WORKERIGNORE,

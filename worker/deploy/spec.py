@@ -26,6 +26,9 @@ _EPILOG = """examples:
   python -m worker spec tasks --package examples.zip --set job.id=sales-2024-02 \\
       --set 'tasks.items={range=["2024-02-01", "2024-02-29"]}' --out specs/
 
+environment: WORKER_LAKE_URL and your own credential (az login, or AZURE_CLIENT_ID and the
+  like, as for `lake`) only for a fan-out over a lake listing ({lake = "..."}); nothing else
+
 exit codes:
   0 written, 2 a malformed spec file or option, 30 a fan-out with no items,
   31 an id Batch would refuse; a lake listing's own codes (2 access, 3 transient)"""
@@ -110,14 +113,19 @@ def _write_folder(spec, out: Path, everything: bool) -> str:
         stale.unlink()
     for name, document in documents.items():
         _write(out / name, document)
-    return _summary(out, sorted(documents), job_id, len(items), spec.has("merge"))
+    return _summary(out, sorted(documents), job_id, len(items), spec.has("merge"),
+                    spec.get("package", "app", "APP"), spec.get("package", "version", "VERSION"))
 
 
-def _summary(out: Path, names: List[str], job_id: str, items: int, merge: bool) -> str:
+def _summary(out: Path, names: List[str], job_id: str, items: int, merge: bool,
+             app: str = "APP", version: str = "VERSION") -> str:
     lines = ["wrote %s/: %d task(s) for %d item(s)%s" % (out, items + merge, items,
                                                         " and the merge task" if merge else "")]
     lines += ["  %s" % name for name in names]
     lines.append("deploy (README, \"Deploy\"):")
+    lines.append("  az batch application package create -g RESOURCE_GROUP -n BATCH_ACCOUNT "
+                 "--application-name %s --version-name %s --package-file PACKAGE.zip"
+                 % (app, version))
     if "pool.json" in names:
         lines.append("  az deployment group create -g RESOURCE_GROUP --template-file "
                      "%s/pool.json" % out)

@@ -213,7 +213,8 @@ def _build(args: argparse.Namespace) -> EmulatorSet:
         config = config._replace(secrets=tuple(sorted(secrets.items())))
     given = (args.lake_port, args.vault_port, args.identity_port)
     preferred = tuple(p if g is None else 0 for p, g in zip(_remembered_ports(args.data), given))
-    emulators = EmulatorSet(config, data_dir=args.data, lake_port=args.lake_port or 0,
+    data = os.path.abspath(args.data) if args.data else None  # its CA path works anywhere
+    emulators = EmulatorSet(config, data_dir=data, lake_port=args.lake_port or 0,
                             vault_port=args.vault_port or 0,
                             identity_port=args.identity_port or 0, seed=_fault_seed(args),
                             link_mbps=args.link_mbps, latency_ms=args.latency_ms,

@@ -30,6 +30,10 @@ _EPILOG = """examples:
   python -m worker local-batch --package app.zip --pool pool.json --job job.json \\
       --tasks tasks-*.json --env WORKER_LAKE_URL=file:///tmp/lake
 
+environment: none of its own; each task gets what Batch sets (AZ_BATCH_*), the pool's,
+  job's and task's environment settings, --env, and with --emulators the emulators'
+  (WORKER_LAKE_URL, WORKER_VAULT_URL, AZURE_CLIENT_ID, ..., REQUESTS_CA_BUNDLE)
+
 exit codes:
   0 every task succeeded, 2 a bad option or document, 31 an id Batch would refuse,
   32 a dependency cycle, 33 a dependency on a missing task, 34 a task failed, was blocked
