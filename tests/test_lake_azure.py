@@ -205,14 +205,14 @@ def test_a_download_is_pieces_of_one_version_in_parallel(emulators, emulator_env
     store.download_file("in/big.bin", str(tmp_path / "again.bin"))
     assert (tmp_path / "again.bin").read_bytes() == data
 
-    read_head = store.ranges.read_head
+    read_head = store.rest.read_head
 
     def replaced_after_the_first_piece(*args, **kwargs):
         got = read_head(*args, **kwargs)
         store.write_bytes("in/big.bin", b"a new version")
         return got
 
-    store.ranges.read_head = replaced_after_the_first_piece
+    store.rest.read_head = replaced_after_the_first_piece
     with pytest.raises(RetryableError, match="'in/big.bin' .* changed while it was being read"):
         store.download_file("in/big.bin", str(tmp_path / "mixed.bin"))
     store.close()

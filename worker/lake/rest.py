@@ -1,34 +1,41 @@
-"""Ranged reads of lake files as plain Get Blob calls through azure-core's pipeline.
+"""The lake's busiest calls as plain REST requests through azure-core's pipeline: ranged
+reads (Get Blob), small writes (Put Blob) and renames (Path Create with a rename source).
 
-The storage SDK's ``download_blob`` builds a downloader per call (a generated client for the
-blob, the response deserialised into ``BlobProperties``, a second pass over the body): about
-2-3 ms of client CPU per read here, three times what moving the bytes costs. Staging a
-query's parquet column chunks or scanning a dataset in place takes hundreds of ranged reads
-per task, so those go out as the REST call itself (``GET`` with a ``Range`` header) through
-azure-core's ``PipelineClient``, the layer the storage SDK is built on: the lake's transport
-(connection pool, TLS, timeouts), the process's credential through
+The storage SDK builds a client per call (a generated client for the path, options merged,
+the response deserialised into properties, for reads a downloader and a second pass over the
+body): per small file that costs more client CPU than moving its bytes (a Get Blob 2-3 ms
+through the SDK against 0.9 ms here; a Put Blob 1.6 against 1.0 ms; a rename 2.0 against
+1.0 ms, Python 3.8). A task moving hundreds of files, or staging a query's column chunks,
+pays that on the node's two cores, so these three calls go out as the REST call itself
+through azure-core's ``PipelineClient``, the layer the storage SDK is built on: the lake's
+transport (connection pool, TLS, timeouts), the process's credential through
 ``BearerTokenCredentialPolicy``, and azure-core's ``RetryPolicy`` with the worker's retry
-settings. A body that breaks off midway is fetched again, as the SDK's downloader does.
+settings (which also retries 429 after its ``Retry-After``). A read body that breaks off
+midway is fetched again, as the SDK's downloader does.
 
 Failures are azure-core's own exceptions, carrying the service's status and error code, so
-:func:`worker.lake.azure._translate` turns them into the same builtin errors as the SDK's.
+:func:`worker.lake.azure._translate` turns them into the same errors as the SDK's.
 """
 
 from __future__ import annotations
 
+import base64
 import time
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 from urllib.parse import quote
 
 #: The OAuth scope of Azure Storage, as the storage SDK asks for it.
 STORAGE_SCOPE = "https://storage.azure.com/.default"
 
 
-class RangeReader:
-    """``read(path, offset, length)`` of the blobs in one container."""
+class LakeRest:
+    """Reads, small writes and renames of the paths of one file system: ``container_url``
+    is its Blob endpoint, ``filesystem_url`` its DFS endpoint (the same host on the
+    emulator)."""
 
-    def __init__(self, container_url: str, api_version: str, credential: Any, transport: Any,
-                 retry_total: int, retry_backoff: float, backoff_max: float) -> None:
+    def __init__(self, container_url: str, filesystem_url: str, api_version: str,
+                 credential: Any, transport: Any, retry_total: int, retry_backoff: float,
+                 backoff_max: float) -> None:
         from azure.core import PipelineClient
         from azure.core.pipeline.policies import (
             BearerTokenCredentialPolicy,
@@ -38,6 +45,8 @@ class RangeReader:
         )
 
         self._base = container_url.rstrip("/")
+        self._dfs = filesystem_url.rstrip("/")
+        self._filesystem = self._dfs.rsplit("/", 1)[1]
         self._retry_total = retry_total
         self._retry_backoff = retry_backoff
         self._backoff_max = backoff_max
@@ -61,7 +70,7 @@ class RangeReader:
         from azure.core.exceptions import IncompleteReadError, ServiceResponseError
         from azure.core.rest import HttpRequest
 
-        url = f"{self._base}/{quote(path, safe='~/')}"
+        url = f"{self._base}/{_quote(path)}"
         headers = {"Range": f"bytes={offset}-{offset + length - 1}"}
         if etag:
             headers["If-Match"] = f'"{etag}"'
@@ -84,8 +93,41 @@ class RangeReader:
             finally:
                 response.close()
 
+    def put(self, path: str, data: bytes, md5: Optional[str] = None,
+            exclusive: bool = False) -> None:
+        """Put Blob: create or replace ``path`` (its parents too, on a hierarchical
+        namespace) with ``data`` in one request; ``md5`` (hex) is stored as its Content-MD5;
+        ``exclusive`` fails with 409 if it exists (``If-None-Match: *``)."""
+        headers = {"x-ms-blob-type": "BlockBlob", "Content-Type": "application/octet-stream"}
+        if md5:
+            headers["x-ms-blob-content-md5"] = base64.b64encode(bytes.fromhex(md5)).decode()
+        if exclusive:
+            headers["If-None-Match"] = "*"
+        self._send("PUT", f"{self._base}/{_quote(path)}", headers, data, 201)
+
+    def rename(self, src: str, dst: str, exclusive: bool) -> None:
+        """Move a file or folder of this file system; ``exclusive``: only if ``dst`` does not
+        exist (409 PathAlreadyExists). The destination's parent must exist."""
+        headers = {"x-ms-rename-source": f"/{quote(self._filesystem)}/{_quote(src)}"}
+        if exclusive:
+            headers["If-None-Match"] = "*"
+        self._send("PUT", f"{self._dfs}/{_quote(dst)}?mode=legacy", headers, b"", 201)
+
+    def _send(self, method: str, url: str, headers: Dict[str, str], body: bytes,
+              expected: int) -> None:
+        from azure.core.rest import HttpRequest
+
+        response = self._client.send_request(
+            HttpRequest(method, url, headers=headers, content=body))
+        if response.status_code != expected:
+            raise _http_error(response)
+
     def close(self) -> None:
         self._client.close()
+
+
+def _quote(path: str) -> str:
+    return quote(path, safe="~/")
 
 
 def _http_error(response: Any) -> Exception:
