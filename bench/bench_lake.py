@@ -135,11 +135,11 @@ def small_files(fs, lake, tmp: Path, args, results: Dict[str, float]) -> None:
     lake.commit()
     n = args.files
     moved = n * args.file_kib * 1024
-    measure({f"small up: SDK sequential loop ({n} files)": sdk_up,
-             f"small up: ctx.lake upload + commit ({n} files)": lake_up}, cleanup,
+    measure(_cases(args, {f"small up: SDK sequential loop ({n} files)": sdk_up,
+             f"small up: ctx.lake upload + commit ({n} files)": lake_up}), cleanup,
             args.repeat, results, moved)
-    measure({f"small down: SDK sequential loop ({n} files)": sdk_down,
-             f"small down: ctx.lake download ({n} files)": lake_down}, cleanup,
+    measure(_cases(args, {f"small down: SDK sequential loop ({n} files)": sdk_down,
+             f"small down: ctx.lake download ({n} files)": lake_down}), cleanup,
             args.repeat, results, moved)
 
 
@@ -183,13 +183,18 @@ def large_file(fs, lake, tmp: Path, args, results: Dict[str, float]) -> None:
     lake.commit()
     best = {"max_concurrency": BEST_CONCURRENCY}
     label = f"{args.large_mib} MiB"
-    measure({f"large up: SDK defaults ({label})": sdk_up(),
+    measure(_cases(args, {f"large up: SDK defaults ({label})": sdk_up(),
              f"large up: SDK max_concurrency={BEST_CONCURRENCY}": sdk_up(**best),
-             "large up: ctx.lake upload + commit": lake_up}, cleanup, args.repeat, results,
+             "large up: ctx.lake upload + commit": lake_up}), cleanup, args.repeat, results,
             size)
-    measure({f"large down: SDK defaults ({label})": sdk_down(),
+    measure(_cases(args, {f"large down: SDK defaults ({label})": sdk_down(),
              f"large down: SDK max_concurrency={BEST_CONCURRENCY}": sdk_down(**best),
-             "large down: ctx.lake download": lake_down}, cleanup, args.repeat, results, size)
+             "large down: ctx.lake download": lake_down}), cleanup, args.repeat, results, size)
+
+
+def _cases(args, cases: Dict[str, Callable[[], None]]) -> Dict[str, Callable[[], None]]:
+    """With ``--only-lake``, ctx.lake's cases alone (a sweep of its settings)."""
+    return {k: v for k, v in cases.items() if "ctx.lake" in k or not args.only_lake}
 
 
 def ratios(results: Dict[str, float], args) -> None:
@@ -226,6 +231,8 @@ def main() -> int:
                         help="added to every lake request by the emulator (default 0)")
     parser.add_argument("--link-mbps", type=float, default=None,
                         help="one link shared by all connections (default: unlimited)")
+    parser.add_argument("--only-lake", action="store_true",
+                        help="ctx.lake's cases only, no ratios (to sweep WORKER_* settings)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-lake-"))
     proc, env = start_lake_emulator(tmp, args.latency_ms, args.link_mbps)
@@ -251,7 +258,8 @@ def main() -> int:
         results: Dict[str, float] = {}
         small_files(fs, lake, tmp, args, results)
         large_file(fs, lake, tmp, args, results)
-        ratios(results, args)
+        if not args.only_lake:
+            ratios(results, args)
         lake.close()
     finally:
         proc.terminate()
