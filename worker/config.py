@@ -40,7 +40,7 @@ class Config:
     #: WORKER_GRACE: seconds a handler gets to stop after a signal or the deadline.
     grace: float = 10.0
     #: WORKER_TRANSFER_CONCURRENCY: files moved in parallel by the lake.
-    transfer_concurrency: int = 16
+    transfer_concurrency: int = 8
     #: WORKER_LAKE_CHUNK_SIZE: bytes per request when a big file moves (default 8 MiB).
     lake_chunk_size: int = 8 * 1024 * 1024
     #: WORKER_LAKE_FILE_CONCURRENCY: parallel requests within one big file (default 8).
@@ -80,7 +80,7 @@ class Config:
             scratch_root=_text(env, "WORKER_SCRATCH_DIR"),
             timeout=_number(env, "WORKER_TIMEOUT", None, minimum=0.0),
             grace=_number(env, "WORKER_GRACE", 10.0, minimum=0.0),
-            transfer_concurrency=int(_number(env, "WORKER_TRANSFER_CONCURRENCY", 16, minimum=1)),
+            transfer_concurrency=int(_number(env, "WORKER_TRANSFER_CONCURRENCY", 8, minimum=1)),
             lake_chunk_size=int(_number(env, "WORKER_LAKE_CHUNK_SIZE", 8 << 20, minimum=1024)),
             lake_file_concurrency=int(
                 _number(env, "WORKER_LAKE_FILE_CONCURRENCY", 8, minimum=1)

@@ -59,7 +59,7 @@ class Lake:
         task_key: str,
         *,
         run_id: Optional[str] = None,
-        concurrency: int = 16,
+        concurrency: int = 8,
         scratch: Optional[Callable[[], Path]] = None,
     ) -> None:
         from .commit import Committer
