@@ -12,7 +12,8 @@ from worker.config import Config
 from worker.errors import ConfigError
 from worker.identity import describe_credential, get_credential
 from worker.lake import Lake, open_store
-from worker.lake.azure import AzureStore, FileSystemNotFound, _BatchRetry, parse_lake_url
+from worker.lake.azure import AzureStore, FileSystemNotFound, parse_lake_url
+from worker.lake.sdk import BatchRetry
 
 FAST = {"WORKER_RETRY_BACKOFF": "0", "WORKER_RETRY_TOTAL": "2"}
 
@@ -50,7 +51,7 @@ def test_bad_lake_urls_are_configuration_errors(url, message):
 
 
 def test_retry_policy_sleeps_are_short_and_doubling():
-    policy = _BatchRetry(backoff=1.0, retry_total=5)
+    policy = BatchRetry(backoff=1.0, retry_total=5)
     sleeps = [policy.get_backoff_time({"count": n}) for n in range(1, 6)]
     for sleep, base in zip(sleeps, [1, 2, 4, 8, 16]):
         assert 0.8 * base <= sleep <= 1.2 * base
@@ -279,3 +280,26 @@ def test_a_folder_deleted_behind_our_back_is_made_again_at_commit(emulator_envir
     assert other.read_text("d/y.txt") == "y"
     mine.close()
     other.close()
+
+
+def test_listings_follow_the_continuation_page_by_page(emulators, emulator_environ,
+                                                      monkeypatch):
+    """List Paths answers at most a page (5000 on the service); the next pages are asked
+    for with the continuation the last answer named, until it names none."""
+    import worker.lake.rest as rest
+
+    config = azure_config(emulator_environ)
+    filesystem = config.lake_url.rsplit("/", 1)[1]
+    for i in range(5):
+        emulators.seed_file(filesystem, f"many/f{i}.txt", b"%d" % i)
+    monkeypatch.setattr(rest, "_PAGE", 2)
+    emulators.reset_counts()
+    store = open_store(config.lake_url, config=config)
+    found = list(store.list("many", recursive=True))
+    assert [(f.path, f.size, f.is_dir) for f in found] == [
+        (f"many/f{i}.txt", 1, False) for i in range(5)]
+    assert all(f.etag and f.modified for f in found)
+    assert sum(emulators.counts("lake").values()) == 3  # pages of 2, 2 and 1
+    with pytest.raises(FileNotFoundError, match="'none'"):
+        list(store.list("none", recursive=False))
+    store.close()

@@ -142,3 +142,35 @@ def test_doctor_names_the_failing_check_and_the_fix(env):
     assert "BAD token for storage" in proc.stdout
     assert "fix: assign the user-assigned managed identity to the pool" in proc.stdout
     assert "checks FAILED (see above)" in proc.stdout
+
+
+def test_a_task_of_small_files_never_imports_the_storage_sdk(tmp_path, env):
+    """Listing, reading, downloading, small writes, deletes and the commit (claim, record,
+    renames, clean-up) are plain REST calls: the storage SDK, about 0.3 s of a task's start
+    on Python 3.8, is not loaded (a big upload would load it)."""
+    (tmp_path / "up").mkdir()
+    for name in ("a.csv", "b.csv"):
+        (tmp_path / "up" / name).write_text(name)
+    code = f"""
+import sys
+from worker.config import Config
+from worker.lake import Lake, open_store
+lake = Lake(open_store(Config.from_env().lake_url), "job/task")
+lake.write_text("in/x.txt", "x")
+lake.upload({str(tmp_path / "up")!r}, "in/up")
+lake.commit()
+assert lake.exists("in/x.txt") and lake.info("in/up").is_dir
+assert sorted(f.path for f in lake.ls("in", recursive=True)) == [
+    "in/up", "in/up/a.csv", "in/up/b.csv", "in/x.txt"]
+assert lake.read_bytes("in/up/a.csv") == b"a.csv"
+lake.download("in/up", {str(tmp_path / "down")!r})
+lake.delete("in/x.txt")
+lake.write_bytes("out/y.bin", b"y" * 1000)
+lake.commit()
+assert not lake.exists("in/x.txt") and lake.read_bytes("out/y.bin") == b"y" * 1000
+print(sorted(m for m in sys.modules if m.startswith("azure.storage")))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+    assert sorted(p.name for p in (tmp_path / "down").iterdir()) == ["a.csv", "b.csv"]

@@ -1,11 +1,10 @@
-"""The Data Lake Gen2 store: ``ctx.lake`` on Azure (or the loopback emulator), via the SDK.
+"""The Data Lake Gen2 store: ``ctx.lake`` on Azure (or the loopback emulator).
 
-One ``DataLakeServiceClient`` per store, created on first use and shared by every thread;
-it authenticates with the process's credential (``worker.identity``). Reads of byte ranges
-and downloads go through azure-core's pipeline as plain Get Blob calls
-(:mod:`worker.lake.rest`, same credential and retry settings), and so do small writes and
-renames. SDK errors become
-builtin ones here, in :func:`_translate`, so handlers never see ``azure.core.exceptions``:
+Its calls go out as plain REST requests through azure-core's pipeline
+(:mod:`worker.lake.rest`), one per store, shared by every thread, authenticated with the
+process's credential (``worker.identity``). Only big uploads use the storage SDK
+(:mod:`worker.lake.sdk`), imported then. Errors become builtin ones here, in
+:func:`_translate`, so handlers never see ``azure.core.exceptions``:
 
 | service answer                      | raised                                               |
 |-------------------------------------|------------------------------------------------------|
@@ -19,10 +18,8 @@ builtin ones here, in :func:`_translate`, so handlers never see ``azure.core.exc
 | 408, 429, 5xx, connection errors    | RetryableError (exit 3)                              |
 | untrusted certificate, unknown host | ConfigError (exit 2)                                 |
 
-Retries are the SDK's own: the storage policy (``ExponentialRetry``) with ``retry_total``
-retries and sleeps of ``retry_backoff`` x 1, 2, 4 ... seconds (the SDK default sleeps 18-42 s),
-both from the configuration. The storage policy does not retry 429; :class:`_BatchRetry` does,
-honouring ``Retry-After``, so one throttled rename does not fail a commit.
+Retries are azure-core's and the storage SDK's own policies, with ``retry_total`` retries and
+sleeps of ``retry_backoff`` x 1, 2, 4 ... seconds from the configuration, 429 included.
 """
 
 from __future__ import annotations
@@ -31,7 +28,6 @@ import errno
 import io
 import ipaddress
 import os
-import random
 import threading
 from contextlib import contextmanager
 from typing import Any, BinaryIO, Callable, Dict, Iterator, Optional, Set, Tuple
@@ -44,9 +40,8 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
-from azure.storage.filedatalake import DataLakeServiceClient, ExponentialRetry
 
-from ..connection import ca_bundle, connection_error
+from ..connection import connection_error
 from ..errors import (
     AccessDenied,
     ConfigError,
@@ -58,15 +53,12 @@ from ..errors import (
 from ..identity import get_credential, identity_name, token_error
 from . import run_parallel
 from .store import FileInfo, RangedReader, Store, write_at
+from .transport import BACKOFF_MAX, make_transport
 
 READ_ROLE = "Storage Blob Data Reader"
 WRITE_ROLE = "Storage Blob Data Contributor"
 _DFS_SUFFIX = ".dfs.core.windows.net"
 _TRANSIENT = {408, 429, 500, 502, 503, 504}
-_BACKOFF_MAX = 60.0
-_BLOCK = 256 * 1024  # bytes read from the socket at a time (the storage SDK's value)
-_CONNECT_TIMEOUT = 20.0  # the storage SDK's defaults
-_READ_TIMEOUT = 60.0
 
 
 class AzureStore(Store):
@@ -81,9 +73,8 @@ class AzureStore(Store):
         self.filesystem = filesystem
         self.prefix = prefix.strip("/")
         self.url = url or f"{account_url}/{filesystem}/{self.prefix}".rstrip("/")
-        self._service: Optional[DataLakeServiceClient] = None
+        self._service: Any = None
         self._fs: Any = None
-        self._blobs: Any = None
         self._rest: Any = None
         self._lock = threading.Lock()
         self._made_dirs: Set[str] = set()
@@ -100,61 +91,41 @@ class AzureStore(Store):
 
     @property
     def client(self):
-        """The shared file-system client (created on first use)."""
+        """The storage SDK's file-system client, for big uploads (created on first use)."""
         with self._lock:
             if self._fs is None:
-                self._service = DataLakeServiceClient(
-                    self.account_url, credential=get_credential(self.config),
-                    **client_options(self.config, self.account_url),
-                )
-                self._fs = self._service.get_file_system_client(self.filesystem)
+                from .sdk import file_system_client
+
+                self._service, self._fs = file_system_client(
+                    self.config, self.account_url, self.filesystem,
+                    get_credential(self.config))
             return self._fs
 
     @property
-    def blobs(self):
-        """The same file system through the Blob API, for reads and small writes (created
-        on first use).
-
-        The Data Lake client reads through the Blob API anyway, wrapped in a layer of its
-        own; reading through the container client directly costs 15-20% less CPU per small
-        file, which is what bounds many small downloads.
-        """
-        with self._lock:
-            if self._blobs is None:
-                from azure.storage.blob import ContainerClient
-
-                self._blobs = ContainerClient(
-                    _blob_url(self.account_url), self.filesystem,
-                    credential=get_credential(self.config),
-                    **client_options(self.config, self.account_url),
-                )
-            return self._blobs
-
-    @property
     def rest(self):
-        """Reads, small writes and renames as plain REST calls (``worker.lake.rest``),
-        created on first use: a third to a half of the client CPU of the SDK's per call."""
-        blobs = self.blobs
+        """Every other call as a plain REST request (``worker.lake.rest``), created on first
+        use: a third to a half of the client CPU of the SDK's per call."""
         with self._lock:
             if self._rest is None:
                 from .rest import LakeRest
 
                 self._rest = LakeRest(
-                    blobs.url, f"{self.account_url}/{quote(self.filesystem)}",
-                    blobs.api_version, get_credential(self.config),
-                    _transport(self.config.transfer_concurrency
-                               * self.config.lake_file_concurrency,
-                               self.config.environ, self.account_url),
-                    self.config.retry_total, self.config.retry_backoff, _BACKOFF_MAX,
+                    f"{_blob_url(self.account_url)}/{quote(self.filesystem)}",
+                    f"{self.account_url}/{quote(self.filesystem)}",
+                    get_credential(self.config),
+                    make_transport(self.config.transfer_concurrency
+                                   * self.config.lake_file_concurrency,
+                                   self.config.environ, self.account_url),
+                    self.config.retry_total, self.config.retry_backoff, BACKOFF_MAX,
                 )
             return self._rest
 
     def close(self) -> None:
         with self._lock:
-            for client in (self._service, self._blobs, self._rest):
+            for client in (self._service, self._rest):
                 if client is not None:
                     client.close()
-            self._service = self._fs = self._blobs = self._rest = None
+            self._service = self._fs = self._rest = None
 
     def _path(self, key: str) -> str:
         return "/".join(p for p in (self.prefix, key) if p)
@@ -164,9 +135,6 @@ class AzureStore(Store):
 
     def _file(self, key: str):
         return self.client.get_file_client(self._path(key))
-
-    def _blob(self, key: str):
-        return self.blobs.get_blob_client(self._path(key))
 
     @contextmanager
     def _errors(self, action: str, key: str, write: bool = False) -> Iterator[None]:
@@ -182,21 +150,16 @@ class AzureStore(Store):
         if not path:
             return FileInfo("", 0, True)
         with self._errors("read", key):
-            props = self.client.get_file_client(path).get_file_properties()
-        is_dir = (props.metadata or {}).get("hdi_isfolder") == "true"
-        modified = props.last_modified.timestamp() if props.last_modified else None
-        size = 0 if is_dir else int(props.size or 0)
-        return FileInfo(key, size, is_dir, modified, _etag(props.etag))
+            props = self.rest.properties(path)
+        size = 0 if props["is_dir"] else props["size"]
+        return FileInfo(key, size, props["is_dir"], props["modified"], props["etag"])
 
     def list(self, key: str, recursive: bool) -> Iterator[FileInfo]:
         path = self._path(key)
         with self._errors("list", key):
-            for entry in self.client.get_paths(path=path or None, recursive=recursive):
-                modified = entry.last_modified.timestamp() if entry.last_modified else None
-                yield FileInfo(
-                    self._key(entry.name), int(entry.content_length or 0),
-                    bool(entry.is_directory), modified, _etag(entry.etag),
-                )
+            for entry in self.rest.list_paths(path, recursive):
+                yield FileInfo(self._key(entry["name"]), entry["size"], entry["is_dir"],
+                               entry["modified"], entry["etag"])
 
     def read_bytes(self, key: str, offset: int = 0, length: Optional[int] = None,
                    etag: Optional[str] = None) -> bytes:
@@ -270,8 +233,7 @@ class AzureStore(Store):
 
     def content_md5(self, key: str) -> Optional[str]:
         with self._errors("read", key):
-            settings = self._blob(key).get_blob_properties().content_settings
-        return bytes(settings.content_md5).hex() if settings.content_md5 else None
+            return self.rest.properties(self._path(key))["md5"]
 
     def _put_small(self, key: str, data: bytes, md5: Optional[str]) -> None:
         """One request: Blob Put Blob, which on a hierarchical namespace creates (or
@@ -318,10 +280,7 @@ class AzureStore(Store):
         if not path:
             raise ValueError(f"refusing to delete the whole file system {self.url}")
         with self._errors("write", key, write=True):
-            if recursive:
-                self.client.get_directory_client(path).delete_directory()
-            else:
-                self.client.get_file_client(path).delete_file()
+            self.rest.delete(path, recursive)
         self._forget_dirs(key)
 
     def _forget_dirs(self, key: str) -> None:
@@ -334,134 +293,9 @@ class AzureStore(Store):
             if not path or key in self._made_dirs:
                 return
         with self._errors("write", key, write=True):
-            self.client.get_directory_client(path).create_directory()
+            self.rest.make_dir(path)
         with self._lock:
             self._made_dirs.add(key)
-
-
-class _BatchRetry(ExponentialRetry):
-    """The storage SDK's exponential retry with sleeps that suit batch work and tests:
-    ``backoff * 2**(n-1)`` seconds (+-20 % jitter, at most 60 s) before retry n."""
-
-    def __init__(self, backoff: float, retry_total: int) -> None:
-        super().__init__(initial_backoff=0, increment_base=2, retry_total=retry_total,
-                         random_jitter_range=0)
-        self.backoff = backoff
-
-    def get_backoff_time(self, settings: Any) -> float:
-        return self._sleep(settings["count"])
-
-    def _sleep(self, count: int) -> float:
-        return min(_BACKOFF_MAX, self.backoff * 2 ** max(0, count - 1)) * random.uniform(0.8, 1.2)
-
-    def send(self, request: Any) -> Any:
-        """The storage policy's retries, and around them retries of 429 Too Many Requests
-        (which the storage policy never retries), after ``Retry-After`` when the service
-        says how long, else the same backoff: ``retry_total`` throttled answers at most."""
-        body = request.http_request.body
-        start = body.tell() if hasattr(body, "tell") and hasattr(body, "seek") else None
-        throttled = 0
-        while True:
-            response = super().send(request)
-            if response.http_response.status_code != 429 or throttled >= self.total_retries:
-                return response
-            if hasattr(body, "read") and start is None:
-                return response  # a stream that cannot be rewound cannot be sent again
-            throttled += 1
-            request.context.transport.sleep(_retry_after(response) or self._sleep(throttled))
-            if start is not None:
-                body.seek(start)
-
-
-def _retry_after(response: Any) -> Optional[float]:
-    """Seconds from a ``Retry-After`` header (at most the backoff cap), if it has one."""
-    value = response.http_response.headers.get("Retry-After", "")
-    try:
-        return min(_BACKOFF_MAX, max(0.0, float(value)))
-    except ValueError:
-        return None
-
-
-def client_options(config, account_url: str) -> dict:
-    """Keyword arguments for the storage clients: retries, transfer sizes, connection pool."""
-    chunk = config.lake_chunk_size
-    return {
-        "retry_policy": _BatchRetry(config.retry_backoff, config.retry_total),
-        "max_single_get_size": chunk,
-        "max_chunk_get_size": chunk,
-        "transport": _transport(
-            config.transfer_concurrency * config.lake_file_concurrency, config.environ, account_url
-        ),
-    }
-
-
-def _transport(pool_size: int, environ, account_url: str):
-    """The SDK's requests transport with a pool as big as our parallelism (requests keeps
-    10 connections per host; more threads would reconnect and redo TLS every time)."""
-    import requests
-    from azure.core.pipeline.transport import RequestsTransport
-    from urllib3.util.retry import Retry
-
-    try:  # the adapter azure-core itself mounts (bigger socket blocks)
-        from azure.core.pipeline.transport._bigger_block_size_http_adapters import (
-            BiggerBlockSizeHTTPAdapter as Adapter,
-        )
-    except ImportError:  # pragma: no cover - older azure-core
-        from requests.adapters import HTTPAdapter as Adapter
-    session = _lean_session_class()()
-    # requests re-reads the environment (proxies, CA bundle) on every request: a third of a
-    # millisecond of CPU that bounds many small transfers (30% of a 64 KiB download here).
-    # The session talks to one account host, so read them once, as requests would for it.
-    session.proxies = requests.utils.get_environ_proxies(account_url)
-    session.trust_env = False
-    no_retries = Retry(total=False, redirect=False, raise_on_status=False)
-    adapter = Adapter(pool_connections=4, pool_maxsize=max(16, min(pool_size, 256)),
-                      max_retries=no_retries)
-    for scheme in ("http://", "https://"):
-        session.mount(scheme, adapter)
-    # The storage clients set these only on transports they build themselves: without them
-    # a response body is read 4 KiB at a time and timeouts are azure-core's 300 s.
-    return RequestsTransport(
-        session=session, session_owner=True, connection_data_block_size=_BLOCK,
-        connection_timeout=_CONNECT_TIMEOUT, read_timeout=_READ_TIMEOUT,
-        connection_verify=ca_bundle(environ),  # read once: the session will not
-    )
-
-
-def _lean_session_class():
-    """A ``requests.Session`` whose ``request`` prepares and sends only what the SDK needs.
-
-    ``Session.request`` merges session defaults, cookies, hooks and environment settings and
-    then ``Session.send`` extracts cookies and resolves redirects: none of it applies to the
-    SDK's calls (azure-core disables redirects and handles them itself, storage sets no
-    cookies), and it costs 0.6-1.0 ms of CPU per request here, a quarter of a small download.
-    Any call that uses those features takes requests' own path.
-    """
-    import requests
-    from requests.models import PreparedRequest
-
-    class LeanSession(requests.Session):
-        def request(self, method, url, params=None, data=None, headers=None, cookies=None,
-                    files=None, auth=None, timeout=None, allow_redirects=True, proxies=None,
-                    hooks=None, stream=None, verify=None, cert=None, json=None):
-            if params or cookies or files or auth or allow_redirects or hooks or json is not None:
-                return super().request(
-                    method, url, params=params, data=data, headers=headers, cookies=cookies,
-                    files=files, auth=auth, timeout=timeout, allow_redirects=allow_redirects,
-                    proxies=proxies, hooks=hooks, stream=stream, verify=verify, cert=cert,
-                    json=json)
-            prepared = PreparedRequest()
-            prepared.prepare(method=method.upper(), url=url, headers=headers, data=data)
-            response = self.get_adapter(url).send(
-                prepared, stream=bool(stream), timeout=timeout,
-                verify=self.verify if verify is None else verify,
-                cert=self.cert if cert is None else cert,
-                proxies=self.proxies if proxies is None else proxies)
-            if not stream:
-                response.content  # noqa: B018 - read the body now, as Session.send does
-            return response
-
-    return LeanSession
 
 
 def _blob_url(account_url: str) -> str:
@@ -504,10 +338,6 @@ def _is_path_style(host: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _etag(value: Optional[str]) -> Optional[str]:
-    return value.strip('"') if value else value
 
 
 def _under(path: str, key: str) -> bool:
