@@ -13,14 +13,15 @@ one of three ways (:attr:`Dataset.mode`):
   filter on a hive column skips whole files), and nothing is written to local disk. Work
   larger than memory still spills: DuckDB pulls record batches and spills its own state.
 
-Staging is the default because it measured faster (``bench/bench_duckdb.py``,
-``bench/RESULTS.md`` "DuckDB"): 1 GB in 50 files, a query reading 2 of 6 columns took
-7.8 s staged and 12.4 s streamed, although streaming moved 249 MB instead of 995 MB. Each
-ranged read is one SDK request costing ~8 ms of Python (under the GIL) and Arrow keeps
-only about 4 of them in flight (4 files at a time, one read at a time per file), while
-staging moves 8 MiB per request 16 at a time. A 5-of-6-column rollup: 13.2 s staged, 21.2 s
-streamed, and streaming peaked at 2.3 GB of memory (Arrow's read-ahead buffers are outside
-DuckDB's ``memory_limit``) against 1.2 GB staged. Stream when a query reads a small part of
+Staging is the default because it measures faster (``bench/bench_duckdb.py``,
+``bench/RESULTS.md``). Under a node's network (2000 Mbit/s, 10 ms per request, Python 3.8), a
+query reading 2 of 6 columns of 1 GB in 50 files: staged with the query's ``columns=`` 3.4 s,
+whole files 5.7 s, streamed 5.9 s; of 5 GB in 250 files: 13.0 s, 25.8 s and 31.4 s (the
+latter with half today's reads in flight). Arrow reads one range of a file at a time, a few
+files at once, so a streamed scan waits on latency, while staging keeps
+``WORKER_TRANSFER_CONCURRENCY`` requests in flight. Earlier, on loopback, a 5-of-6-column
+rollup streamed peaked at 2.3 GB of memory (Arrow's read-ahead buffers are outside DuckDB's
+``memory_limit``) against 1.2 GB staged. Stream when a query reads a small part of
 the data: a few columns of a wide table, or a filter on hive folders over many files.
 
 Hive folders (``date=2024-01-31/``) become columns in every mode; streamed, they are
@@ -127,7 +128,10 @@ class Dataset:
             from .arrowfs import arrow_dataset
 
             hive = self.options.get("hive_partitioning")
-            self._arrow = arrow_dataset(self.lake, self.files, self.lake.concurrency,
+            # Arrow reads a file's ranges one after another, so a streamed scan waits on
+            # latency more than staging does: twice the reads in flight (1 GB under 10 ms
+            # per request, Python 3.8: 6.2 s with 16 against 7.9 s with 8, the same CPU).
+            self._arrow = arrow_dataset(self.lake, self.files, 2 * self.lake.concurrency,
                                         hive=None if hive is None else bool(hive))
         return self._arrow
 
