@@ -16,10 +16,12 @@ one of three ways (:attr:`Dataset.mode`):
 Staging is the default because it measures faster (``bench/bench_duckdb.py``,
 ``bench/RESULTS.md``). Under a node's network (2000 Mbit/s, 10 ms per request, Python 3.8), a
 query reading 2 of 6 columns of 1 GB in 50 files: staged with the query's ``columns=`` 3.4 s,
-whole files 5.7 s, streamed 5.9 s; of 5 GB in 250 files: 13.0 s, 25.8 s and 31.4 s (the
-latter with half today's reads in flight). Arrow reads one range of a file at a time, a few
-files at once, so a streamed scan waits on latency, while staging keeps
-``WORKER_TRANSFER_CONCURRENCY`` requests in flight. Earlier, on loopback, a 5-of-6-column
+whole files 5.7 s, streamed 5.9 s; of 5 GB in 250 files: 13.0 s, 25.8 s and 22.3 s. So
+for data several times memory, name the query's ``columns=`` or stream: staging whole files
+also writes them all to local disk (a Standard_D2a_v4's temporary disk is rated at 23 MB/s
+of writes once the page cache's dirty share of its 8 GiB fills). Arrow reads one range of a
+file at a time, a few files at once, so a streamed scan waits on latency: it keeps twice
+``WORKER_TRANSFER_CONCURRENCY`` reads in flight. Earlier, on loopback, a 5-of-6-column
 rollup streamed peaked at 2.3 GB of memory (Arrow's read-ahead buffers are outside DuckDB's
 ``memory_limit``) against 1.2 GB staged. Stream when a query reads a small part of
 the data: a few columns of a wide table, or a filter on hive folders over many files.
