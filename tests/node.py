@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -29,6 +30,17 @@ PYENV = Path(os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv")))
 def python38() -> Optional[Path]:
     found = sorted(PYENV.glob("versions/3.8.*/bin/python3.8"))
     return found[-1] if found else None
+
+
+def node_requirements() -> list:
+    """The ``pytestmark`` of a module that runs a node in a namespace without network."""
+    import pytest
+
+    return [
+        pytest.mark.skipif(python38() is None, reason="needs a pyenv Python 3.8 for the node"),
+        pytest.mark.skipif(not all(shutil.which(t) for t in ("unshare", "nsenter", "ip")),
+                           reason="needs unshare, nsenter and ip (util-linux, iproute2)"),
+    ]
 
 
 class Namespace:

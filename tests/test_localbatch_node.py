@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
-from node import Namespace, python38
+from node import Namespace, node_requirements
 from sdk_models import check_batch, check_pool
 
 from worker.deploy.commandline import task_command_line
@@ -39,11 +39,7 @@ SECRETS = json.loads((EXAMPLES / "secrets.json").read_text())
 DAYS = ["2024-01-31", "2024-02-01", "2024-02-02"]
 NASTY = "eu 'single' \"double\" $HOME `id` $(id) \\back\\slash\tünïcødé 日本 * ; | & > <"
 
-pytestmark = [
-    pytest.mark.skipif(python38() is None, reason="needs a pyenv Python 3.8 for the node"),
-    pytest.mark.skipif(not all(shutil.which(t) for t in ("unshare", "nsenter", "ip")),
-                       reason="needs unshare, nsenter and ip (util-linux, iproute2)"),
-]
+pytestmark = node_requirements()
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, build
-from node import Emulators, Namespace, Node, python38
+from node import Emulators, Namespace, Node, node_requirements
 
 from worker.deploy.commandline import (
     package_variable,
@@ -37,11 +37,7 @@ TOKEN = "report-signing-token-f00d"
 SALES = (REPO / "examples" / "data" / "lake" / "raw" / "sales" / "2024-01-31.csv").read_bytes()
 NASTY = "eu 'single' \"double\" $HOME `id` $(id) \\back\\slash\tünïcødé 日本 * ; | & > <\nline 2"
 
-pytestmark = [
-    pytest.mark.skipif(python38() is None, reason="needs a pyenv Python 3.8 for the node"),
-    pytest.mark.skipif(not all(shutil.which(t) for t in ("unshare", "nsenter", "ip")),
-                       reason="needs unshare, nsenter and ip (util-linux, iproute2)"),
-]
+pytestmark = node_requirements()
 
 
 @pytest.fixture(scope="module")
