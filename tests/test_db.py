@@ -539,6 +539,17 @@ def test_a_partition_filter_reads_only_its_folders(make_ctx, lake):
     assert len({key for key, _, _ in counter.reads} - scanned) <= 1
 
 
+@emulator_only
+def test_a_streamed_scan_keeps_twice_the_transfer_concurrency_in_flight(make_ctx, lake):
+    """Arrow reads a file's ranges one after another, so a streamed scan gets twice
+    WORKER_TRANSFER_CONCURRENCY IO threads (pyarrow's pool is process-wide, never shrunk)."""
+    seed_sales(lake, files=2)
+    ctx = make_ctx(WORKER_TRANSFER_CONCURRENCY="13")
+    streamed = ctx.lake.dataset("raw/sales", stage=False)
+    assert ctx.sql("select count(*) from s", s=streamed).fetchall() == [(400,)]
+    assert pa.io_thread_count() >= 26
+
+
 def test_how_each_dataset_is_read(make_ctx, lake):
     seed_sales(lake, files=2)
     lake.seed("raw/people.csv", b"name,age\nada,36\nbob,41\n")
