@@ -227,7 +227,7 @@ def test_a_ranged_read_cut_off_is_fetched_again(emulators, emulator_environ, kin
     assert store.read_bytes("in/data.bin", 1000, 2 << 20) == data[1000:1000 + (2 << 20)]
     assert emulators.counts("lake")["read"] == 3
     emulators.fault("lake", "read", kind, times=None)
-    with pytest.raises(RetryableError, match="after the SDK's retries"):
+    with pytest.raises(RetryableError, match="after the retries"):
         store.read_bytes("in/data.bin", 0, 1 << 20)
     store.close()
 
@@ -264,7 +264,7 @@ def test_a_dropped_connection_that_persists_is_retryable(emulators, emulator_env
     store = open_store(config.lake_url, config=config)
     store.write_bytes("x.txt", b"x")
     emulators.fault("lake", "get_properties", "drop", times=None)
-    with pytest.raises(RetryableError, match="after the SDK's retries"):
+    with pytest.raises(RetryableError, match="after the retries"):
         store.info("x.txt")
     store.close()
 

@@ -54,7 +54,7 @@ def connection_error(error: BaseException, service: str, setting: str,
         return ConfigError(f"{service}: the host name does not resolve; check {setting}",
                            code="config.dns")
     return RetryableError(
-        f"{service} failed after the SDK's retries: {type(error).__name__}: "
+        f"{service} failed after the retries: {type(error).__name__}: "
         f"{first_line(error)}")
 
 

@@ -1,7 +1,7 @@
 """The Data Lake Gen2 store: ``ctx.lake`` on Azure (or the loopback emulator).
 
-Its calls go out as plain REST requests through azure-core's pipeline
-(:mod:`worker.lake.rest`), one per store, shared by every thread, authenticated with the
+Its calls go out as plain REST requests (:mod:`worker.lake.rest`) over urllib3
+(:mod:`worker.lake.http`), one pool per store, shared by every thread, authenticated with the
 process's credential (``worker.identity``). Only big uploads use the storage SDK
 (:mod:`worker.lake.sdk`), imported then. Errors become builtin ones here, in
 :func:`_translate`, so handlers never see ``azure.core.exceptions``:
@@ -18,8 +18,9 @@ process's credential (``worker.identity``). Only big uploads use the storage SDK
 | 408, 429, 5xx, connection errors    | RetryableError (exit 3)                              |
 | untrusted certificate, unknown host | ConfigError (exit 2)                                 |
 
-Retries are azure-core's and the storage SDK's own policies, with ``retry_total`` retries and
-sleeps of ``retry_backoff`` x 1, 2, 4 ... seconds from the configuration, 429 included.
+Retries (:mod:`worker.lake.http`'s, and the storage SDK's policy for big uploads) are
+``retry_total`` retries with sleeps of ``retry_backoff`` x 1, 2, 4 ... seconds from the
+configuration, or the service's ``Retry-After``, 429 included.
 """
 
 from __future__ import annotations
@@ -52,13 +53,12 @@ from ..errors import (
 )
 from ..identity import get_credential, identity_name, token_error
 from . import run_parallel
+from .http import is_transient
 from .store import FileInfo, RangedReader, Store, write_at
-from .transport import BACKOFF_MAX, make_transport
 
 READ_ROLE = "Storage Blob Data Reader"
 WRITE_ROLE = "Storage Blob Data Contributor"
 _DFS_SUFFIX = ".dfs.core.windows.net"
-_TRANSIENT = {408, 429, 500, 502, 503, 504}
 
 
 class AzureStore(Store):
@@ -107,17 +107,16 @@ class AzureStore(Store):
         use: a third to a half of the client CPU of the SDK's per call."""
         with self._lock:
             if self._rest is None:
+                from .http import LakeHttp
                 from .rest import LakeRest
 
-                self._rest = LakeRest(
-                    f"{_blob_url(self.account_url)}/{quote(self.filesystem)}",
-                    f"{self.account_url}/{quote(self.filesystem)}",
-                    get_credential(self.config),
-                    make_transport(self.config.transfer_concurrency
-                                   * self.config.lake_file_concurrency,
-                                   self.config.environ, self.account_url),
-                    self.config.retry_total, self.config.retry_backoff, BACKOFF_MAX,
-                )
+                http = LakeHttp(get_credential(self.config),
+                                self.config.transfer_concurrency
+                                * self.config.lake_file_concurrency,
+                                self.config.environ, self.account_url,
+                                self.config.retry_total, self.config.retry_backoff)
+                self._rest = LakeRest(f"{_blob_url(self.account_url)}/{quote(self.filesystem)}",
+                                      f"{self.account_url}/{quote(self.filesystem)}", http)
             return self._rest
 
     def close(self) -> None:
@@ -375,9 +374,9 @@ def _translate(error: Exception, store: AzureStore, action: str, key: str,
         return FileExistsError(f"{where} already exists ({reason})")
     if status == 409 and code == "DirectoryNotEmpty":
         return OSError(errno.ENOTEMPTY, f"folder {where} is not empty; use recursive=True")
-    if status in _TRANSIENT or (status or 0) >= 506:
+    if status and is_transient(status):
         return RetryableError(
-            f"lake {action} of {where} failed after the SDK's retries: {reason}"
+            f"lake {action} of {where} failed after the retries: {reason}"
         )
     return OSError(f"lake {action} of {where} failed: {reason}: {first_line(error)}")
 

@@ -1,20 +1,17 @@
-"""The lake's calls as plain REST requests through azure-core's pipeline: ranged reads (Get
-Blob), small writes (Put Blob), renames (Path Create with a rename source), listings (List
-Paths), properties (Get Blob Properties), folders made (Path Create) and deletes (Path Delete).
+"""The lake's calls as plain REST requests: ranged reads (Get Blob), small writes (Put Blob),
+renames (Path Create with a rename source), listings (List Paths), properties (Get Blob
+Properties), folders made (Path Create) and deletes (Path Delete).
 
 The storage SDK builds a client per call (a generated client for the path, options merged,
 the response deserialised into properties, for reads a downloader and a second pass over the
 body): per small file that costs more client CPU than moving its bytes (a Get Blob 2-3 ms
-through the SDK against 0.9 ms here; a Put Blob 1.6 against 1.0 ms; a rename 2.0 against
-1.0 ms, Python 3.8). A task moving hundreds of files, or staging a query's column chunks,
-pays that on the node's two cores, so these calls go out as the REST call itself
-through azure-core's ``PipelineClient``, the layer the storage SDK is built on: the lake's
-transport (connection pool, TLS, timeouts), the process's credential through
-``BearerTokenCredentialPolicy``, and azure-core's ``RetryPolicy`` with the worker's retry
-settings (which also retries 429 after its ``Retry-After``). A read body that breaks off
-midway is fetched again, as the SDK's downloader does. A task that lists, reads, writes
-small files and commits thus never imports the storage SDK: about 0.3 s of its start on
-Python 3.8 (only big uploads use it, :mod:`worker.lake.sdk`).
+through the SDK, a Put Blob 1.6 ms, a rename 2.0 ms on Python 3.8). A task moving hundreds of
+files, or staging a query's column chunks, pays that on the node's two cores, so these calls
+are the REST call itself, sent by :class:`worker.lake.http.LakeHttp` (bare urllib3, the
+process's token, the worker's retries). A read body that breaks off midway is fetched again,
+as the SDK's downloader does. A task that lists, reads, writes small files and commits thus
+never imports the storage SDK: about 0.3 s of its start on Python 3.8 (only big uploads use
+it, :mod:`worker.lake.sdk`).
 
 Failures are azure-core's own exceptions, carrying the service's status and error code, so
 :func:`worker.lake.azure._translate` turns them into the same errors as the SDK's.
@@ -24,15 +21,12 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from email.utils import parsedate_to_datetime
 from typing import Any, Dict, Iterator, Optional, Tuple
 from urllib.parse import quote, urlencode
 
-#: The OAuth scope of Azure Storage, as the storage SDK asks for it.
-STORAGE_SCOPE = "https://storage.azure.com/.default"
-#: The REST API version of every call (the storage SDK of the lock files supports it too).
-API_VERSION = "2025-05-05"
+from .http import Answer, LakeHttp
+
 _PAGE = 5000  # paths per List Paths answer, the service's maximum
 
 
@@ -41,30 +35,11 @@ class LakeRest:
     is its Blob endpoint, ``filesystem_url`` its DFS endpoint (the same host on the
     emulator)."""
 
-    def __init__(self, container_url: str, filesystem_url: str, credential: Any,
-                 transport: Any, retry_total: int, retry_backoff: float,
-                 backoff_max: float) -> None:
-        from azure.core import PipelineClient
-        from azure.core.pipeline.policies import (
-            BearerTokenCredentialPolicy,
-            HeadersPolicy,
-            RequestIdPolicy,
-            RetryPolicy,
-        )
-
+    def __init__(self, container_url: str, filesystem_url: str, http: LakeHttp) -> None:
         self._base = container_url.rstrip("/")
         self._dfs = filesystem_url.rstrip("/")
         self._filesystem = self._dfs.rsplit("/", 1)[1]
-        self._retry_total = retry_total
-        self._retry_backoff = retry_backoff
-        self._backoff_max = backoff_max
-        self._client = PipelineClient(self._base, transport=transport, policies=[
-            RequestIdPolicy(),  # x-ms-client-request-id: what support asks for
-            HeadersPolicy({"x-ms-version": API_VERSION}),
-            RetryPolicy(retry_total=retry_total, retry_backoff_factor=retry_backoff,
-                        retry_backoff_max=backoff_max),
-            BearerTokenCredentialPolicy(credential, STORAGE_SCOPE),
-        ])
+        self._http = http
 
     def read(self, path: str, offset: int, length: int, etag: Optional[str] = None) -> bytes:
         """Bytes ``offset`` to ``offset + length`` of ``path`` (fewer at the end of the file,
@@ -75,31 +50,14 @@ class LakeRest:
                   etag: Optional[str] = None) -> Tuple[bytes, int, Optional[str]]:
         """Like :meth:`read`, and also the file's size and etag, from the same response:
         the first piece of a download says how many more there are and pins their version."""
-        from azure.core.exceptions import IncompleteReadError, ServiceResponseError
-        from azure.core.rest import HttpRequest
-
-        url = f"{self._base}/{_quote(path)}"
         headers = {"Range": f"bytes={offset}-{offset + length - 1}"}
         if etag:
             headers["If-Match"] = f'"{etag}"'
-        broken = 0
-        while True:
-            response = self._client.send_request(HttpRequest("GET", url, headers=headers),
-                                                 stream=True)
-            try:
-                if response.status_code == 416:  # at or past the end (an empty file: 0 of 0)
-                    return b"", _total_size(response, 0), _etag(response)
-                if response.status_code not in (200, 206):
-                    raise _http_error(response)
-                data = response.read()
-                return data, _total_size(response, offset + len(data)), _etag(response)
-            except (ServiceResponseError, IncompleteReadError) as e:
-                broken += 1  # the connection broke mid-body: the retry policy saw a 206
-                if broken > self._retry_total:
-                    raise ServiceResponseError(f"{e} ({broken} times)", error=e) from e
-                time.sleep(min(self._backoff_max, self._retry_backoff * 2 ** (broken - 1)))
-            finally:
-                response.close()
+        answer = self._http.send("GET", f"{self._base}/{_quote(path)}", headers,
+                                 ok=(200, 206, 416))
+        if answer.status == 416:  # at or past the end (an empty file: 0 of 0)
+            return b"", _total_size(answer, 0), _etag(answer)
+        return answer.body, _total_size(answer, offset + len(answer.body)), _etag(answer)
 
     def put(self, path: str, data: bytes, md5: Optional[str] = None,
             exclusive: bool = False) -> None:
@@ -124,12 +82,12 @@ class LakeRest:
     def properties(self, path: str) -> Dict[str, Any]:
         """Get Blob Properties of a file or folder: ``size``, ``etag``, ``modified`` (epoch
         seconds or None), ``is_dir``, ``md5`` (hex or None)."""
-        response = self._send("HEAD", f"{self._base}/{_quote(path)}", {}, b"", 200)
-        headers = response.headers
+        answer = self._send("HEAD", f"{self._base}/{_quote(path)}", {}, b"", 200)
+        headers = answer.headers
         md5 = headers.get("Content-MD5")
         return {
             "size": int(headers.get("Content-Length") or 0),
-            "etag": _etag(response),
+            "etag": _etag(answer),
             "modified": _timestamp(headers.get("Last-Modified")),
             "is_dir": (headers.get("x-ms-meta-hdi_isfolder") or "").lower() == "true",
             "md5": base64.b64decode(md5).hex() if md5 else None,
@@ -146,8 +104,8 @@ class LakeRest:
         while True:
             if continuation:
                 query["continuation"] = continuation
-            response = self._send("GET", f"{self._dfs}?{urlencode(query)}", {}, b"", 200)
-            for entry in json.loads(response.text() or "{}").get("paths", []):
+            answer = self._send("GET", f"{self._dfs}?{urlencode(query)}", {}, b"", 200)
+            for entry in json.loads(answer.body or b"{}").get("paths", []):
                 yield {
                     "name": entry["name"],
                     "size": int(entry.get("contentLength") or 0),
@@ -155,7 +113,7 @@ class LakeRest:
                     "etag": (entry.get("etag") or "").strip('"') or None,
                     "modified": _timestamp(entry.get("lastModified")),
                 }
-            continuation = response.headers.get("x-ms-continuation")
+            continuation = answer.headers.get("x-ms-continuation")
             if not continuation:
                 return
 
@@ -176,46 +134,20 @@ class LakeRest:
             query["continuation"] = continuation
 
     def _send(self, method: str, url: str, headers: Dict[str, str], body: bytes,
-              expected: int) -> Any:
-        from azure.core.rest import HttpRequest
-
-        response = self._client.send_request(
-            HttpRequest(method, url, headers=headers, content=body))
-        if response.status_code != expected:
-            raise _http_error(response)
-        return response
+              expected: int) -> Answer:
+        return self._http.send(method, url, headers, body, ok=(expected,))
 
     def close(self) -> None:
-        self._client.close()
+        self._http.close()
 
 
 def _quote(path: str) -> str:
     return quote(path, safe="~/")
 
 
-def _http_error(response: Any) -> Exception:
-    """azure-core's error for a failed call, with the service's error code on it."""
-    from azure.core.exceptions import (
-        ClientAuthenticationError,
-        HttpResponseError,
-        ResourceNotFoundError,
-    )
-
-    response.read()
-    kind = {401: ClientAuthenticationError, 403: ClientAuthenticationError,
-            404: ResourceNotFoundError}.get(response.status_code, HttpResponseError)
-    error = kind(response=response)
-    error.error_code = _error_code(response)
-    return error
-
-
-def _error_code(response: Any) -> Optional[str]:
-    return response.headers.get("x-ms-error-code")
-
-
-def _total_size(response: Any, default: int) -> int:
+def _total_size(answer: Answer, default: int) -> int:
     """The file's size from ``Content-Range: bytes 0-99/1234`` (or ``bytes */1234``)."""
-    total = (response.headers.get("Content-Range") or "").rpartition("/")[2]
+    total = (answer.headers.get("Content-Range") or "").rpartition("/")[2]
     return int(total) if total.isdigit() else default
 
 
@@ -227,6 +159,6 @@ def _timestamp(value: Optional[str]) -> Optional[float]:
         return None
 
 
-def _etag(response: Any) -> Optional[str]:
-    value = response.headers.get("ETag")
+def _etag(answer: Answer) -> Optional[str]:
+    value = answer.headers.get("ETag")
     return value.strip('"') if value else None

@@ -12,12 +12,12 @@ honouring ``Retry-After``, so one throttled request does not fail a task.
 
 from __future__ import annotations
 
-import random
 from typing import Any, Optional
 
 from azure.storage.filedatalake import ExponentialRetry
 
-from .transport import BACKOFF_MAX, make_transport
+from .http import retry_after_seconds
+from .transport import backoff_sleep, make_transport
 
 
 class BatchRetry(ExponentialRetry):
@@ -33,7 +33,7 @@ class BatchRetry(ExponentialRetry):
         return self._sleep(settings["count"])
 
     def _sleep(self, count: int) -> float:
-        return min(BACKOFF_MAX, self.backoff * 2 ** max(0, count - 1)) * random.uniform(0.8, 1.2)
+        return backoff_sleep(self.backoff, count)
 
     def send(self, request: Any) -> Any:
         """The storage policy's retries, and around them retries of 429 Too Many Requests
@@ -56,11 +56,7 @@ class BatchRetry(ExponentialRetry):
 
 def retry_after(response: Any) -> Optional[float]:
     """Seconds from a ``Retry-After`` header (at most the backoff cap), if it has one."""
-    value = response.http_response.headers.get("Retry-After", "")
-    try:
-        return min(BACKOFF_MAX, max(0.0, float(value)))
-    except ValueError:
-        return None
+    return retry_after_seconds(response.http_response.headers)
 
 
 def client_options(config, account_url: str) -> dict:

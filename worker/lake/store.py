@@ -2,7 +2,7 @@
 
 A store works on keys (normalised paths relative to the lake root, ``""`` for the root) and
 raises builtin errors: ``FileNotFoundError``, ``FileExistsError``, ``PermissionError``,
-or ``worker.RetryableError`` for transient failures that outlived the SDK's retries. The
+or ``worker.RetryableError`` for transient failures that outlived the retries. The
 facade in ``worker.lake`` adds path safety, staging and commit, parallelism and Arrow.
 """
 

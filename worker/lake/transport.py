@@ -1,11 +1,11 @@
-"""The HTTP transport of every lake client: one requests session per store, its pool as big as
-the store's parallelism, bodies read in big blocks, the storage SDK's timeouts.
-
-Both the plain REST calls (:mod:`worker.lake.rest`) and, when a task needs them, the storage
-SDK's clients (:mod:`worker.lake.sdk`) send through it.
+"""The HTTP transport of the storage SDK's clients (:mod:`worker.lake.sdk`, big uploads): one
+requests session per store, its pool as big as the store's parallelism, bodies read in big
+blocks, the storage SDK's timeouts; and the sleeps between retries of every lake call.
 """
 
 from __future__ import annotations
+
+import random
 
 from ..connection import ca_bundle
 
@@ -13,6 +13,12 @@ BACKOFF_MAX = 60.0  # the longest sleep between two retries, in seconds
 _BLOCK = 256 * 1024  # bytes read from the socket at a time (the storage SDK's value)
 _CONNECT_TIMEOUT = 20.0  # the storage SDK's defaults
 _READ_TIMEOUT = 60.0
+
+
+def backoff_sleep(backoff: float, retry: int) -> float:
+    """Seconds to sleep before retry number ``retry`` (1, 2, ...): ``backoff * 2**(retry-1)``,
+    +-20 % jitter (so threads throttled together come back apart), at most 60 s."""
+    return min(BACKOFF_MAX, backoff * 2 ** max(0, retry - 1)) * random.uniform(0.8, 1.2)
 
 
 def make_transport(pool_size: int, environ, account_url: str):
