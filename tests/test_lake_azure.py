@@ -4,6 +4,11 @@ errors at the boundary, one credential per process. Against the emulator, real S
 from __future__ import annotations
 
 import os
+import select
+import socket
+import socketserver
+import threading
+import time
 
 import pytest
 
@@ -303,3 +308,113 @@ def test_listings_follow_the_continuation_page_by_page(emulators, emulator_envir
     with pytest.raises(FileNotFoundError, match="'none'"):
         list(store.list("none", recursive=False))
     store.close()
+
+
+class CountingCredential:
+    """The real managed-identity credential, counting its calls; with ``lifetime`` the tokens
+    it hands out claim to expire that many seconds from now (the emulator still accepts them:
+    they are the real ones)."""
+
+    def __init__(self, credential, lifetime=None):
+        self.credential = credential
+        self.lifetime = lifetime
+        self.calls = 0
+
+    def get_token(self, *scopes, **kwargs):
+        from azure.core.credentials import AccessToken
+
+        self.calls += 1
+        token = self.credential.get_token(*scopes, **kwargs)
+        if self.lifetime is None:
+            return token
+        return AccessToken(token.token, int(time.time()) + self.lifetime)
+
+
+def rest_with(credential, config):
+    from worker.lake.azure import _blob_url
+    from worker.lake.http import LakeHttp
+    from worker.lake.rest import LakeRest
+
+    account_url, filesystem, _ = parse_lake_url(config.lake_url)
+    http = LakeHttp(credential, 8, config.environ, account_url, config.retry_total,
+                    config.retry_backoff)
+    return LakeRest(f"{_blob_url(account_url)}/{filesystem}", f"{account_url}/{filesystem}", http)
+
+
+@pytest.mark.parametrize("lifetime, calls", [(None, 1), (3600, 1), (200, 5)])
+def test_the_token_is_asked_for_once_until_five_minutes_before_it_expires(
+        emulators, emulator_environ, lifetime, calls):
+    config = azure_config(emulator_environ)
+    filesystem = config.lake_url.rsplit("/", 1)[1]
+    emulators.seed_file(filesystem, "t.bin", b"0123456789")
+    credential = CountingCredential(get_credential(config), lifetime)
+    rest = rest_with(credential, config)
+    for i in range(5):
+        assert rest.read("t.bin", i, 2) == b"0123456789"[i:i + 2]
+    assert credential.calls == calls
+    rest.close()
+
+
+def test_a_throttled_read_waits_for_its_retry_after(emulators, emulator_environ):
+    store = ranged_store(emulators, emulator_environ, b"abc")  # no backoff of its own (FAST)
+    emulators.fault("lake", "read", "status", status=429, retry_after=0.4, times=1)
+    started = time.monotonic()
+    assert store.read_bytes("in/data.bin", 0, 3) == b"abc"
+    assert time.monotonic() - started >= 0.4
+    assert emulators.counts("lake")["read"] == 2
+    store.close()
+
+
+class ConnectProxy(socketserver.ThreadingTCPServer):
+    """A real HTTPS proxy on loopback: answers CONNECT host:port, then relays bytes both
+    ways; ``tunnels`` lists the targets it was asked for."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self):
+        self.tunnels = []
+        super().__init__(("127.0.0.1", 0), ConnectHandler)
+
+
+class ConnectHandler(socketserver.StreamRequestHandler):
+    def handle(self):
+        target = self.rfile.readline().split()[1].decode()
+        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+            pass
+        self.server.tunnels.append(target)
+        host, port = target.rsplit(":", 1)
+        with socket.create_connection((host, int(port))) as upstream:
+            self.wfile.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            self.wfile.flush()
+            ends = [self.connection, upstream]
+            while True:
+                readable, _, _ = select.select(ends, [], [], 5)
+                if not readable:
+                    return
+                for end in readable:
+                    data = end.recv(65536)
+                    if not data:
+                        return
+                    (upstream if end is self.connection else self.connection).sendall(data)
+
+
+def test_the_lake_is_reached_through_the_environments_https_proxy(
+        emulators, emulator_environ, monkeypatch):
+    data = b"through the proxy"
+    with ConnectProxy() as proxy:
+        threading.Thread(target=proxy.serve_forever, daemon=True).start()
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        store = ranged_store(emulators, emulator_environ, data)
+        assert store.read_bytes("in/data.bin", 0, len(data)) == data
+        store.close()
+        host = parse_lake_url(store.url)[0].split("//")[1].split("/")[0]
+        assert proxy.tunnels == [host]
+        monkeypatch.setenv("NO_PROXY", host.split(":")[0])  # the host bypasses it
+        store = ranged_store(emulators, emulator_environ, data)
+        assert store.read_bytes("in/data.bin", 0, len(data)) == data
+        store.close()
+        assert proxy.tunnels == [host]
+        proxy.shutdown()
