@@ -110,15 +110,29 @@ def test_plain_pip_installs_the_locks_from_23_3_and_older_pips_with_no_deps(tmp_
     assert no_deps.returncode == 0, no_deps.stderr
 
 
-def test_every_lock_pin_lies_in_its_pyproject_range():
-    """The ranges are what CI tests: each lock (its low and high end) must satisfy them."""
-    from packaging.requirements import Requirement
-
+def pyproject() -> dict:
     try:
         import tomllib
     except ImportError:  # Python < 3.11
         import tomli as tomllib
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+
+
+def test_the_doctor_checks_every_runtime_dependency():
+    from packaging.requirements import Requirement
+
+    from worker.doctor import RUNTIME_MODULES
+
+    project = pyproject()
+    assert {Requirement(r).name for r in project["dependencies"]} == {
+        dist for _, dist in RUNTIME_MODULES}
+
+
+def test_every_lock_pin_lies_in_its_pyproject_range():
+    """The ranges are what CI tests: each lock (its low and high end) must satisfy them."""
+    from packaging.requirements import Requirement
+
+    project = pyproject()
     requirements = [Requirement(r) for r in project["dependencies"]]
     requirements += [Requirement(r) for r in project["optional-dependencies"]["dev"]]
     for lock in ("py38", "py311"):

@@ -26,6 +26,8 @@ RUNTIME_MODULES: List[Tuple[str, str]] = [
     ("duckdb", "duckdb"),
     ("pyarrow", "pyarrow"),
     ("tqdm", "tqdm"),
+    ("urllib3", "urllib3"),
+    ("certifi", "certifi"),
 ]
 
 #: Rough import times in ms on a node (Python 3.8), measured alone: the scheduling order.
@@ -37,6 +39,8 @@ IMPORT_COST = {
     "azure.core": 170,
     "duckdb": 80,
     "tqdm": 80,
+    "urllib3": 50,
+    "certifi": 5,
 }
 
 
