@@ -45,7 +45,7 @@ def test_a_stopped_emulator_is_named_at_once_and_nothing_waits_on_the_sdk(tmp_pa
     # no SDK call was made, so none could retry: tokens, lake and vault are skipped
     assert "--  tokens: not requested: the identity endpoint does not answer" in out
     assert "not checked: it cannot be reached" in out
-    assert out.strip().endswith("doctor: 3 of 11 checks FAILED (see above)")
+    assert out.strip().endswith("doctor: 3 of 13 checks FAILED (see above)")
     assert proc.stderr == ""  # no SDK warnings, no tracebacks
 
 
@@ -58,7 +58,7 @@ def test_the_credential_is_named_with_nothing_configured_and_nothing_claimed(tmp
     assert "--  tokens: not requested: neither a lake on Azure nor a vault is configured" in out
     last = out.strip().splitlines()[-1]
     assert "all checks passed" not in last
-    assert last == ("doctor: 9 checks passed; not configured, so not checked: the lake "
+    assert last == ("doctor: 11 checks passed; not configured, so not checked: the lake "
                     "(WORKER_LAKE_URL), Key Vault (WORKER_VAULT_URL)")
 
 

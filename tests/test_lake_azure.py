@@ -18,7 +18,7 @@ from worker.errors import ConfigError
 from worker.identity import describe_credential, get_credential
 from worker.lake import Lake, open_store
 from worker.lake.azure import AzureStore, FileSystemNotFound, parse_lake_url
-from worker.lake.sdk import BatchRetry
+from worker.lake.http import backoff_sleep
 
 FAST = {"WORKER_RETRY_BACKOFF": "0", "WORKER_RETRY_TOTAL": "2"}
 
@@ -55,12 +55,10 @@ def test_bad_lake_urls_are_configuration_errors(url, message):
     assert "sig=abc" not in str(caught.value)
 
 
-def test_retry_policy_sleeps_are_short_and_doubling():
-    policy = BatchRetry(backoff=1.0, retry_total=5)
-    sleeps = [policy.get_backoff_time({"count": n}) for n in range(1, 6)]
-    for sleep, base in zip(sleeps, [1, 2, 4, 8, 16]):
-        assert 0.8 * base <= sleep <= 1.2 * base
-    assert policy.total_retries == 5
+def test_retry_sleeps_are_short_and_doubling():
+    for n in range(1, 9):  # 1, 2, 4 ... 64, 128 s +-20%, at most 60
+        base = 2 ** (n - 1)
+        assert min(60, 0.8 * base) <= backoff_sleep(1.0, n) <= min(60, 1.2 * base)
 
 
 def test_one_credential_per_process_shared_by_clients(emulator_environ):
@@ -126,7 +124,7 @@ def test_a_missing_file_system_is_named(emulator_environ):
         list(store.list("", recursive=False))
 
 
-def test_a_transient_fault_is_retried_by_the_sdk(emulators, emulator_environ):
+def test_a_transient_fault_is_retried(emulators, emulator_environ):
     config = azure_config(emulator_environ)
     lake = Lake(open_store(config.lake_url, config=config), "run")
     lake.write_text("x.txt", "x")
@@ -418,3 +416,35 @@ def test_the_lake_is_reached_through_the_environments_https_proxy(
         store.close()
         assert proxy.tunnels == [host]
         proxy.shutdown()
+
+
+def test_a_big_upload_is_a_create_appends_in_parallel_and_a_flush(
+        emulators, emulator_environ, tmp_path):
+    """Over WORKER_LAKE_CHUNK_SIZE: Path Create, one append per piece, a flush that records
+    the Content-MD5; an append that fails transiently is sent again to the same place."""
+    import hashlib
+
+    config = azure_config(emulator_environ, WORKER_LAKE_CHUNK_SIZE="65536",
+                          WORKER_LAKE_FILE_CONCURRENCY="4")
+    store = open_store(config.lake_url, config=config)
+    data = os.urandom(5 * 65536 + 7)
+    (tmp_path / "big.bin").write_bytes(data)
+    md5 = hashlib.md5(data).hexdigest()
+    emulators.reset_counts()
+    store.upload_file(str(tmp_path / "big.bin"), "up/big.bin", md5)
+    assert emulators.counts("lake") == {"create": 1, "append": 6, "flush": 1}
+    assert store.read_bytes("up/big.bin") == data
+    assert store.content_md5("up/big.bin") == md5
+    emulators.fault("lake", "append", "status", status=503, times=1)
+    emulators.fault("lake", "append", "drop", times=1)  # (WORKER_RETRY_TOTAL=2)
+    emulators.reset_counts()
+    store.write_bytes("up/again.bin", data[::-1])  # from memory, no hash known yet
+    assert emulators.counts("lake") == {"create": 1, "append": 8, "flush": 1}
+    assert store.read_bytes("up/again.bin") == data[::-1]
+    assert store.content_md5("up/again.bin") is None
+    store.set_content_md5("up/again.bin", hashlib.md5(data[::-1]).hexdigest())
+    assert store.content_md5("up/again.bin") == hashlib.md5(data[::-1]).hexdigest()
+    emulators.fault("lake", "append", "status", status=503, times=None)
+    with pytest.raises(RetryableError, match="'up/never.bin'.*503"):
+        store.upload_file(str(tmp_path / "big.bin"), "up/never.bin")
+    store.close()

@@ -4,6 +4,7 @@ committed on failure or SIGTERM, secrets redacted everywhere, transient faults -
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -144,13 +145,16 @@ def test_doctor_names_the_failing_check_and_the_fix(env):
     assert "checks FAILED (see above)" in proc.stdout
 
 
-def test_a_task_of_small_files_never_imports_the_storage_sdk(tmp_path, env):
-    """Listing, reading, downloading, small writes, deletes and the commit (claim, record,
-    renames, clean-up) are plain REST calls: the storage SDK, about 0.3 s of a task's start
-    on Python 3.8, is not loaded (a big upload would load it)."""
+def test_a_task_never_imports_the_storage_sdk(tmp_path, env):
+    """Listing, reading, downloading, small and big writes, deletes and the commit (claim,
+    record, renames, clean-up) are plain REST calls: the storage SDK, about 0.3 s of a
+    task's start on Python 3.8, is not loaded."""
     (tmp_path / "up").mkdir()
     for name in ("a.csv", "b.csv"):
         (tmp_path / "up" / name).write_text(name)
+    big = os.urandom(200 * 1024)  # several pieces of the chunk size below
+    (tmp_path / "up" / "big.bin").write_bytes(big)
+    env = dict(env, WORKER_LAKE_CHUNK_SIZE="65536")
     code = f"""
 import sys
 from worker.config import Config
@@ -161,16 +165,20 @@ lake.upload({str(tmp_path / "up")!r}, "in/up")
 lake.commit()
 assert lake.exists("in/x.txt") and lake.info("in/up").is_dir
 assert sorted(f.path for f in lake.ls("in", recursive=True)) == [
-    "in/up", "in/up/a.csv", "in/up/b.csv", "in/x.txt"]
+    "in/up", "in/up/a.csv", "in/up/b.csv", "in/up/big.bin", "in/x.txt"]
 assert lake.read_bytes("in/up/a.csv") == b"a.csv"
+assert lake.read_bytes("in/up/big.bin") == open({str(tmp_path / "up" / "big.bin")!r}, "rb").read()
 lake.download("in/up", {str(tmp_path / "down")!r})
 lake.delete("in/x.txt")
 lake.write_bytes("out/y.bin", b"y" * 1000)
+lake.write_bytes("out/z.bin", b"z" * 300000)
 lake.commit()
 assert not lake.exists("in/x.txt") and lake.read_bytes("out/y.bin") == b"y" * 1000
+assert lake.read_bytes("out/z.bin") == b"z" * 300000
 print(sorted(m for m in sys.modules if m.startswith("azure.storage")))
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]"
-    assert sorted(p.name for p in (tmp_path / "down").iterdir()) == ["a.csv", "b.csv"]
+    assert sorted(p.name for p in (tmp_path / "down").iterdir()) == ["a.csv", "b.csv", "big.bin"]
+    assert (tmp_path / "down" / "big.bin").read_bytes() == big

@@ -2,9 +2,8 @@
 
 Its calls go out as plain REST requests (:mod:`worker.lake.rest`) over urllib3
 (:mod:`worker.lake.http`), one pool per store, shared by every thread, authenticated with the
-process's credential (``worker.identity``). Only big uploads use the storage SDK
-(:mod:`worker.lake.sdk`), imported then. Errors become builtin ones here, in
-:func:`_translate`, so handlers never see ``azure.core.exceptions``:
+process's credential (``worker.identity``); the storage SDK is not used. Errors become
+builtin ones here, in :func:`_translate`, so handlers never see ``azure.core.exceptions``:
 
 | service answer                      | raised                                               |
 |-------------------------------------|------------------------------------------------------|
@@ -18,9 +17,9 @@ process's credential (``worker.identity``). Only big uploads use the storage SDK
 | 408, 429, 5xx, connection errors    | RetryableError (exit 3)                              |
 | untrusted certificate, unknown host | ConfigError (exit 2)                                 |
 
-Retries (:mod:`worker.lake.http`'s, and the storage SDK's policy for big uploads) are
-``retry_total`` retries with sleeps of ``retry_backoff`` x 1, 2, 4 ... seconds from the
-configuration, or the service's ``Retry-After``, 429 included.
+Retries (:mod:`worker.lake.http`'s) are ``retry_total`` retries with sleeps of
+``retry_backoff`` x 1, 2, 4 ... seconds from the configuration, or the service's
+``Retry-After``, 429 included.
 """
 
 from __future__ import annotations
@@ -73,8 +72,6 @@ class AzureStore(Store):
         self.filesystem = filesystem
         self.prefix = prefix.strip("/")
         self.url = url or f"{account_url}/{filesystem}/{self.prefix}".rstrip("/")
-        self._service: Any = None
-        self._fs: Any = None
         self._rest: Any = None
         self._lock = threading.Lock()
         self._made_dirs: Set[str] = set()
@@ -90,21 +87,9 @@ class AzureStore(Store):
     # -- clients -------------------------------------------------------------------------
 
     @property
-    def client(self):
-        """The storage SDK's file-system client, for big uploads (created on first use)."""
-        with self._lock:
-            if self._fs is None:
-                from .sdk import file_system_client
-
-                self._service, self._fs = file_system_client(
-                    self.config, self.account_url, self.filesystem,
-                    get_credential(self.config))
-            return self._fs
-
-    @property
     def rest(self):
-        """Every other call as a plain REST request (``worker.lake.rest``), created on first
-        use: a third to a half of the client CPU of the SDK's per call."""
+        """The lake's calls as plain REST requests (``worker.lake.rest``), created on first
+        use: a third to a half of the client CPU of the storage SDK's per call."""
         with self._lock:
             if self._rest is None:
                 from .http import LakeHttp
@@ -121,19 +106,15 @@ class AzureStore(Store):
 
     def close(self) -> None:
         with self._lock:
-            for client in (self._service, self._rest):
-                if client is not None:
-                    client.close()
-            self._service = self._fs = self._rest = None
+            if self._rest is not None:
+                self._rest.close()
+            self._rest = None
 
     def _path(self, key: str) -> str:
         return "/".join(p for p in (self.prefix, key) if p)
 
     def _key(self, path: str) -> str:
         return path[len(self.prefix) + 1:] if self.prefix else path
-
-    def _file(self, key: str):
-        return self.client.get_file_client(self._path(key))
 
     @contextmanager
     def _errors(self, action: str, key: str, write: bool = False) -> Iterator[None]:
@@ -204,7 +185,7 @@ class AzureStore(Store):
             if len(data) <= self.config.lake_chunk_size:
                 self._put_small(key, data, md5)
                 return
-            self._file(key).upload_data(data, overwrite=True, **self._upload_options(md5))
+            self._upload_pieces(key, len(data), lambda start, n: data[start:start + n], md5)
 
     def put_exclusive(self, key: str, data: bytes) -> None:
         with self._errors("write", key, write=True):
@@ -218,17 +199,18 @@ class AzureStore(Store):
             with self._errors("write", key, write=True):
                 self._put_small(key, data, md5)
             return
-        with self._errors("write", key, write=True), open(local_path, "rb") as f:
-            self._file(key).upload_data(f, length=size, overwrite=True,
-                                        **self._upload_options(md5))
+        fd = os.open(local_path, os.O_RDONLY)
+        try:
+            with self._errors("write", key, write=True):
+                self._upload_pieces(key, size, lambda start, n: os.pread(fd, n, start), md5)
+        finally:
+            os.close(fd)
 
     def set_content_md5(self, key: str, md5: str) -> None:
         """Record ``md5`` on a file uploaded before its hash was known (a big upload hashes
         while it streams)."""
-        from azure.storage.filedatalake import ContentSettings
-
         with self._errors("write", key, write=True):
-            self._file(key).set_http_headers(ContentSettings(content_md5=bytes.fromhex(md5)))
+            self.rest.set_md5(self._path(key), md5)
 
     def content_md5(self, key: str) -> Optional[str]:
         with self._errors("read", key):
@@ -236,20 +218,26 @@ class AzureStore(Store):
 
     def _put_small(self, key: str, data: bytes, md5: Optional[str]) -> None:
         """One request: Blob Put Blob, which on a hierarchical namespace creates (or
-        replaces) the file and its missing parents at once. Not ``upload_data``: it sends
-        nothing for empty data and three requests (create, append, flush) otherwise."""
+        replaces) the file and its missing parents at once (a Data Lake create, append and
+        flush would be three)."""
         self.rest.put(self._path(key), data, md5)
 
-    def _upload_options(self, md5: Optional[str]) -> dict:
-        options: Dict[str, Any] = {
-            "chunk_size": self.config.lake_chunk_size,
-            "max_concurrency": self.config.lake_file_concurrency,
-        }
-        if md5:
-            from azure.storage.filedatalake import ContentSettings
+    def _upload_pieces(self, key: str, size: int, piece: Callable[[int, int], bytes],
+                       md5: Optional[str]) -> None:
+        """A big upload: create the file, append its pieces of ``WORKER_LAKE_CHUNK_SIZE``
+        (``piece(start, length)`` reads one) ``WORKER_LAKE_FILE_CONCURRENCY`` at a time,
+        then flush them as its content (the file is empty until then: the lake facade
+        uploads into the task's staging folder, which no reader looks at). Each thread
+        reads its own piece, so memory holds only the pieces in flight."""
+        path = self._path(key)
+        chunk = self.config.lake_chunk_size
 
-            options["content_settings"] = ContentSettings(content_md5=bytes.fromhex(md5))
-        return options
+        def append(start: int) -> None:
+            self.rest.append(path, start, piece(start, min(chunk, size - start)))
+
+        self.rest.create_file(path)
+        run_parallel(append, range(0, size, chunk), self.config.lake_file_concurrency)
+        self.rest.flush(path, size, md5)
 
     def rename(self, src: str, dst: str, overwrite: bool) -> None:
         self._renaming(dst, lambda: self.rest.rename(self._path(src), self._path(dst),

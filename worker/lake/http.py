@@ -21,6 +21,7 @@ calls go out over urllib3 directly, keeping what the pipeline gave them:
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 import uuid
@@ -29,12 +30,12 @@ from urllib.parse import urlparse
 from urllib.request import getproxies_environment, proxy_bypass_environment
 
 from ..connection import ca_bundle
-from .transport import BACKOFF_MAX, backoff_sleep
 
 #: The OAuth scope of Azure Storage, as the storage SDK asks for it.
 STORAGE_SCOPE = "https://storage.azure.com/.default"
 #: The REST API version of every call (the storage SDK of the lock files supports it too).
 API_VERSION = "2025-05-05"
+BACKOFF_MAX = 60.0  # the longest sleep between two retries, in seconds
 _CONNECT_TIMEOUT = 20.0  # the storage SDK's defaults
 _READ_TIMEOUT = 60.0
 _REFRESH_BEFORE = 300  # seconds before its expiry a token is replaced (azure-core's margin)
@@ -158,6 +159,12 @@ def _connection_error(error: BaseException, retries: int) -> Exception:
     kind = ServiceResponseError if sent else ServiceRequestError
     tries = f" ({retries + 1} tries)" if retries else ""
     return kind(f"{type(error).__name__}: {error}{tries}", error=error)
+
+
+def backoff_sleep(backoff: float, retry: int) -> float:
+    """Seconds to sleep before retry number ``retry`` (1, 2, ...): ``backoff * 2**(retry-1)``,
+    +-20 % jitter (so threads throttled together come back apart), at most 60 s."""
+    return min(BACKOFF_MAX, backoff * 2 ** max(0, retry - 1) * random.uniform(0.8, 1.2))
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> Optional[float]:
