@@ -463,3 +463,22 @@ def test_a_big_upload_is_a_create_appends_in_parallel_and_a_flush(
     with pytest.raises(RetryableError, match="'up/never.bin'.*503"):
         store.upload_file(str(tmp_path / "big.bin"), "up/never.bin")
     store.close()
+
+
+def test_an_untrusted_certificate_is_a_configuration_error_at_once(
+        emulators, emulator_environ, tmp_path):
+    """Retrying cannot fix a deployment mistake: with 5 retries and 5 s of first backoff, a
+    retry would sleep at least 4 s before its second try; the error comes before that."""
+    import trustme
+
+    bundle = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(bundle))
+    config = azure_config(emulator_environ, REQUESTS_CA_BUNDLE=str(bundle),
+                          WORKER_RETRY_TOTAL="5", WORKER_RETRY_BACKOFF="5")
+    store = open_store(config.lake_url, config=config)
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match="not trusted by the CA bundle .*other-ca.pem") as caught:
+        store.read_bytes("x.bin", 0, 10)
+    assert time.monotonic() - started < 4
+    assert caught.value.exit_code == 2
+    store.close()

@@ -42,20 +42,34 @@ def connection_error(error: BaseException, service: str, setting: str,
                      environ: Mapping[str, str]) -> WorkerError:
     """Our error for a call to ``service`` that could not connect; ``setting`` names the
     variable holding its URL (for the fix)."""
-    text = " ".join(_texts(error))
-    if _has(error, ssl.SSLCertVerificationError) or any(t in text for t in _TLS_TEXT):
+    if _untrusted(error):
         bundle = ca_bundle(environ)
         where = f"the CA bundle {bundle}" if isinstance(bundle, str) else "certifi's CA bundle"
         return ConfigError(
             f"{service}: the server's TLS certificate is not trusted by {where}; set "
             "REQUESTS_CA_BUNDLE to a bundle with the CA that signed it, or fix " + setting,
             code="config.tls")
-    if _unknown_host(error) or any(t in text for t in _DNS_TEXT):
+    if _unresolved(error):
         return ConfigError(f"{service}: the host name does not resolve; check {setting}",
                            code="config.dns")
     return RetryableError(
         f"{service} failed after the retries: {type(error).__name__}: "
         f"{first_line(error)}")
+
+
+def is_misconfiguration(error: BaseException) -> bool:
+    """Whether a failure to connect is a deployment mistake that retrying cannot fix: an
+    untrusted certificate or a host name that does not resolve."""
+    return _untrusted(error) or _unresolved(error)
+
+
+def _untrusted(error: BaseException) -> bool:
+    text = " ".join(_texts(error))
+    return _has(error, ssl.SSLCertVerificationError) or any(t in text for t in _TLS_TEXT)
+
+
+def _unresolved(error: BaseException) -> bool:
+    return _unknown_host(error) or any(t in " ".join(_texts(error)) for t in _DNS_TEXT)
 
 
 def _unknown_host(error: BaseException) -> bool:

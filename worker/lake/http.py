@@ -15,6 +15,8 @@ calls go out over urllib3 directly, keeping what the pipeline gave them:
 - ``retry_total`` retries of connection failures, answers cut off midway and transient
   statuses (408, 429, 500, 502-504, 506 and up, as azure-core's ``RetryPolicy``), after the
   service's ``Retry-After`` when it gives one, else ``retry_backoff`` x 1, 2, 4 ... seconds;
+  but an untrusted certificate or a host name that does not resolve is a deployment
+  mistake, reported at once (azure-core retried those too);
 - failures raised as azure-core's exceptions, carrying the status and the service's error
   code, so :func:`worker.lake.azure._translate` maps them like the storage SDK's.
 """
@@ -29,7 +31,7 @@ from typing import Any, Collection, Mapping, NamedTuple, Optional
 from urllib.parse import urlparse
 from urllib.request import getproxies_environment, proxy_bypass_environment
 
-from ..connection import ca_bundle
+from ..connection import ca_bundle, is_misconfiguration
 
 #: The OAuth scope of Azure Storage, as the storage SDK asks for it.
 STORAGE_SCOPE = "https://storage.azure.com/.default"
@@ -76,7 +78,7 @@ class LakeHttp:
             try:
                 answer = self._send_once(method, url, headers, body)
             except (urllib3.exceptions.HTTPError, OSError) as e:
-                if retries >= self._retry_total:
+                if retries >= self._retry_total or is_misconfiguration(e):
                     raise _connection_error(e, retries) from e
                 wait = None
             else:
