@@ -1,5 +1,6 @@
-"""What only the Data Lake store has: URL forms, identities and roles, SDK retries and
-errors at the boundary, one credential per process. Against the emulator, real SDK."""
+"""What only the Data Lake store has: URL forms, identities and roles, retries and errors at
+the boundary, the token cache, the proxy, big uploads, one credential per process. Against
+the emulator over real HTTPS, with the real credential library."""
 
 from __future__ import annotations
 

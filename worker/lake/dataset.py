@@ -15,8 +15,8 @@ one of three ways (:attr:`Dataset.mode`):
 
 Staging is the default because it measures faster (``bench/bench_duckdb.py``,
 ``bench/RESULTS.md``). Under a node's network (2000 Mbit/s, 10 ms per request, Python 3.8), a
-query reading 2 of 6 columns of 1 GB in 50 files: staged with the query's ``columns=`` 3.4 s,
-whole files 5.7 s, streamed 5.9 s; of 5 GB in 250 files: 13.0 s, 25.8 s and 22.3 s. So
+query reading 2 of 6 columns of 1 GB in 50 files: staged with the query's ``columns=`` 2.8 s,
+whole files 5.7 s, streamed 5.7 s; of 5 GB in 250 files: 10.8 s, 26.3 s and 21.8 s. So
 for data several times memory, name the query's ``columns=`` or stream: staging whole files
 also writes them all to local disk (a Standard_D2a_v4's temporary disk is rated at 23 MB/s
 of writes once the page cache's dirty share of its 8 GiB fills). Arrow reads one range of a
