@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# Runs the project's checks and tests on every target Python (default: 3.8 and 3.11): ruff;
+# Runs the project's checks and tests on every target Python (default: 3.8 and 3.12): ruff;
 # ShellCheck over every shell script (when it is installed: it says so when it is not);
 # then pytest on each Python.
 #
 # Usage: bash tests/run.sh [pytest args...]     the checks and the tests
 #        bash tests/run.sh --lint               ruff and shellcheck only
 # Environment:
-#   WORKER_TEST_PYTHONS  the Pythons, default "3.8 3.11"
+#   WORKER_TEST_PYTHONS  the Pythons, default "3.8 3.12"
 #   WORKER_TEST_DEPS     locked (default): each Python's venv .ci-venvs/pyXY synced from the
 #                        hashed dev lock (what the nodes run, plus the test tools);
 #                        newest: .ci-venvs/pyXY-newest resolved afresh from pyproject.toml's
-#                        ranges at their newest versions (CI runs it for 3.11)
+#                        ranges at their newest versions (CI runs it for 3.12)
 #   UV, RUFF, SHELLCHECK paths of those tools (default: found or installed here)
 set -Eeuo pipefail
 
@@ -43,7 +43,7 @@ ensure_uv() {
     local tools="$VENVS/tools"
     if [[ ! -x $tools/bin/uv ]]; then
       log "installing uv $UV_VERSION into $tools"
-      "$(find_python 3.11)" -m venv "$tools"
+      "$(find_python 3.12)" -m venv "$tools"
       "$tools/bin/python" -m pip install --quiet "uv==$UV_VERSION"
     fi
     UV=$tools/bin/uv
@@ -104,7 +104,7 @@ main() {
   [[ $DEPS == locked || $DEPS == newest ]] ||
     { log "WORKER_TEST_DEPS=$DEPS: use locked or newest"; return 2; }
   local version status=0 lint_only=0
-  read -r -a versions <<<"${WORKER_TEST_PYTHONS:-3.8 3.11}"
+  read -r -a versions <<<"${WORKER_TEST_PYTHONS:-3.8 3.12}"
   if [[ ${1:-} == --lint ]]; then lint_only=1; shift; fi
   if ((!lint_only)) || [[ -z ${RUFF:-} ]]; then
     ensure_uv

@@ -135,9 +135,9 @@ def test_every_lock_pin_lies_in_its_pyproject_range():
     project = pyproject()
     requirements = [Requirement(r) for r in project["dependencies"]]
     requirements += [Requirement(r) for r in project["optional-dependencies"]["dev"]]
-    for lock in ("py38", "py311"):
+    for lock in ("py38", "py311", "py312"):
         locked = pins(REPO / "locks" / f"dev-{lock}.txt")
-        python = "3.8" if lock == "py38" else "3.11"
+        python = "%s.%s" % (lock[2], lock[3:])
         for requirement in requirements:
             if requirement.marker and not requirement.marker.evaluate(
                     {"python_version": python}):
