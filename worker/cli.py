@@ -156,15 +156,16 @@ def _add_run(run: argparse.ArgumentParser) -> None:
 
 
 def _add_exec(commands, argv: Optional[List[str]]) -> None:
-    """``exec``: a legacy program over lake files (worker.legacy, imported only for it)."""
+    """``exec``: a legacy program over lake files (worker.commands.exec over the worker.legacy
+    library, imported only for it)."""
     parser = commands.add_parser(
         "exec", help="run a legacy program over lake files as a task, outputs committed "
         "atomically", formatter_class=argparse.RawDescriptionHelpFormatter)
     if argv and argv[0] == "exec":
-        from .legacy import command
+        from .commands import exec as exec_command
 
-        parser.epilog = command.EXAMPLES
-        command.add_arguments(parser)
+        parser.epilog = exec_command.EXAMPLES
+        exec_command.add_arguments(parser)
         _add_log_options(parser)
 
 
@@ -219,9 +220,9 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return lake_command.run(args, config)
     if args.command == "exec":
-        from .legacy import command
+        from .commands import exec as exec_command
 
-        return command.run(args, config)
+        return exec_command.run(args, config)
     return _run(args, config)
 
 
