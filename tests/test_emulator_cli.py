@@ -389,21 +389,48 @@ def test_the_readme_example_runs_the_sample_handler_on_the_seeded_emulators(tmp_
     assert "with token ***" in result.stderr  # the seeded secret was read, and redacted
 
 
-def test_the_env_file_is_removed_when_the_emulators_stop(tmp_path):
-    """Its CA bundle goes with the emulators: a stale file would point at nothing."""
-    with _emulate(tmp_path) as env:
+def test_the_env_file_goes_and_its_ca_bundle_stays_in_a_per_user_folder(tmp_path,
+                                                                         monkeypatch):
+    """A shell that loaded the env file keeps working after the stop: the bundle (the public
+    roots and the emulators' CA) stays in the user's cache, and the next run reuses its CA."""
+    import certifi
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    with _emulate(tmp_path, "--quiet") as env:
         assert (tmp_path / "emu.env").exists()
-        bundle = env["REQUESTS_CA_BUNDLE"]
+    kept = tmp_path / "cache" / "batch-worker" / "emulators"
+    bundle = env["REQUESTS_CA_BUNDLE"]
+    assert bundle == str(kept / "bundle.pem")
     assert not (tmp_path / "emu.env").exists()
-    assert not Path(bundle).exists()
-    # a shell that loaded the file before the stop is told what happened, at once
+    text = Path(bundle).read_text()
+    roots = re.findall(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----",
+                       Path(certifi.where()).read_text(), re.S)
+    assert len(roots) > 100 and all(root in text for root in roots)  # requests still works
+    assert ssl.create_default_context(cafile=bundle).cert_store_stats()["x509_ca"] > 100
+    assert oct((kept / "ca-key.pem").stat().st_mode & 0o777) == "0o600"
+    old = tmp_path / "old-bundle.pem"
+    old.write_text(text)
+    # a task with the stopped emulators' variables is told at once what happened
     proc = run_worker("run", "handlers.lake_tasks:writes", "--result", str(tmp_path / "r.json"),
                       env=clean_env(**env))
     assert proc.returncode == 3
     assert "is the emulator running?" in last_line(proc.stderr)
+    # the next run: the same bundle path, and the same CA, which the old bundle trusts
+    with _emulate(tmp_path, "--quiet") as again:
+        assert again["REQUESTS_CA_BUNDLE"] == bundle
+        host, port = urlsplit(again["WORKER_LAKE_URL"]).netloc.rsplit(":", 1)
+        context = ssl.create_default_context(cafile=str(old))
+        with socket.create_connection((host, int(port)), timeout=10) as raw, \
+                context.wrap_socket(raw, server_hostname=host) as tls:
+            assert tls.version() in ("TLSv1.2", "TLSv1.3")
+
+
+def test_a_bundle_that_is_gone_is_a_configuration_error_naming_the_fix(tmp_path):
     from worker.connection import ca_bundle
     from worker.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="a bundle from the emulators' env file goes when "
-                                          "they stop: start them again and load the new file"):
-        ca_bundle({"REQUESTS_CA_BUNDLE": bundle})
+    gone = str(tmp_path / "data" / "tls" / "bundle.pem")  # e.g. a --data folder removed
+    with pytest.raises(ConfigError, match="REQUESTS_CA_BUNDLE=.* does not exist; point it at "
+                       "a PEM file of CA certificates, or unset REQUESTS_CA_BUNDLE to use "
+                       "certifi's"):
+        ca_bundle({"REQUESTS_CA_BUNDLE": gone})

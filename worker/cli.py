@@ -45,7 +45,8 @@ _DOCTOR_EPILOG = """examples:
 environment: WORKER_LAKE_URL, WORKER_VAULT_URL, WORKER_SECRETS_FILE, WORKER_CLIENT_ID or
   AZURE_CLIENT_ID, AZURE_POD_IDENTITY_AUTHORITY_HOST (an identity endpoint such as the
   emulators'), AZ_BATCH_NODE_ID (on a node: managed identity), REQUESTS_CA_BUNDLE,
-  WORKER_LOG_FORMAT, WORKER_LOG_LEVEL; off Batch, DefaultAzureCredential's own
+  SSL_CERT_FILE, CURL_CA_BUNDLE (each checked to name a file), WORKER_LOG_FORMAT,
+  WORKER_LOG_LEVEL; off Batch, DefaultAzureCredential's own
 
 exit codes: 0 every check made passed, 2 a check failed"""
 

@@ -25,6 +25,7 @@ from .emulators import SERVICES, EmulatorSet
 from .faults import add_rules
 from .seeding import read_secrets
 from .server import RequestRecord
+from .tls import user_ca_dir
 
 # Ports tried when none is given (Azurite has 10000-10002); a taken one falls back to any.
 DEFAULT_PORTS = (10014, 10015, 10016)
@@ -49,7 +50,8 @@ examples:
   set -a; . ./.emulators.env; set +a     # in another shell, once it has printed its
                                          # environment; then run tasks, tests or SDK code
   python -m worker emulate --link-mbps 2000 --latency-ms 10 --quiet    # a D2a_v4's NIC
-  (the env file exists while the emulators run: it is removed when they stop)
+  (the env file exists while the emulators run: it is removed when they stop; the CA
+  bundle it names stays, so a shell that loaded it keeps working)
 
 ports: a port given with --lake-port/--vault-port/--identity-port must be free (0: any free
   port). Without them the lake, vault and IMDS listen on %(ports)s, or under --data
@@ -92,7 +94,11 @@ fault file (--faults FILE): a JSON list of rules; for each request the first rul
 --load-dir DIR: every file below DIR appears at the same relative path in the file system
   --filesystem (default: the first configured), replacing a file --data kept.
 
-environment: emulate reads no environment variables.
+CA: the emulators' CA and the bundle REQUESTS_CA_BUNDLE names (the public roots plus that
+  CA) are kept under --data DIR/tls, else in $XDG_CACHE_HOME/batch-worker/emulators
+  (~/.cache/...), one per user, reused by every run: the bundle outlives the emulators.
+
+environment: XDG_CACHE_HOME (where the CA is kept without --data); nothing else.
 """
 
 
@@ -169,8 +175,9 @@ def _write_atomic(path: str, text: str) -> None:
 
 
 def _remove_env_file(path: Optional[str], text: str) -> None:
-    """The env file describes running emulators (their CA bundle goes with them): removed
-    at the stop, unless something else has been written there since."""
+    """The env file describes running emulators: removed at the stop, unless something else
+    has been written there since (the CA bundle it names stays, for the shells that loaded
+    it)."""
     if not path:
         return
     try:
@@ -218,7 +225,7 @@ def _build(args: argparse.Namespace) -> EmulatorSet:
                             vault_port=args.vault_port or 0,
                             identity_port=args.identity_port or 0, seed=_fault_seed(args),
                             link_mbps=args.link_mbps, latency_ms=args.latency_ms,
-                            preferred_ports=preferred,
+                            preferred_ports=preferred, ca_dir=None if data else user_ca_dir(),
                             on_request=None if args.quiet else _RequestPrinter())
     if args.faults:
         with open(args.faults, encoding="utf-8") as f:

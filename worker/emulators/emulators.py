@@ -55,6 +55,9 @@ def _signing_key(data_dir: Optional[str]) -> Optional[bytes]:
 class EmulatorSet:
     """IMDS + lake + vault; ``start()``/``stop()`` or use as a context manager.
 
+    The CA: under ``data_dir`` when given, else kept in ``ca_dir`` when given (reused by
+    every run given the same folder: ``emulate`` passes a per-user one, so the bundle its
+    env file names outlives it), else a temporary one removed at ``stop()``.
     Ports: a nonzero ``*_port`` must be free; for a zero one the matching entry of
     ``preferred_ports`` (lake, vault, identity) is tried first, then any free port (each
     fallback is described in ``notes``). ``link_mbps`` and ``latency_ms`` set the network
@@ -68,9 +71,11 @@ class EmulatorSet:
                  seed: Optional[int] = None, delete_page_size: int = DEFAULT_PAGE,
                  link_mbps: Optional[float] = None, latency_ms: float = 0.0,
                  preferred_ports: Optional[Sequence[int]] = None,
-                 on_request: Optional[Callable[[RequestRecord], None]] = None) -> None:
+                 on_request: Optional[Callable[[RequestRecord], None]] = None,
+                 ca_dir: Optional[str] = None) -> None:
         self.config = config or default_config()
         self.data_dir = data_dir
+        self.ca_dir = ca_dir
         self.ports = (lake_port, vault_port, identity_port)
         self.preferred_ports = tuple(preferred_ports or (0, 0, 0))
         self.notes: List[str] = []
@@ -89,6 +94,8 @@ class EmulatorSet:
         if self.data_dir:
             os.makedirs(self.data_dir, exist_ok=True)
             tls = make_tls(os.path.join(self.data_dir, "tls"), persist=True)
+        elif self.ca_dir:
+            tls = make_tls(self.ca_dir, persist=True)
         else:
             self._tmp = tempfile.mkdtemp(prefix="worker-emulators-")
             tls = make_tls(self._tmp)
@@ -166,7 +173,7 @@ class EmulatorSet:
         return self.lake.port, self.vault.port, self.identity.port
 
     def stop(self) -> None:
-        """Stop the servers and remove the temporary CA (kept under ``--data``)."""
+        """Stop the servers and remove a temporary CA (a kept one stays)."""
         for server in (self.lake, self.vault, self.identity):
             if server is not None:
                 server.stop()
