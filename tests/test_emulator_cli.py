@@ -434,3 +434,85 @@ def test_a_bundle_that_is_gone_is_a_configuration_error_naming_the_fix(tmp_path)
                        "a PEM file of CA certificates, or unset REQUESTS_CA_BUNDLE to use "
                        "certifi's"):
         ca_bundle({"REQUESTS_CA_BUNDLE": gone})
+
+
+def _until(check, what: str, timeout: float = 20):
+    """Poll ``check`` until it returns a truthy value (--watch polls every half second)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        assert time.monotonic() < deadline, "never: %s" % what
+        time.sleep(0.1)
+
+
+def test_watch_applies_an_edited_secrets_file_and_loads_new_files(tmp_path, monkeypatch,
+                                                                  capsys):
+    from azure.core.exceptions import ResourceNotFoundError
+
+    folder = tmp_path / "lake"
+    folder.mkdir()
+    (folder / "a.csv").write_text("a\n1\n")
+    secrets = tmp_path / "secrets.json"
+    secrets.write_text(json.dumps({"kept": "k", "changed": "old-value", "dropped": "d"}))
+    with _emulate(tmp_path, "--quiet", "--load-dir", str(folder), "--load-secrets",
+                  str(secrets), "--watch") as env:
+        fs, vault = _clients(env, monkeypatch)
+        secrets.write_text(json.dumps({"kept": "k", "changed": "new-value", "added": "n"}))
+        _until(lambda: _value(vault, "added") == "n", "the added secret")
+        assert vault.get_secret("changed").value == "new-value"
+        assert len(list(vault.list_properties_of_secret_versions("kept"))) == 1  # untouched
+        with pytest.raises(ResourceNotFoundError):
+            vault.get_secret("dropped")
+        vault.set_secret("dropped", "again")  # purged, so its name is free
+        # a half-written file changes nothing and is reported once
+        err = [capsys.readouterr().err]
+        secrets.write_text('{"kept": ')
+        _until(lambda: err.append(capsys.readouterr().err) or "is not valid JSON" in err[-1],
+               "the bad file's line")
+        time.sleep(1.2)  # two more polls: no second report
+        assert "is not valid JSON" not in capsys.readouterr().err
+        assert vault.get_secret("kept").value == "k"
+        # new and changed files below the folder reach the lake
+        (folder / "in").mkdir()
+        (folder / "in" / "b.csv").write_text("b\n2\n")
+        _until(lambda: _read(fs, "in/b.csv") == b"b\n2\n", "the new file")
+        (folder / "a.csv").write_text("a\n1\n3\n")
+        _until(lambda: _read(fs, "a.csv") == b"a\n1\n3\n", "the changed file")
+        (folder / "a.csv").unlink()
+        time.sleep(1.2)
+        assert _read(fs, "a.csv") == b"a\n1\n3\n"  # removed locally: stays in the lake
+    err = "".join(err) + capsys.readouterr().err
+    assert "emulate: reloaded %s: added added; changed changed; removed dropped\n" % secrets \
+        in err
+    assert "emulate: --load-secrets %s is not valid JSON" % secrets in err
+    assert err.count("is not valid JSON") == 1
+    assert "emulate: loaded 1 file from %s into data: in/b.csv\n" % folder in err
+    assert "emulate: loaded 1 file from %s into data: a.csv\n" % folder in err
+    for value in ("new-value", "old-value", '"n"'):
+        assert value not in err
+
+
+def _value(vault, name: str):
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        return vault.get_secret(name).value
+    except ResourceNotFoundError:
+        return None
+
+
+def _read(fs, path: str):
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        return fs.get_file_client(path).download_file().readall()
+    except ResourceNotFoundError:
+        return None
+
+
+def test_watch_needs_something_to_follow(capsys):
+    assert _emulate_once("--watch") == 2
+    assert capsys.readouterr().err == ("emulate: --watch follows --load-secrets FILE and "
+                                       "--load-dir DIR; give one of them\n")

@@ -1,4 +1,5 @@
-"""The command line: ``python -m worker run|exec|doctor|emulate|lake|package|spec|local-batch``.
+"""The command line: ``python -m worker run|exec|doctor|emulate|lake|secrets|package|spec|
+local-batch|init``.
 
 ``main(argv) -> int`` is the one place that turns outcomes into exit codes; it is testable
 in-process, and only ``__main__`` (or the ``batch-worker`` script) calls ``sys.exit``.
@@ -90,9 +91,23 @@ def build_parser(argv: Optional[List[str]] = None) -> argparse.ArgumentParser:
         lake.epilog = lake_command.EXAMPLES
         lake_command.add_arguments(lake)
         _add_log_options(lake)
+    _add_secrets(commands, argv)
     _add_package(commands, argv)
     _add_init(commands, argv)
     return parser
+
+
+def _add_secrets(commands, argv: Optional[List[str]]) -> None:
+    """``secrets``: the vault from a terminal (worker.commands.secrets, imported when used)."""
+    secrets = commands.add_parser(
+        "secrets", help="set, get, list and delete Key Vault secrets from a terminal",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    if argv and argv[0] == "secrets":
+        from .commands import secrets as secrets_command
+
+        secrets.epilog = secrets_command.EXAMPLES
+        secrets_command.add_arguments(secrets)
+        _add_log_options(secrets)
 
 
 def _add_init(commands, argv: Optional[List[str]]) -> None:
@@ -220,6 +235,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .commands import lake as lake_command
 
         return lake_command.run(args, config)
+    if args.command == "secrets":
+        from .commands import secrets as secrets_command
+
+        return secrets_command.run(args, config)
     if args.command == "exec":
         from .commands import exec as exec_command
 

@@ -17,7 +17,7 @@ import sys
 import textwrap
 import threading
 import time
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import OK, USAGE
 from .config import ConfigError, load_config
@@ -93,6 +93,12 @@ fault file (--faults FILE): a JSON list of rules; for each request the first rul
   {"db-password": "s3cret", "api-key": "k"}; seeded at each start like --config's secrets.
 --load-dir DIR: every file below DIR appears at the same relative path in the file system
   --filesystem (default: the first configured), replacing a file --data kept.
+--watch: while the emulators run, the --load-secrets file is read every half second; when
+  it changes, new and changed secrets are set (a new version each) and those removed from
+  it are deleted and purged (a file that does not parse changes nothing, and is reported
+  once); below --load-dir, new files and files whose size or time changed are loaded (a
+  file removed locally stays in the lake). To set one secret by hand instead: python -m
+  worker secrets set NAME (with the env file loaded).
 
 CA: the emulators' CA and the bundle REQUESTS_CA_BUNDLE names (the public roots plus that
   CA) are kept under --data DIR/tls, else in $XDG_CACHE_HOME/batch-worker/emulators
@@ -138,6 +144,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="copy the files below DIR into the file system at start")
     parser.add_argument("--load-secrets", metavar="FILE",
                         help="seed the secrets of a JSON object {name: value} at start")
+    parser.add_argument("--watch", action="store_true",
+                        help="follow --load-secrets and --load-dir while running: a changed "
+                             "secrets file is applied, new and changed files are loaded")
     parser.add_argument("--env-file", metavar="PATH",
                         help="also write the environment to PATH (dotenv) once ready; "
                              "removed at the stop")
@@ -240,16 +249,33 @@ def _build(args: argparse.Namespace) -> EmulatorSet:
     return emulators
 
 
-def _prepare(args: argparse.Namespace, emulators: EmulatorSet) -> None:
-    """After start: report port fallbacks, remember the ports, load a folder."""
+def _prepare(args: argparse.Namespace, emulators: EmulatorSet) -> List[Any]:
+    """After start: report port fallbacks, remember the ports, load a folder; what
+    ``--watch`` follows."""
     for note in emulators.notes:
         print("emulate: %s" % note, file=sys.stderr)
     _remember_ports(args.data, emulators.bound_ports)
+    filesystem = args.filesystem or (emulators.config.filesystems or ("data",))[0]
     if args.load_dir:
-        filesystem = args.filesystem or (emulators.config.filesystems or ("data",))[0]
         count = emulators.load_directory(filesystem, args.load_dir)
         print("emulate: loaded %d file%s from %s into %s" % (
             count, "" if count == 1 else "s", args.load_dir, filesystem), file=sys.stderr)
+    if not args.watch:
+        return []
+    from .watch import LakeFolder, SecretsFile
+
+    followed: List[Any] = []
+    if args.load_secrets:
+        followed.append(SecretsFile(args.load_secrets, emulators.vault_app.store))
+    if args.load_dir:
+        followed.append(LakeFolder(args.load_dir, emulators.lake_app.store, filesystem))
+    return followed
+
+
+def _follow(followed: List[Any]) -> None:
+    for source in followed:
+        for line in source.poll():
+            print("emulate: %s" % line, file=sys.stderr)
 
 
 class _RequestPrinter:
@@ -295,6 +321,10 @@ def run(args: argparse.Namespace, stop: Optional[threading.Event] = None) -> int
     if importlib.util.find_spec("trustme") is None:
         print(MISSING_TRUSTME, file=sys.stderr)
         return USAGE
+    if args.watch and not (args.load_secrets or args.load_dir):
+        print("emulate: --watch follows --load-secrets FILE and --load-dir DIR; give one of "
+              "them", file=sys.stderr)
+        return USAGE
     try:
         emulators = _build(args)
     except (ConfigError, OSError, ValueError, TypeError) as e:
@@ -305,7 +335,7 @@ def run(args: argparse.Namespace, stop: Optional[threading.Event] = None) -> int
     previous = _install_stop_handlers(stop) if in_main else {}
     try:
         with emulators:
-            _prepare(args, emulators)
+            followed = _prepare(args, emulators)
             text = format_environment(emulators.environment(args.client_id, args.filesystem))
             if args.env_file:
                 _write_atomic(args.env_file, text)
@@ -313,7 +343,7 @@ def run(args: argparse.Namespace, stop: Optional[threading.Event] = None) -> int
             sys.stdout.flush()
             try:
                 while not stop.wait(0.5):  # short waits keep signals prompt on every platform
-                    pass
+                    _follow(followed)
             finally:
                 _remove_env_file(args.env_file, text)
     except (ConfigError, OSError) as e:
