@@ -34,6 +34,9 @@ def test_the_scaffold_holds_a_handler_data_secrets_tests_and_a_readme(project):
     for use in ("ctx.lake.dataset(", "ctx.sql(", "ctx.secrets[", "ctx.lake.write_table("):
         assert use in handler
     assert "run_handler(" in (project / "tests" / "test_orders.py").read_text()
+    for ignored in ("specs/", ".worker/", ".emulators.env"):  # spec, local-batch, emulate
+        assert ignored + "\n" in (project / ".workerignore").read_text()
+        assert ignored + "\n" in (project / ".gitignore").read_text()
     readme = (project / "README.md").read_text()
     for command in ("python -m worker emulate --env-file .emulators.env --load-dir data/lake "
                     "--load-secrets secrets.json",
@@ -91,6 +94,9 @@ def test_its_readme_local_run_works_against_emulate(project):
 def test_it_packages_without_its_data_secrets_tests_or_local_records(project, tmp_path):
     (project / "result.json").write_text("{}")  # a local run's record
     (project / "old.zip").write_bytes(b"PK")   # an earlier package
+    (project / "specs").mkdir()                # what `spec all --out specs/` wrote before
+    (project / "specs" / "job.json").write_text("{}")
+    (project / "specs" / "items.json").write_text("{}")
     out = tmp_path / "my-pipeline.zip"
     result = build(project, out)
     assert result.returncode == 0, result.stderr
@@ -99,7 +105,8 @@ def test_it_packages_without_its_data_secrets_tests_or_local_records(project, tm
         manifest = json.loads(archive.read("manifest.json"))
     assert "app/handlers/orders.py" in names
     assert not [n for n in names if n.startswith(("app/data/", "app/tests/", "app/secrets",
-                                                  "app/result.json", "app/old.zip"))]
+                                                  "app/result.json", "app/old.zip",
+                                                  "app/specs/"))]
     assert "handlers.orders" in manifest["handler_modules"]
     assert manifest["name"] == "my-pipeline"
     assert "app/batch.toml" not in names

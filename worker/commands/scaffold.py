@@ -117,12 +117,16 @@ testpaths = tests
 
 WORKERIGNORE = """\
 # What `python -m worker package` leaves out (gitignore syntax): local data, local secrets,
-# tests, the emulators' environment, local runs' records and earlier packages stay here.
+# tests, the emulators' environment, the deploy documents `spec` writes, local runs' records,
+# local-batch's node and earlier packages stay here.
 data/
 secrets.json
 tests/
 pytest.ini
 .emulators.env
+*.env
+specs/
+.worker/
 result.json
 *.zip
 """
@@ -131,6 +135,9 @@ GITIGNORE = """\
 __pycache__/
 .pytest_cache/
 .emulators.env
+*.env
+specs/
+.worker/
 result.json
 *.zip
 """

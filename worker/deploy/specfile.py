@@ -3,7 +3,9 @@ overrides, read into one validated mapping that ``spec pool|job|tasks`` turn int
 
 Sections and keys (the README's "Deploy" section shows an example)::
 
-    [package]  app, version                       (default: the --package zip's manifest)
+    [package]  app, version                       (default: the --package zip's manifest),
+               optional_imports                   (read by ``package``: modules the code
+                                                   runs without)
     [pool]     id, account, vm_size, nodes, spot_nodes, autoscale, autoscale_minutes,
                task_slots, fill, identity, client_id, start_task_retries, environment
     [job]      id, lake_url, vault_url, environment
@@ -31,7 +33,7 @@ _TASK_KEYS = {
     "slots": int, "environment": dict,
 }
 SCHEMA: Dict[str, Dict[str, Any]] = {
-    "package": {"app": str, "version": str},
+    "package": {"app": str, "version": str, "optional_imports": list},
     "pool": {
         "id": str, "account": str, "vm_size": str, "nodes": int, "spot_nodes": int,
         "autoscale": str, "autoscale_minutes": int, "task_slots": int,
