@@ -17,7 +17,10 @@ PACKAGE = Path(__file__).resolve().parent.parent / "worker"
 
 def _modules() -> Dict[str, Path]:
     found = {}
+    templates = PACKAGE / "commands" / "templates"  # init's projects: files, not modules
     for path in sorted(PACKAGE.rglob("*.py")):
+        if templates in path.parents:
+            continue
         parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
         if parts[-1] == "__init__":
             parts.pop()
