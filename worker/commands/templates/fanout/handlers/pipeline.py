@@ -38,7 +38,7 @@ def partition(ctx, path):
         "from orders group by region order by region",
         params=[date],
         orders=orders,
-    ).arrow()
+    ).to_arrow_table()
     target = DAILY.format(date=date)
     ctx.lake.write_table(daily, target)  # committed when the task succeeds
     ctx.log.info("%s: %d regions -> %s", path, daily.num_rows, target)
