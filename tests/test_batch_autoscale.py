@@ -511,6 +511,27 @@ def test_a_formula_over_8_kb_or_100_statements_is_too_long():
         "AutoScalingFormulaTooLong", "The formula has 101 statements; the limit is 100")
 
 
+def test_deep_formulas_are_refused_before_they_exhaust_pythons_stack():
+    assert parse_error("x = " + "(" * 65 + "1" + ")" * 65).detail == (
+        "Line 1, Col 69: The expression nests deeper than 64 levels")
+    assert parse_error("x = " + "-" * 70 + "1").detail == (
+        "Line 1, Col 68: The expression nests deeper than 64 levels")
+    assert parse_error("y = 1;\nx = " + "+".join(["1"] * 129)).detail == (
+        "Line 2, Col 1: The statement is deeper than 128 levels")
+    assert result("(" * 60 + "+".join(["1"] * 128) + ")" * 60) == "128"
+    assert result("1 ? " * 60 + "1" + " : 2" * 60) == "1"
+
+
+@pytest.mark.parametrize("expression, col, detail", [
+    ("TimeInterval_Second / 0", 25, "The timeinterval is outside the range of a TimeSpan"),
+    ("time() + TimeInterval_Year * 1e5", 32, "The timeinterval is outside the range of a TimeSpan"),
+    ("time() + TimeInterval_Year * 8000", 12, "The timestamp is outside the years 1 to 9999"),
+    ("$PendingTasks.GetSample(0 / 0)", 28, "GetSample takes a count, not NaN"),
+])
+def test_values_out_of_dotnets_ranges_fail_the_evaluation(expression, col, detail):
+    assert run_error("x = " + expression).detail == "Line 1, Col %d: %s" % (col, detail)
+
+
 def test_statements_may_span_lines_and_empty_statements_are_ignored():
     formula = parse(";;\r\n$totalDedicatedNodes =\r\n    (min(4, 5) > 0.7) ?\r\n"
                     "    (2 * 1.1) : 1;;\r\n$TargetDedicatedNodes = min(400, $totalDedicatedNodes)")

@@ -19,6 +19,11 @@ from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 MAX_LENGTH = 8192  # "The formula string cannot exceed 8 KB" (SDK: 8192 characters)
 MAX_STATEMENTS = 100  # "can include up to 100 statements that are separated by semicolons"
+# This emulator's own limits (Azure's are undocumented), keeping parser and evaluator well
+# inside Python's recursion limit: brackets, calls and unary operators nested, and the depth
+# of a statement's tree (a chain a + b + c ... is as deep as it is long).
+MAX_NESTING = 64
+MAX_DEPTH = 128
 
 # The read-write service variables, in the order Azure's results text lists them.
 SETTABLE = ("$TargetDedicatedNodes", "$TargetLowPriorityNodes", "$NodeDeallocationOption")
@@ -206,9 +211,10 @@ class Statement(NamedTuple):
 
 # --- the parser ---------------------------------------------------------------------------
 
-_BINARY_LEVELS: Tuple[Tuple[str, ...], ...] = (
-    ("||",), ("&&",), ("==", "!="), ("<", "<=", ">", ">="), ("+", "-"), ("*", "/"),
-)
+_PRECEDENCE: Dict[str, int] = {  # binary operators, loosest first
+    "||": 0, "&&": 1, "==": 2, "!=": 2, "<": 3, "<=": 3, ">": 3, ">=": 3,
+    "+": 4, "-": 4, "*": 5, "/": 5,
+}
 _READ_ONLY = frozenset(SAMPLED + PLAIN + DEALLOCATION_OPTIONS + tuple(TIME_INTERVALS))
 
 
@@ -228,6 +234,7 @@ class _Parser:
     def __init__(self, tokens: List[Token]):
         self.tokens = tokens
         self.index = 0
+        self.nesting = 0
 
     @property
     def token(self) -> Token:
@@ -269,32 +276,46 @@ class _Parser:
             if token.text in _READ_ONLY:
                 raise syntax_error(token.pos, "%s is read-only and cannot be assigned" % token.text)
             self.index += 2
-            return Statement(token.text, self.expression(), token.pos)
-        return Statement(None, self.expression(), token.pos)
+            statement = Statement(token.text, self.expression(), token.pos)
+        else:
+            statement = Statement(None, self.expression(), token.pos)
+        if _depth(statement.expr) > MAX_DEPTH:
+            raise syntax_error(token.pos, "The statement is deeper than %d levels" % MAX_DEPTH)
+        return statement
+
+    def nested(self, token: Token) -> None:
+        self.nesting += 1
+        if self.nesting > MAX_NESTING:
+            raise syntax_error(
+                token.pos, "The expression nests deeper than %d levels" % MAX_NESTING)
 
     def expression(self) -> object:
+        self.nested(self.token)
         test = self.binary(0)
-        if not self.at("?"):
-            return test
-        pos = self.take().pos
-        then = self.expression()
-        self.expect(":")
-        return Ternary(test, then, self.expression(), pos)
+        if self.at("?"):
+            pos = self.take().pos
+            then = self.expression()
+            self.expect(":")
+            test = Ternary(test, then, self.expression(), pos)
+        self.nesting -= 1
+        return test
 
-    def binary(self, level: int) -> object:
-        if level == len(_BINARY_LEVELS):
-            return self.unary()
-        left = self.binary(level + 1)
-        while self.at(*_BINARY_LEVELS[level]):
+    def binary(self, loosest: int) -> object:
+        """Precedence climbing: operators of one level associate to the left."""
+        left = self.unary()
+        while self.token.kind == "op" and _PRECEDENCE.get(self.token.text, -1) >= loosest:
             token = self.take()
-            left = Binary(token.text, left, self.binary(level + 1), token.pos)
+            left = Binary(token.text, left, self.binary(_PRECEDENCE[token.text] + 1), token.pos)
         return left
 
     def unary(self) -> object:
-        if self.at("-", "!"):
-            token = self.take()
-            return Unary(token.text, self.unary(), token.pos)
-        return self.postfix(self.primary())
+        if not self.at("-", "!"):
+            return self.postfix(self.primary())
+        token = self.take()
+        self.nested(token)
+        node = Unary(token.text, self.unary(), token.pos)
+        self.nesting -= 1
+        return node
 
     def postfix(self, node: object) -> object:
         while self.at("."):
@@ -363,6 +384,23 @@ class _Parser:
             items.append(self.expression())
         self.take()
         return tuple(items)
+
+
+def _depth(root: object) -> int:
+    """How deep a tree is, walked without recursion (it may be deeper than Python allows)."""
+    deepest, stack = 0, [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        for field in node:  # type: ignore[attr-defined]
+            # A field is a node, a tuple of nodes (arguments, items) or a plain value.
+            children = (field,) if _is_node(field) else field if isinstance(field, tuple) else ()
+            stack.extend((child, depth + 1) for child in children if _is_node(child))
+    return deepest
+
+
+def _is_node(field: object) -> bool:
+    return hasattr(field, "_fields")
 
 
 def _check_arity(name: str, arity: Tuple[int, Optional[int]], args: tuple, pos: Pos) -> None:

@@ -20,12 +20,19 @@ class EvalError(Exception):
     """A run-time error of the formula; the interpreter adds where it happened."""
 
 
+# .NET's ranges, which Azure's values live in: DateTime years 1 to 9999, TimeSpan's ticks.
+_EARLIEST, _LATEST = -62135596800.0, 253402300800.0
+_LONGEST = 922337203685.4775
+
+
 class Timestamp:
     """A point in time, in seconds since the epoch (UTC)."""
 
     __slots__ = ("seconds",)
 
     def __init__(self, seconds: float):
+        if not _EARLIEST <= seconds < _LATEST:  # also NaN
+            raise EvalError("The timestamp is outside the years 1 to 9999")
         self.seconds = float(seconds)
 
     def __eq__(self, other: object) -> bool:
@@ -47,6 +54,8 @@ class Interval:
     __slots__ = ("seconds",)
 
     def __init__(self, seconds: float):
+        if not -_LONGEST <= seconds <= _LONGEST:  # also NaN
+            raise EvalError("The timeinterval is outside the range of a TimeSpan")
         self.seconds = float(seconds)
 
     def __eq__(self, other: object) -> bool:

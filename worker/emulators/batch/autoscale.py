@@ -371,7 +371,9 @@ class _Run:
         """GetSample(count) | GetSample(start[, end][, percent]), start/end timeinterval
         (look-back from now) or timestamp; fewer than ``percent`` of the samples: an error."""
         if len(args) == 1 and isinstance(args[0], float):
-            count = max(0, int(args[0]))
+            if math.isnan(args[0]):
+                raise EvalError("GetSample takes a count, not NaN")
+            count = int(max(0.0, min(args[0], 1e9)))
             self.history.retain(count=count)
             return DoubleVec(self.history.latest(name, count))
         low, high, rest = self.window("GetSample", args)
