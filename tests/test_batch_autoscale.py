@@ -9,6 +9,8 @@ function, operator, sample method and error is checked against what Azure docume
 from __future__ import annotations
 
 import random
+import re
+from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import pytest
@@ -592,3 +594,62 @@ def test_the_documented_pending_tasks_example():
 def test_a_formula_can_be_passed_as_text():
     assert evaluate("$TargetDedicatedNodes=3", SampleHistory(), T0, {}).text == SERVICE.format(
         3, 0, "requeue")
+
+
+_PIECES = (
+    "x", "$y", "=", ";", "(", ")", "{", "}", ",", "+", "-", "*", "/", "!", "<", "==", "&&", "||",
+    "?", ":", ".", "1", "0", "2.5", "1e308", '"s"', "TimeInterval_Minute", "TimeInterval_Year",
+    "time()", 'time("2020-01-01")', "hour", ".weekday", "$PendingTasks", "GetSample", "avg",
+    "max", "val", "percentile", "lg", "round", "len", "std", "rand()", "stop()", "Count()",
+    "$TargetDedicatedNodes", "$NodeDeallocationOption", "taskcompletion",
+    "$CurrentDedicatedNodes", "//c\n", "/*c*/", "\r\n", "{1,2}", "$PendingTasks.GetSample(1)",
+    "$PendingTasks.GetSample(TimeInterval_Minute, 10)", "$PendingTasks.HistoryBeginTime()",
+)
+
+
+def test_any_formula_parses_or_fails_as_azure_would_and_never_crashes():
+    """Property: random token soups either parse or raise FormulaError, and a parsed one
+    evaluates to an Evaluation (its error, if any, is a FormulaError), never a traceback."""
+    rng = random.Random(2)
+    history = history_of("PendingTasks", [float(i) for i in range(20)])
+    parsed = 0
+    for _ in range(4000):
+        text = " ".join(rng.choice(_PIECES) for _ in range(rng.randint(1, 12)))
+        try:
+            formula = parse(text)
+        except FormulaError as error:
+            assert error.code in ("AutoScalingFormulaSyntaxError", "AutoScalingFormulaTooLong")
+            continue
+        parsed += 1
+        evaluation = evaluate(formula, history, T0, {"TargetDedicatedNodes": 1})
+        assert evaluation.text.startswith("$TargetDedicatedNodes=")
+        assert evaluation.error is None or isinstance(evaluation.error, FormulaError)
+    assert parsed > 100
+
+
+# --- the documentation ----------------------------------------------------------------------
+
+def page_examples() -> List[Tuple[str, str]]:
+    """docs/autoscale.md's examples: a formula block marked <!-- example --> and the next
+    block, its results text (and, for an error, its code, message and value)."""
+    page = (Path(__file__).parent.parent / "docs" / "autoscale.md").read_text()
+    blocks = re.findall(r"(<!-- example -->\n)?```\w*\n(.*?)```", page, re.DOTALL)
+    return [(formula, blocks[index + 1][1].strip())
+            for index, (marker, formula) in enumerate(blocks) if marker]
+
+
+def test_the_pages_examples_give_what_the_page_shows():
+    examples = page_examples()
+    assert len(examples) == 2
+    for formula, shown in examples:
+        evaluation = run(formula)  # a pool with no samples and both targets 0
+        lines = [evaluation.text]
+        if evaluation.error:
+            lines += ["%s: %s" % (evaluation.error.code, evaluation.error.message),
+                      evaluation.error.detail]
+        assert "\n".join(lines) == shown
+
+
+def test_the_pages_seed_formula_is_the_one_tested():
+    page = (Path(__file__).parent.parent / "docs" / "autoscale.md").read_text()
+    assert "```text\n" + SEED_FORMULA.replace("\r\n", "\n") + "\n```" in page
