@@ -257,3 +257,25 @@ def test_the_readme_shows_the_test_commands_ci_runs():
     assert "bash tests/run.sh" in commands
     for command in commands:
         assert re.search(r"^%s( |$)" % re.escape(command), readme, re.MULTILINE), command
+
+
+# -- bench/RESULTS.md: the latest figures; history by date ------------------------------------
+
+
+def test_bench_results_keep_the_latest_per_benchmark_and_the_history_by_date():
+    bench = REPO / "bench"
+    text = (bench / "RESULTS.md").read_text()
+    for script in sorted(bench.glob("bench_*.py")):
+        assert "bench/%s" % script.name in text, script.name  # each with its command
+        assert "`bench/%s`" % script.name in (DOCS / "benchmarks.md").read_text(), script.name
+    parts = re.split(r"^## ", text, flags=re.MULTILINE)[1:]
+    assert len(parts) >= 10
+    for part in parts:
+        title = part.splitlines()[0]
+        if title != "The network model":  # the method the others name
+            assert re.search(r"(measured|run,)\s+20\d\d-\d\d-\d\d", part, re.I), title
+    history = sorted((bench / "results").iterdir())
+    assert history and all(re.fullmatch(r"20\d\d-\d\d-\d\d\.md", p.name) for p in history)
+    for page in history:
+        assert "](results/%s)" % page.name in text, page.name
+        assert page.read_text().startswith("# Benchmark results of %s\n" % page.stem)
