@@ -174,7 +174,8 @@ def test_the_commands_reference_has_every_command_and_option():
             continue
         for action in parser._actions:
             longs = [o for o in action.option_strings if o.startswith("--") and o != "--help"]
-            missing += ["%s: %s" % (name, o) for o in longs if o not in reference[name]]
+            missing += ["%s: %s" % (name, o) for o in longs
+                        if not re.search(r"(?<![\w-])%s(?![\w-])" % o, reference[name])]
     assert not missing, "docs/reference/commands.md lacks: %s" % missing
 
 
@@ -222,6 +223,35 @@ def test_the_configuration_reference_has_every_variable_the_code_reads():
     text = (REFERENCE / "configuration.md").read_text()
     missing = sorted(v for v in found if "`" + v not in text)
     assert not missing, "docs/reference/configuration.md lacks: %s" % missing
+
+
+def test_every_variable_the_configuration_reference_names_is_in_the_code():
+    """The other way round: a variable the code no longer has does not linger in the docs."""
+    code = "".join(p.read_text() for p in list((REPO / "worker").rglob("*.py"))
+                   + list((REPO / "bootstrap").glob("*")) + list((REPO / "tests").rglob("*.py"))
+                   + [REPO / "starttask.sh", REPO / "task.sh", REPO / "tests" / "run.sh"]
+                   if p.is_file())
+    named = set(re.findall(r"`(WORKER_[A-Z0-9_]+)", (REFERENCE / "configuration.md").read_text()))
+    assert len(named) >= 30
+    assert sorted(v for v in named if v not in code) == []
+
+
+def test_every_command_the_docs_run_exists():
+    names = {name for name, _ in commands()}
+    used = set()
+    for page in pages() + [REPO / "README.md"]:
+        used |= set(re.findall(r"python -m worker ([a-z][a-z-]*(?: [a-z]+)?)", page.read_text()))
+    assert len(used) >= 10
+    parents = {name.split()[0] for name in names if " " in name}  # lake: lake ls, lake get...
+
+    def known(use: str) -> bool:
+        words = use.split()
+        if words[0] in parents and len(words) > 1:
+            return use in names
+        return words[0] in names
+
+    unknown = sorted(u for u in used if not known(u))
+    assert not unknown, unknown
 
 
 # -- README: the front door -------------------------------------------------------------------
