@@ -2,7 +2,7 @@
 # Sourced by starttask.sh, which shares these variables across the bootstrap files; the
 # options repeat the entry point's so that the file reads the same on its own.
 set -Eeuo pipefail
-# Configuration: every setting is an environment variable (README lists them), read once here.
+# Configuration: every setting is an environment variable (docs/reference/configuration.md lists them), read once here.
 
 usage() {
   cat <<'EOF'
@@ -15,7 +15,7 @@ the machine and changes nothing (same as WORKER_DRY_RUN=1).
 
 Environment: WORKER_PYTHON_VERSION (3.8), WORKER_PYTHON, WORKER_ENV_ROOT, WORKER_LOCK_FILE,
 WORKER_WHEELHOUSE, WORKER_INSTALLER (auto|uv|pip), WORKER_APT_PACKAGES, WORKER_APT_SOURCES,
-WORKER_WAIT_TIMEOUT, WORKER_APT_LOCK_TIMEOUT, WORKER_DRY_RUN. See README.md.
+WORKER_WAIT_TIMEOUT, WORKER_APT_LOCK_TIMEOUT, WORKER_DRY_RUN. See docs/starttask.md.
 EOF
 }
 

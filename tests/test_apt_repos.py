@@ -81,14 +81,15 @@ def parse(data: object, base: Optional[Path] = None) -> List[aptsources.Reposito
     return aptsources.parse(json.dumps(data), base or Path("/nonexistent"))
 
 
-def readme_example() -> Dict[str, object]:
-    text = (REPO / "README.md").read_text()
-    section = text[text.index("### Third-party apt repositories") :]
+def documented_example() -> Dict[str, object]:
+    """The declaration shown in docs/starttask.md, "Third-party apt repositories"."""
+    text = (REPO / "docs" / "starttask.md").read_text()
+    section = text[text.index("## Third-party apt repositories") :]
     return json.loads(section[section.index("```json") + 7 : section.index("```\n", 10)])
 
 
-def test_the_readme_example_plans_the_microsoft_repository():
-    lines = aptsources.plan_lines(parse(readme_example()), "/etc/apt/keyrings")
+def test_the_documented_example_plans_the_microsoft_repository():
+    lines = aptsources.plan_lines(parse(documented_example()), "/etc/apt/keyrings")
     keyring = "/etc/apt/keyrings/worker-microsoft-prod.gpg"
     assert lines[:4] == [
         "repo\tmicrosoft-prod\t%s\t%s\turl\thttps://packages.microsoft.com/keys/microsoft.asc"

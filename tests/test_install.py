@@ -86,7 +86,7 @@ def test_devenv_rerun_is_a_no_op_and_a_venv_of_another_python_is_refused(dev_ven
 
 
 def test_plain_pip_installs_the_locks_from_23_3_and_older_pips_with_no_deps(tmp_path):
-    """README "Dependencies and lock files": the venv's own pip (the lock's, >= 23.3) takes
+    """docs/dependencies.md, "Installing a lock": the venv's own pip (the lock's, >= 23.3) takes
     the dev lock in hash mode as it is; the pip a new Python 3.8 venv brings (23.0) refuses
     the 3.8 lock, whose PyJWT is not the newest (it resolves msal's ``PyJWT[crypto]`` on its
     own), unless --no-deps."""

@@ -1,7 +1,7 @@
 """``python -m worker package PROJECT_DIR --out app.zip``: build the application package.
 
 Progress goes to stderr, the summary of what was built to stdout; a failure is one line on
-stderr (``package: error: ...``) and the exit code of its cause (README, ``errors.py`` here).
+stderr (``package: error: ...``) and the exit code of its cause (docs/reference/exit-codes.md).
 """
 
 from __future__ import annotations

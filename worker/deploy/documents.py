@@ -9,7 +9,7 @@ the same way; every other failure leaves the job running (``jobAction: none``). 
 task does to the tasks that depend on it (the merge) is the spec's ``dependency_action``,
 ``block`` (Batch's default) or ``satisfy``. Batch retries every non-zero exit up to
 ``maxTaskRetryCount`` whatever ``exitConditions`` say: the harness makes a retry of a
-deterministic failure exit at once (README, "Retries of permanent failures").
+deterministic failure exit at once (docs/guarantees.md, "Retries of permanent failures").
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ COLLECTION_SIZE = 100
 COLLECTION_BYTES = 1000000
 #: Where the merge task finds the fan-out's items, below WORKER_LAKE_URL.
 ITEMS_FILE = ".worker-jobs/{job_id}/items.json"
-#: Our exit codes and the job action each asks of Batch (README, "Exit codes").
+#: Our exit codes and the job action each asks of Batch (docs/deploying.md, "The spec file").
 JOB_ACTIONS: Tuple[Tuple[int, str], ...] = (
     (1, "none"), (2, "disable"), (3, "none"), (4, "none"), (5, "none"), (124, "none"),
     (130, "none"), (143, "none"))

@@ -122,7 +122,7 @@ def _summary(out: Path, names: List[str], job_id: str, items: int, merge: bool,
     lines = ["wrote %s/: %d task(s) for %d item(s)%s" % (out, items + merge, items,
                                                         " and the merge task" if merge else "")]
     lines += ["  %s" % name for name in names]
-    lines.append("deploy (README, \"Deploy\"):")
+    lines.append("deploy (docs/deploying.md):")
     lines.append("  az batch application package create -g RESOURCE_GROUP -n BATCH_ACCOUNT "
                  "--application-name %s --version-name %s --package-file PACKAGE.zip"
                  % (app, version))

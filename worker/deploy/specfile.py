@@ -1,7 +1,7 @@
 """The deploy spec: a small TOML file in the user's project (``batch.toml``) and ``--set``
 overrides, read into one validated mapping that ``spec pool|job|tasks`` turn into documents.
 
-Sections and keys (the README's "Deploy" section shows an example)::
+Sections and keys (docs/deploying.md, "The spec file and `spec`", shows an example)::
 
     [package]  app, version                       (default: the --package zip's manifest)
     [pool]     id, account, vm_size, nodes, spot_nodes, autoscale, autoscale_minutes,
@@ -118,7 +118,7 @@ def _read(path: Path) -> Dict[str, Dict[str, Any]]:
         with path.open("rb") as handle:
             raw = _toml().load(handle)
     except FileNotFoundError:
-        raise SpecError("spec file %s does not exist: write one (README, \"Deploy\") or "
+        raise SpecError("spec file %s does not exist: write one (docs/deploying.md) or "
                         "name it with --spec FILE" % path) from None
     except OSError as e:
         raise SpecError("cannot read spec file %s: %s" % (path, e.strerror or e)) from None
