@@ -1,6 +1,6 @@
 """Provisioning benchmark: today's start-task pattern vs starttask.sh vs the uv floor.
 
-    .ci-venvs/py311/bin/python bench/bench_starttask.py [--repeat 3]
+    .ci-venvs/py312/bin/python bench/bench_starttask.py [--repeat 3]
 
 Each repetition runs, in turn and with cold caches (fresh venvs, fresh uv caches, pip with
 --no-cache-dir; the OS page cache is not dropped):

@@ -72,7 +72,7 @@ load_config() {
   PYENV_DIR=${PYENV_ROOT:-${HOME:-/root}/.pyenv}
 }
 
-# A lock names its Python in its first line (bootstrap/lock.sh writes it): the 3.11 lock on
+# A lock names its Python in its first line (bootstrap/lock.sh writes it): the 3.12 lock on
 # a 3.8 node would otherwise fail later as a puzzling hash mismatch or a missing wheel.
 check_lock_python() {
   local first="" want=$1

@@ -199,11 +199,11 @@ def test_no_package_variable_is_exit_21_naming_it(node):
 def test_a_failed_provisioning_is_exit_20(node, tmp_path):
     """No environment for the package under this root, and a start task that cannot run."""
     task = run_task(node, "broken", ["doctor", "--offline"], WORKER_ENV_ROOT=str(tmp_path),
-                    WORKER_PYTHON_VERSION="3.11")
+                    WORKER_PYTHON_VERSION="3.12")
     assert task.returncode == 20
     lines = task.stderr.splitlines()
     assert "FAILED step=config exit=2: this package is built for Python 3.8, not " \
-           "WORKER_PYTHON_VERSION=3.11" in lines[-2]
+           "WORKER_PYTHON_VERSION=3.12" in lines[-2]
     assert lines[-1] == ("task.sh: the start task could not provision this package's "
                          "environment (exit 2; its FAILED line above says why)")
 

@@ -267,14 +267,14 @@ def test_missing_python_is_one_clear_line(tmp_path):
 
 
 def test_explicit_python_of_the_wrong_version_is_refused(tmp_path):
-    python311 = sorted(PYENV.glob("versions/3.11.*/bin/python3.11"))
-    if not python311:
-        pytest.skip("needs a pyenv Python 3.11")
-    result = starttask(node_env(tmp_path / "root", None, WORKER_PYTHON=str(python311[-1])))
+    python312 = sorted(PYENV.glob("versions/3.12.*/bin/python3.12"))
+    if not python312:
+        pytest.skip("needs a pyenv Python 3.12")
+    result = starttask(node_env(tmp_path / "root", None, WORKER_PYTHON=str(python312[-1])))
     assert result.returncode == 3
     assert last_stderr_line(result).endswith(
         "FAILED step=python exit=3: WORKER_PYTHON=%s is not a working Python 3.8; "
-        "fix or unset it" % python311[-1]
+        "fix or unset it" % python312[-1]
     )
 
 
@@ -324,14 +324,14 @@ def test_dry_run_plans_the_deadsnakes_path_and_changes_nothing(tmp_path, wheels)
 
 
 def test_dry_run_picks_the_lock_by_version_and_the_root_on_batch(tmp_path):
-    env = node_env(tmp_path / "root", None, WORKER_PYTHON_VERSION="3.11")
+    env = node_env(tmp_path / "root", None, WORKER_PYTHON_VERSION="3.12")
     del env["WORKER_ENV_ROOT"]
     env["AZ_BATCH_NODE_SHARED_DIR"] = str(tmp_path / "shared")
     result = starttask(env, "--dry-run")
     assert result.returncode == 0, result.stderr
     assert "env root %s/shared/batch-worker;" % tmp_path in result.stdout
-    assert "lock %s" % (REPO / "locks" / "py311.txt") in result.stdout
-    assert re.search(r"^\S+Z using /\S+/python3\.11 \(Python 3\.11\.", result.stdout, re.M)
+    assert "lock %s" % (REPO / "locks" / "py312.txt") in result.stdout
+    assert re.search(r"^\S+Z using /\S+/python3\.12 \(Python 3\.12\.", result.stdout, re.M)
 
 
 def test_a_run_that_cannot_get_the_lock_in_time_fails_with_exit_5(provisioned, wheels, tmp_path):
@@ -439,13 +439,13 @@ def test_bad_setting_is_a_config_error(tmp_path):
 
 
 def test_the_lock_of_another_python_is_named_as_such(tmp_path):
-    lock = REPO / "locks" / "py311.txt"
+    lock = REPO / "locks" / "py312.txt"
     result = starttask(node_env(tmp_path / "root", None, WORKER_LOCK_FILE=str(lock)))
     assert result.returncode == 2
     assert last_stderr_line(result).endswith(
-        f"FAILED step=config exit=2: {lock} is the lock for Python 3.11, but this node "
+        f"FAILED step=config exit=2: {lock} is the lock for Python 3.12, but this node "
         "provisions Python 3.8: set WORKER_LOCK_FILE to locks/py38.txt, or "
-        "WORKER_PYTHON_VERSION=3.11")
+        "WORKER_PYTHON_VERSION=3.12")
 
 
 def test_wheelhouse_verify_names_a_missing_wheel(wheels, tmp_path):

@@ -16,7 +16,7 @@ from .errors import DeployError, ToolError
 
 _EPILOG = """examples:
   python -m worker package . --out my-pipeline.zip
-  python -m worker package examples --out examples.zip --python 3.11 --version 2.0.0
+  python -m worker package examples --out examples.zip --python 3.12 --version 2.0.0
 
 environment: XDG_CACHE_HOME (the default --cache-dir is below it); the package index as uv
   and pip are configured (e.g. UV_INDEX_URL, PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, pip.conf)
