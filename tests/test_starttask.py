@@ -596,14 +596,16 @@ def test_bad_setting_is_a_config_error(tmp_path):
     )
 
 
-def test_the_lock_of_another_python_is_named_as_such(tmp_path):
-    lock = REPO / "locks" / "py312.txt"
-    result = starttask(node_env(tmp_path / "root", None, WORKER_LOCK_FILE=str(lock)))
+@pytest.mark.parametrize("node, other", [("3.8", "3.12"), ("3.12", "3.8")])
+def test_the_lock_of_another_python_is_named_as_such(tmp_path, node, other):
+    lock = REPO / "locks" / ("py%s.txt" % other.replace(".", ""))
+    result = starttask(node_env(tmp_path / "root", None, WORKER_LOCK_FILE=str(lock),
+                                WORKER_PYTHON_VERSION=node))
     assert result.returncode == 2
     assert last_stderr_line(result).endswith(
-        f"FAILED step=config exit=2: {lock} is the lock for Python 3.12, but this node "
-        "provisions Python 3.8: set WORKER_LOCK_FILE to locks/py38.txt, or "
-        "WORKER_PYTHON_VERSION=3.12")
+        f"FAILED step=config exit=2: {lock} is the lock for Python {other}, but this node "
+        f"provisions Python {node}: set WORKER_LOCK_FILE to locks/py{node.replace('.', '')}.txt, "
+        f"or WORKER_PYTHON_VERSION={other}")
 
 
 def test_wheelhouse_verify_names_a_missing_wheel(wheels, tmp_path):
