@@ -517,3 +517,18 @@ def test_watch_needs_something_to_follow(capsys):
     assert _emulate_once("--watch") == 2
     assert capsys.readouterr().err == ("emulate: --watch follows --load-secrets FILE and "
                                        "--load-dir DIR; give one of them\n")
+
+
+def test_a_cache_folder_that_cannot_be_used_falls_back_to_a_temporary_ca(tmp_path, monkeypatch,
+                                                                         capsys):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("x")  # a read-only home behaves alike: the folder cannot be made
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    with _emulate(tmp_path, "--quiet") as env:
+        bundle = env["REQUESTS_CA_BUNDLE"]
+        fs, _ = _clients(env, monkeypatch)
+        fs.get_file_client("ok.txt").upload_data(b"ok", overwrite=True)  # TLS verified
+    assert not bundle.startswith(str(blocked)) and not Path(bundle).exists()
+    assert ("emulate: cannot keep the CA in %s/batch-worker/emulators (Not a directory); "
+            "using a temporary one, which goes when the emulators stop\n" % blocked
+            ) in capsys.readouterr().err

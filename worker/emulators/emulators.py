@@ -94,11 +94,11 @@ class EmulatorSet:
         if self.data_dir:
             os.makedirs(self.data_dir, exist_ok=True)
             tls = make_tls(os.path.join(self.data_dir, "tls"), persist=True)
-        elif self.ca_dir:
-            tls = make_tls(self.ca_dir, persist=True)
         else:
-            self._tmp = tempfile.mkdtemp(prefix="worker-emulators-")
-            tls = make_tls(self._tmp)
+            tls = self._kept_tls() if self.ca_dir else None
+            if tls is None:
+                self._tmp = tempfile.mkdtemp(prefix="worker-emulators-")
+                tls = make_tls(self._tmp)
         self.ca_path = tls.ca_path
         self.bundle_path = write_bundle(os.path.dirname(tls.ca_path), tls.ca_path)
         issuer = TokenIssuer(_signing_key(self.data_dir))
@@ -115,6 +115,17 @@ class EmulatorSet:
         self.lake_app.base_url = self.lake.base_url
         self._seed()
         return self
+
+    def _kept_tls(self):
+        """The CA kept in ``ca_dir``; None (a note says why) when that folder cannot be
+        used (a read-only home): a temporary CA then, which goes with the emulators."""
+        assert self.ca_dir
+        try:
+            return make_tls(self.ca_dir, persist=True)
+        except OSError as e:
+            self.notes.append("cannot keep the CA in %s (%s); using a temporary one, which "
+                              "goes when the emulators stop" % (self.ca_dir, e.strerror or e))
+            return None
 
     def _serve(self, index: int, app: Any, tls: Any, network: Optional[Network]
                ) -> EmulatorServer:
