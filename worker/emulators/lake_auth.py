@@ -127,10 +127,11 @@ class Authenticator:
     def caller(self, request: Request, filesystem: str, path: str) -> Caller:
         if sas.is_sas(request.query):
             return self._sas(request, filesystem, path)
-        signed = shared_key.parse(request.header("Authorization"))
+        authorization = request.header("Authorization")
+        signed = shared_key.parse(authorization)
         if signed is not None:
             return self._shared_key(request, *signed)
-        return self._token(request)
+        return self._token(authorization)
 
     def _sas(self, request: Request, filesystem: str, path: str) -> Caller:
         try:
@@ -153,10 +154,9 @@ class Authenticator:
                             % (sig, problem))
         return KeyCaller()
 
-    def _token(self, request: Request) -> Caller:
+    def _token(self, authorization: Optional[str]) -> Caller:
         try:
-            claims = self.issuer.verify(bearer_token(request.header("Authorization")),
-                                        AUDIENCE)
+            claims = self.issuer.verify(bearer_token(authorization), AUDIENCE)
         except TokenError as e:
             if e.reason == "missing":
                 raise LakeError(401, "NoAuthenticationInformation", "Server failed to "
