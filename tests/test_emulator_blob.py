@@ -153,6 +153,9 @@ def test_leases_guard_writes_and_deletes(container):
     blob.upload_blob(b"v2", overwrite=True, lease=lease)
     assert blob.download_blob().readall() == b"v2"
     lease.renew()
+    lease.change("00000000-0000-0000-0000-00000000c4a6")
+    assert lease.id == "00000000-0000-0000-0000-00000000c4a6"
+    blob.set_blob_metadata({"m": "1"}, lease=lease)
     with pytest.raises(HttpResponseError) as e:
         blob.acquire_lease(lease_duration=-1)
     assert e.value.status_code == 409 and e.value.error_code == "LeaseAlreadyPresent"
@@ -193,6 +196,63 @@ def test_delete_blobs_in_one_batch(emulators, container, emulator_filesystem):
     statuses = [r.status_code for r in e.value.parts]
     assert statuses == [202, 404]
     assert not emulators.exists(emulator_filesystem, "a/b/3.txt")
+
+
+def test_each_part_of_a_batch_is_authorized_on_its_own(emulators, emulator_environ,
+                                                      emulator_filesystem):
+    from azure.storage.blob import ContainerClient
+
+    emulators.seed_file(emulator_filesystem, "keep.txt", b"k")
+    reader = ContainerClient(emulators.account_url, emulator_filesystem, retry_total=0,
+                             credential=emulators.credential(emulators.reader_client_id),
+                             connection_verify=emulators.ca_path)
+    replies = reader.delete_blobs("keep.txt", raise_on_any_failure=False)
+    assert [r.status_code for r in replies] == [403]
+    assert emulators.exists(emulator_filesystem, "keep.txt")
+
+
+def test_a_verb_the_resource_does_not_take(emulators, blob_environ, emulator_filesystem):
+    import http.client
+    from urllib.parse import urlsplit
+
+    from worker.emulators import sas
+    from worker.emulators.tls import client_context
+
+    token = sas.sign(emulators.account_name, emulators.account_key, emulator_filesystem,
+                     "x.txt", permissions="rw")
+    conn = http.client.HTTPSConnection(urlsplit(emulators.account_url).netloc,
+                                       context=client_context(emulators.ca_path), timeout=10)
+    conn.request("POST", "/%s/%s/x.txt?%s" % (emulators.account_name, emulator_filesystem,
+                                             token), body=b"")
+    response = conn.getresponse()
+    assert response.status == 405
+    assert response.getheader("x-ms-error-code") == "UnsupportedHttpVerb"
+    assert b"<Code>UnsupportedHttpVerb</Code>" in response.read()
+    conn.close()
+
+
+def test_data_keeps_committed_block_lists(tmp_path, monkeypatch):
+    from worker.emulators import CLEARED_VARIABLES, EmulatorSet
+
+    for name in CLEARED_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+    def blob(emulators):
+        env = emulators.environment()
+        service = BlobServiceClient.from_connection_string(
+            env["AZURE_STORAGE_CONNECTION_STRING"], retry_total=0,
+            connection_verify=emulators.ca_path)
+        return service.get_blob_client("data", "kept.bin")
+
+    with EmulatorSet(data_dir=str(tmp_path)) as first:
+        client = blob(first)
+        client.stage_block("b1", b"one")
+        client.stage_block("b2", b"two")
+        client.commit_block_list([BlobBlock("b1"), BlobBlock("b2")])
+    with EmulatorSet(data_dir=str(tmp_path)) as second:
+        committed, _ = blob(second).get_block_list()
+        assert [(b.id, b.size) for b in committed] == [("b1", 3), ("b2", 3)]
+        assert blob(second).download_blob().readall() == b"onetwo"
 
 
 def test_account_information_says_hierarchical_namespace(service, container):

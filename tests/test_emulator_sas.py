@@ -202,3 +202,25 @@ def test_verify_reads_what_sign_writes():
     with pytest.raises(sas.SasError) as e:
         sas.verify(query, "acct", "a2V5", "fs", "dir/other.bin")
     assert e.value.code == "AuthenticationFailed"
+
+
+def test_older_versions_a_source_address_and_the_account_sas_of_sign_account(emulators,
+                                                                             account):
+    name, key, fs = account
+    emulators.seed_file(fs, "v.txt", b"versions")
+    for version in ("2015-04-05", "2018-11-09", "2020-12-06", sas.VERSION):
+        token = sas.sign(name, key, fs, "v.txt", version=version)
+        assert _blob(emulators, fs, "v.txt", token).download_blob().readall() == b"versions"
+    here = sas.sign_account(name, key, permissions="r", resource_types="o")
+    assert _blob(emulators, fs, "v.txt", here).download_blob().readall() == b"versions"
+    query = {k: v for k, v in (p.split("=", 1) for p in sas.sign(name, key, fs).split("&"))}
+    from urllib.parse import unquote
+
+    query = {k: unquote(v) for k, v in query.items()}
+    assert sas.verify(query, name, key, fs, "", client_ip="127.0.0.1").resource == "c"
+    fields = dict(query, sip="10.0.0.1-10.0.0.9")
+    fields["sig"] = sas.signature(key, sas.service_string(fields, "/blob/%s/%s" % (name, fs)))
+    with pytest.raises(sas.SasError) as e:
+        sas.verify(fields, name, key, fs, "", client_ip="127.0.0.1")
+    assert e.value.code == "AuthorizationSourceIPMismatch"
+    assert sas.verify(fields, name, key, fs, "", client_ip="10.0.0.5").kind == "service"

@@ -114,7 +114,8 @@ def _non_negative(text: str) -> float:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``emulate`` options (and its help's examples and formats) to ``parser``."""
     parser.description = ("Run loopback Data Lake, Key Vault and managed-identity (IMDS)\n"
-                          "emulators in the foreground; print the environment a worker needs.")
+                          "emulators in the foreground; print the environment a worker and\n"
+                          "the Azure clients (SDKs, adlfs, obstore) need.")
     parser.epilog = _epilog()
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--lake-port", type=int, metavar="PORT",

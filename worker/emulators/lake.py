@@ -2,17 +2,16 @@
 
 URLs are ``https://127.0.0.1:PORT/ACCOUNT/FILESYSTEM/PATH``. The DataLake SDK sends file
 system create/delete/properties, path properties, metadata and downloads to the Blob API
-and listing, create, append, flush, rename and delete to the DFS API; both land here and
-are told apart by query string, method and headers (:func:`classify`). Blob Put Blob
-(``x-ms-blob-type: BlockBlob``, the worker's small uploads) creates or replaces a file in one
-request and, as on a hierarchical-namespace account, its missing parent directories. Every
-request needs a bearer token for ``https://storage.azure.com`` from the emulated IMDS, and the
-calling identity needs the right grant (``config.py``).
+and listing, create, append, flush, rename and delete to the DFS API; Blob clients (the Blob
+SDK, adlfs, obstore) use the Blob API only. All land here and are told apart by query
+string, method and headers (:func:`classify`). As on a hierarchical-namespace account, a
+file's missing parents are made and the Blob API sees directories as empty blobs with
+``hdi_isfolder`` metadata. The Blob-only operations are in ``lake_blob.py``; who may call
+is ``lake_auth.py`` (bearer tokens from the emulated identity endpoint with the
+configuration's grants, Shared Key, SAS).
 
-Operation names (for faults and counters): create_filesystem, delete_filesystem,
-get_filesystem_properties, set_filesystem_metadata, list_filesystems, list_paths, create,
-append, flush, read, get_properties, set_metadata, set_properties, set_access_control,
-get_access_control, rename, delete, put_blob, unknown.
+Operation names (for faults and counters) are the keys of :data:`OPERATIONS`; a request that
+is none of them is ``unknown`` and gets Azure's error for what is not supported.
 """
 
 from __future__ import annotations
@@ -210,9 +209,9 @@ class LakeApp(BlobOperations):
                 raise LakeError(400, "InvalidUri", "The requested URI does not represent any "
                                 "resource on the server.")
             caller = self.auth.caller(request, fs, path)
-            self._authorize(caller, request, operation, fs, path)
-            if operation == "unknown":
+            if operation == "unknown":  # authenticated, it is told what is not served
                 raise unsupported(request)
+            self._authorize(caller, request, operation, fs, path)
             response = self._handlers[operation](request, fs, path)
         except LakeError as e:
             response = wire.error(request, api_of(request, operation), e.status, e.code,
