@@ -106,6 +106,7 @@ def test_emulate_with_config_and_data_survives_restart(tmp_path, monkeypatch):
     proc = _start(tmp_path, "--data", str(data), "--config", str(config))
     env2 = _wait_env(tmp_path, proc)
     assert env2["REQUESTS_CA_BUNDLE"] == env["REQUESTS_CA_BUNDLE"]
+    assert env2["IDENTITY_HEADER"] == env["IDENTITY_HEADER"]  # a loaded shell keeps working
     fs, vault = _clients(env2, monkeypatch)
     assert fs.get_file_client("keep/me.txt").download_file().readall() == b"persisted"
     assert [p.name for p in fs.get_paths()] == ["keep", "keep/me.txt"]

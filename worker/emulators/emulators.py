@@ -58,6 +58,20 @@ def _signing_key(data_dir: Optional[str]) -> Optional[bytes]:
         return f.read()
 
 
+def _identity_header(data_dir: Optional[str]) -> str:
+    """App Service's header secret: kept under ``--data`` as the ports and the CA are, so a
+    shell that loaded the env file keeps working across restarts."""
+    if data_dir is None:
+        return secrets.token_urlsafe(24)
+    path = os.path.join(data_dir, "identity_header")
+    if not os.path.exists(path):
+        with open(path, "w", encoding="ascii") as f:
+            f.write(secrets.token_urlsafe(24))
+        os.chmod(path, 0o600)
+    with open(path, encoding="ascii") as f:
+        return f.read().strip()
+
+
 class EmulatorSet:
     """IMDS + lake + vault; ``start()``/``stop()`` or use as a context manager.
 
@@ -89,7 +103,7 @@ class EmulatorSet:
         self.lake: Optional[EmulatorServer] = None
         self.vault: Optional[EmulatorServer] = None
         self.identity: Optional[EmulatorServer] = None
-        self.identity_header = secrets.token_urlsafe(24)  # App Service's X-IDENTITY-HEADER
+        self.identity_header = ""  # App Service's X-IDENTITY-HEADER secret, set at start
 
     def start(self) -> EmulatorSet:
         """Generate TLS material, open the stores, start serving, seed the configuration."""
@@ -102,6 +116,7 @@ class EmulatorSet:
         self.ca_path = tls.ca_path
         self.bundle_path = write_bundle(os.path.dirname(tls.ca_path), tls.ca_path)
         issuer = TokenIssuer(_signing_key(self.data_dir))
+        self.identity_header = _identity_header(self.data_dir)
         self.lake_app = LakeApp(self.config, issuer, self._lake_store())
         self.vault_app = VaultApp(self.config, issuer, SecretStore(
             os.path.join(self.data_dir, "vault.json") if self.data_dir else None))
