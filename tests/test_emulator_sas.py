@@ -80,6 +80,14 @@ def test_the_blob_sdk_s_service_sas(emulators, account):
         connection_verify=emulators.ca_path)
     assert [b.name for b in container.list_blobs()] == ["in", "in/data.csv"]
     _denied(lambda: container.delete_blob("in/data.csv"), "AuthorizationPermissionMismatch")
+    assert container.get_account_information()["is_hns_enabled"] is True  # any SAS may ask
+    deleting = generate_container_sas(name, fs, account_key=key, expiry=_in(1),
+                                      permission=ContainerSasPermissions(delete=True))
+    batch = ContainerClient.from_container_url(
+        "%s/%s?%s" % (emulators.account_url, fs, deleting), retry_total=0,
+        connection_verify=emulators.ca_path)
+    assert [r.status_code for r in batch.delete_blobs("in/data.csv")] == [202]
+    assert not emulators.exists(fs, "in/data.csv")
 
 
 def test_the_account_sas(emulators, account):
