@@ -118,6 +118,8 @@ class JobRun:
         self.pending: List[TaskRun] = []  # may hold runs no longer pending: skipped
         self.state = "active"  # or disabled, terminated
         self.why = ""  # what stopped it, in local-batch's words
+        self.reason: Optional[str] = None  # Batch's terminateReason
+        self.completions = 0  # tasks completed so far: onAllTasksComplete looks after each
         for task in tasks:
             self.add(task)
 
@@ -159,7 +161,8 @@ class Scheduler:
     def __init__(self, prepare: Prepare, hosts: Sequence[Host] = (), fill: str = "spread",
                  recover: Optional[Dict[str, Trigger]] = None,
                  terminate: Optional[Dict[str, Trigger]] = None,
-                 kill_after: float = KILL_AFTER) -> None:
+                 kill_after: float = KILL_AFTER,
+                 wakeup: Optional[threading.Event] = None) -> None:
         self.prepare = prepare
         self.hosts: List[Host] = list(hosts)
         self.jobs: List[JobRun] = []
@@ -167,14 +170,14 @@ class Scheduler:
         self.recover = recover or {}
         self.terminate = terminate or {}
         self.kill_after = kill_after
-        self.wakeup = threading.Event()
+        self.wakeup = wakeup or threading.Event()  # set when a process ends: step again
 
     # -- driving -----------------------------------------------------------------------------
 
     def step(self) -> float:
         """Watch what runs, start what may start; the seconds until a deadline (a wall
-        clock, a trigger) needs another step, if nothing wakes the scheduler before."""
-        self.wakeup.clear()
+        clock, a trigger) needs another step, if nothing wakes the scheduler before. The
+        caller clears ``wakeup`` before it steps."""
         for host in self.hosts:
             for run in list(host.running):
                 self._watch(run)
@@ -190,6 +193,7 @@ class Scheduler:
         while True:
             if stop.is_set() and job.state == "active":
                 self.terminate_job(job, "stopped: local-batch got a signal")
+            self.wakeup.clear()
             due = self.step()
             if not any(h.running for h in self.hosts) and not self._startable(job):
                 break
@@ -368,13 +372,16 @@ class Scheduler:
         job_action, run.dependency_action = exit_options(run.task.exit_conditions, code)
         run.set_state(state)
         job = self._job_of(run)
+        if job is not None:
+            job.completions += 1
         if job is None or state == "succeeded" or \
                 job.job.on_task_failure != "performexitoptionsjobaction":
             return
         if job_action == "disable":
             self.disable_job(job, "requeue", "disabled by task %s (exit %s)" % (run.task.id, code))
         elif job_action == "terminate":
-            self.terminate_job(job, "terminated by task %s (exit %s)" % (run.task.id, code))
+            self.terminate_job(job, "terminated by task %s (exit %s)" % (run.task.id, code),
+                               "TaskFailed")
 
     # -- what users and nodes do -------------------------------------------------------------------
 
@@ -408,9 +415,9 @@ class Scheduler:
         job.state, job.why = "active", ""
         self.wake()
 
-    def terminate_job(self, job: JobRun, why: str) -> None:
+    def terminate_job(self, job: JobRun, why: str, reason: str = "UserTerminate") -> None:
         """No task starts any more; what runs gets SIGTERM (then SIGKILL)."""
-        job.state, job.why = "terminated", why
+        job.state, job.why, job.reason = "terminated", why, reason
         for run in job.running():
             self._terminate(run)
 
