@@ -415,3 +415,39 @@ def test_error_bodies_stay_json_for_every_verb(raw):
     status, document, headers = raw.send("DELETE", "/jobs/none")
     assert status == 404 and json.dumps(document) and error_of(document)[0] == "JobNotFound"
     assert headers["content-type"].startswith("application/json")
+
+
+# -- autoscale on a running pool ------------------------------------------------------------------
+
+def test_the_seed_pools_formula_scales_from_0_to_1_spot_node_and_back(raw, batch_service,
+                                                                      tmp_path):
+    """shared/BATCH.md's seed formula, every PT5M at 600 service seconds per second: no node
+    while there is no task, one spot node once tasks arrive, none again after they
+    finished (released by taskcompletion)."""
+    from test_batch_autoscale import SEED_FORMULA
+
+    batch_service.configure(time_scale=600.0)
+    make(raw, "/pools", pool_body(targetDedicatedNodes=None, enableAutoScale=True,
+                                  autoScaleFormula=SEED_FORMULA,
+                                  autoScaleEvaluationInterval="PT5M", taskSlotsPerNode=2))
+    pool = wait_for(lambda: (lambda p: "autoScaleRun" in p and p)(
+        raw.send("GET", "/pools/pool1")[1]), what="the first evaluation")
+    assert pool["autoScaleRun"]["results"].startswith(
+        "$TargetDedicatedNodes=0;$TargetLowPriorityNodes=0;"
+        "$NodeDeallocationOption=taskcompletion;")
+    assert pool["currentLowPriorityNodes"] == 0
+    job_with(raw, [{"id": name, "commandLine": bash(hold(tmp_path, name))}
+                   for name in ("a", "b", "c")])
+    running(tmp_path, "a")
+    node = task(raw, "job1", "a")["nodeInfo"]["nodeId"]
+    assert node.endswith("_p")
+    pool = raw.send("GET", "/pools/pool1")[1]
+    assert (pool["targetLowPriorityNodes"], pool["targetDedicatedNodes"]) == (1, 0)
+    for name in ("a", "b", "c"):
+        release(tmp_path, name)
+    for name in ("a", "b", "c"):
+        assert completed(raw, "job1", name)["executionInfo"]["result"] == "success"
+    pool = wait_for(lambda: (lambda p: p["currentLowPriorityNodes"] == 0 and p)(
+        raw.send("GET", "/pools/pool1")[1]), what="the spot node's release")
+    assert pool["targetLowPriorityNodes"] == 0
+    assert "$TargetLowPriorityNodes=0" in pool["autoScaleRun"]["results"]
