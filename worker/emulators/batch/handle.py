@@ -70,9 +70,10 @@ class BatchHandle:
                            **options)
 
     def management_client(self, **options: Any) -> Any:
-        """A real azure-mgmt-batch client for the account plane, authenticated with a token
-        from the emulated identity endpoint (``AZURE_POD_IDENTITY_AUTHORITY_HOST`` must be
-        this set's: use it under ``emulator_environ`` or set it)."""
+        """A real azure-mgmt-batch client for the account plane, authenticated with
+        azure-identity's ManagedIdentityCredential: the process's environment must point it at
+        this set's identity endpoint (AZURE_POD_IDENTITY_AUTHORITY_HOST of ``environment()``,
+        e.g. with ``monkeypatch.setenv``), which azure-identity reads when it asks."""
         from azure.identity import ManagedIdentityCredential
         from azure.mgmt.batch import BatchManagementClient
 
