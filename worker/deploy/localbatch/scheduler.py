@@ -304,8 +304,6 @@ class Scheduler:
             return
         run.current = Attempt(run.task.argv, folder, env, run.attempts, on_exit=self.wake)
         run.started_at = run.current.started_at
-        if run.current.error:  # the program could not start: a pre-processing error
-            self._complete(run, None, "failed", run.current.error, "start_error")
 
     # -- watching --------------------------------------------------------------------------------
 
@@ -313,10 +311,13 @@ class Scheduler:
         attempt = run.current
         if attempt is None:
             return
-        code = attempt.poll()
-        if code is None and attempt.process is not None:
+        if not attempt.finished:
             self._interventions(run, attempt)
             return
+        if attempt.error:  # the program could not start: a pre-processing error
+            self._complete(run, None, "failed", attempt.error, "start_error")
+            return
+        code = attempt.poll()
         run.duration_s += attempt.elapsed()
         if run.terminating_since is not None:
             self._complete(run, code, "terminated", "terminated (SIGTERM)", "terminated")
