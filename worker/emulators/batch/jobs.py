@@ -56,6 +56,7 @@ class JobRecord:
         self.seen_completions = 0
         self.run = JobRun(self.engine_job())
         self.docs: Dict[str, TaskDoc] = {}
+        self.complete_upto = 0  # the tasks before it are known to be completed
 
     @property
     def pool_id(self) -> str:
@@ -108,10 +109,19 @@ class JobRecord:
     def check_all_complete(self) -> None:
         if str(self.spec.get("onAllTasksComplete", "noaction")).lower() != "terminatejob":
             return
-        if self.run.state == "active" and self.run.runs and \
-                all(r.state in COMPLETED for r in self.run.runs):
+        if self.run.state == "active" and self.run.runs and self._all_completed():
             self.service.scheduler_of(self).terminate_job(
                 self.run, "terminated: all its tasks completed", "AllTasksComplete")
+
+    def _all_completed(self) -> bool:
+        """Whether every task has completed, looking past those known to be (tasks are
+        added at the end; a reactivation or deletion starts the count again)."""
+        runs = self.run.runs
+        index = min(self.complete_upto, len(runs))
+        while index < len(runs) and runs[index].state in COMPLETED:
+            index += 1
+        self.complete_upto = index
+        return index == len(runs)
 
     def note_state(self) -> None:
         state = self.api_state()

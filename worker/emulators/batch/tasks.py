@@ -230,6 +230,7 @@ def delete(service: "BatchService", call: "Call") -> Any:
                           run.changed_at)
     service.scheduler_of(job).delete_task(job.run, run)
     job.docs.pop(run.task.id.lower(), None)
+    job.complete_upto = 0
     job.touch()
     return call.empty(200)
 
@@ -253,6 +254,7 @@ def reactivate(service: "BatchService", call: "Call") -> Any:
     if run.state == "succeeded":
         raise BatchError("TaskSucceeded")
     service.scheduler_of(job).reactivate(job.run, run)
+    job.complete_upto = 0
     return call.empty(204, _Versioned(run, job))
 
 
