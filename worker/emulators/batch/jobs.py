@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
 from ...deploy.localbatch.documents import Job
 from ...deploy.localbatch.scheduler import COMPLETED, JobRun
@@ -29,13 +29,15 @@ FINISHED = ("completed", "terminating", "deleting")
 
 
 class TaskDoc:
-    """What a task was added with, and when."""
+    """What a task was added with, and when; and its last answer, with the task's version
+    it was made for (a listing of 10,000 tasks renders only those that changed)."""
 
-    __slots__ = ("body", "created")
+    __slots__ = ("body", "created", "answer")
 
     def __init__(self, body: Dict[str, Any]) -> None:
         self.body = body
         self.created = time.time()
+        self.answer: Optional[Tuple[int, Dict[str, Any]]] = None
 
 
 class JobRecord:

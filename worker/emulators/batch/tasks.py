@@ -50,7 +50,17 @@ def api_state(state: str) -> str:
 
 
 def to_json(service: "BatchService", job: JobRecord, run: TaskRun) -> Dict[str, Any]:
+    """The task as Batch answers it (never changed by the caller: it may be reused until
+    the task's next change)."""
     doc = job.docs[run.task.id.lower()]
+    if doc.answer is not None and doc.answer[0] == run.version:
+        return doc.answer[1]
+    document = _render(service, job, run, doc)
+    doc.answer = (run.version, document)
+    return document
+
+
+def _render(service: "BatchService", job: JobRecord, run: TaskRun, doc: Any) -> Dict[str, Any]:
     body = doc.body
     url = "%s/jobs/%s/tasks/%s" % (service.url, job.id, run.task.id)
     constraints = dict(body.get("constraints") or {})
@@ -216,6 +226,7 @@ def update(service: "BatchService", call: "Call") -> Any:
     doc = job.docs[run.task.id.lower()]
     constraints = body.get("constraints") or {}
     doc.body["constraints"] = copy.deepcopy(constraints)
+    doc.answer = None
     updated = build_task(doc.body, job)
     run.task = replace(run.task, max_retries=updated.max_retries,
                        max_wall_clock=updated.max_wall_clock,
