@@ -89,10 +89,16 @@ class JobRecord:
         if self.deleting:
             return "deleting"
         if self.run.state == "disabled":
-            return "disabling" if self.run.running() else "disabled"
+            return "disabling" if self._busy() else "disabled"
         if self.run.state == "terminated":
-            return "terminating" if self.run.running() else "completed"
+            return "terminating" if self._busy() else "completed"
         return "active"
+
+    def _busy(self) -> bool:
+        """A task of the job runs: looked for on the nodes' slots, not among its tasks."""
+        hosts = self.service.scheduler_of(self).hosts
+        return any(self.run.by_id.get(r.task.id.lower()) is r
+                   for host in hosts for r in host.running)
 
     def tick(self, now: float) -> None:
         """Terminate by onAllTasksComplete or maxWallClockTime; note state changes."""
