@@ -102,8 +102,8 @@ def test_a_task_gets_batchs_variables_its_job_and_task_settings_and_the_vm_s(raw
     assert env["AZ_BATCH_TASK_WORKING_DIR"] == env["AZ_BATCH_TASK_DIR"] + "/wd"
     assert (env["BOTH"], env["FROM_JOB"]) == ("task", "job")
     machine = batch_service.environment()
-    assert env["AZURE_POD_IDENTITY_AUTHORITY_HOST"] == machine[
-        "AZURE_POD_IDENTITY_AUTHORITY_HOST"]
+    base = machine["AZURE_POD_IDENTITY_AUTHORITY_HOST"]  # the node's own, where per VM
+    assert env["AZURE_POD_IDENTITY_AUTHORITY_HOST"] in (base, base + "/vms/" + node["id"])
     assert env["REQUESTS_CA_BUNDLE"] == machine["REQUESTS_CA_BUNDLE"]
     info = done["nodeInfo"]
     assert (info["nodeId"], info["poolId"], info["taskRootDirectory"]) == (

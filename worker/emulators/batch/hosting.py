@@ -111,9 +111,14 @@ class BatchHost:
         return server
 
     def _machine(self, node_id: str) -> Dict[str, str]:
+        """What a node's VM gives its processes: its identity endpoint (the node's own,
+        ``.../vms/<node>``, with a VM's limits, where the identity endpoint has them) and
+        the CA bundle."""
         owner = self._owner
         assert owner is not None
-        return {"AZURE_POD_IDENTITY_AUTHORITY_HOST": owner.identity_url,
+        per_vm = getattr(owner, "vm_identity_url", None)
+        return {"AZURE_POD_IDENTITY_AUTHORITY_HOST": per_vm(node_id) if per_vm is not None
+                else owner.identity_url,
                 "REQUESTS_CA_BUNDLE": owner.bundle_path}
 
     def stop(self) -> None:
