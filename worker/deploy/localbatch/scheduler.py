@@ -228,7 +228,7 @@ class Scheduler:
         tasks before the run, so one that waits waits on another that can run)."""
         if job.state != "active":
             return False
-        return any(r.state == "pending" and self._deps(job, r) != "block" for r in job.pending)
+        return any(r.state == "pending" and self.deps(job, r) != "block" for r in job.pending)
 
     def _start_ready(self) -> None:
         hosts = [h for h in self.hosts if h.usable and h.accepting]
@@ -254,7 +254,7 @@ class Scheduler:
             run = pending.popleft()
             if run.state != "pending":
                 continue  # started, completed or deleted since it was queued
-            deps = self._deps(job, run)
+            deps = self.deps(job, run)
             host = self._pick(hosts, run.task.required_slots) if deps == "ready" else None
             if deps == "block":
                 self._block(run)
@@ -274,7 +274,7 @@ class Scheduler:
             return fits[0]
         return max(fits, key=lambda h: h.free())  # the first of the emptiest
 
-    def _deps(self, job: JobRun, run: TaskRun) -> str:
+    def deps(self, job: JobRun, run: TaskRun) -> str:
         """``ready``, ``wait`` or ``block``, from the states of its dependencies."""
         keys = run.dep_keys
         index = run.dep_cursor
@@ -475,7 +475,7 @@ class Scheduler:
     def _settle(self, job: JobRun) -> None:
         for run in job.runs:
             if run.state == "pending":
-                if self._deps(job, run) == "block":
+                if self.deps(job, run) == "block":
                     self._block(run)
                 else:
                     run.failure = run.failure or ("the job was %s" % job.why

@@ -122,7 +122,7 @@ def create_or_update(call: "ArmCall", name: str, document: Dict[str, Any]) -> An
             raise _from_batch(e) from None
     else:
         call.check_etag(arm_etag(pool))
-        _update(pool, body, properties, document.get("identity"))
+        _apply_update(pool, body, properties, document.get("identity"))
     return to_arm(call, pool)
 
 
@@ -134,11 +134,11 @@ def patch(call: "ArmCall", name: str, document: Dict[str, Any]) -> Any:
     properties = document.get("properties") or {}
     merged = dict(_arm_properties(pool), **properties)
     body = to_data_plane(pool.id, merged)
-    _update(pool, body, properties, document.get("identity"))
+    _apply_update(pool, body, properties, document.get("identity"))
     return to_arm(call, pool)
 
 
-def _update(pool: Any, body: Dict[str, Any], given: Dict[str, Any],
+def _apply_update(pool: Any, body: Dict[str, Any], given: Dict[str, Any],
             identity: Optional[Dict[str, Any]]) -> None:
     for key in IMMUTABLE:
         wanted = body.get("virtualMachineConfiguration") if key == "deploymentConfiguration" \
@@ -155,7 +155,7 @@ def _update(pool: Any, body: Dict[str, Any], given: Dict[str, Any],
                                         "metadata", "displayName", "taskSchedulingPolicy")
                if k in body or _arm_key(k) in given}
     try:
-        pools._update(service, pool, changes)
+        pools.update_pool(service, pool, changes)
         if "scaleSettings" in given:
             _rescale(pool, body)
     except BatchError as e:
@@ -172,11 +172,11 @@ def _arm_key(data_plane_key: str) -> str:
 def _rescale(pool: Any, body: Dict[str, Any]) -> None:
     service = pool.service
     if body.get("enableAutoScale"):
-        interval = pools._interval(body.get("autoScaleEvaluationInterval"))
+        interval = pools.interval_seconds(body.get("autoScaleEvaluationInterval"))
         if pool.scaler is None or pool.scaler.text != body["autoScaleFormula"] or \
                 pool.scaler.interval != interval:
             history = pool.scaler.history if pool.scaler else None
-            pool.scaler = pools._scaler(service, pool, body["autoScaleFormula"], interval)
+            pool.scaler = pools.new_scaler(service, pool, body["autoScaleFormula"], interval)
             if history is not None:
                 pool.scaler.history = history
     else:

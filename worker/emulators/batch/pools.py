@@ -207,7 +207,7 @@ class Pool:
                 if run.state == "running":
                     running += 1
                 elif run.state == "pending" and job.state == "active" and \
-                        self.scheduler._deps(job, run) == "ready":
+                        self.scheduler.deps(job, run) == "ready":
                     active += 1
                 elif run.state == "succeeded":
                     succeeded += 1
@@ -309,7 +309,7 @@ def create_pool(service: "BatchService", body: Dict[str, Any],
     spec = copy.deepcopy(body)
     pool = Pool(service, spec)
     if scaling is not None:
-        pool.scaler = _scaler(service, pool, *scaling)
+        pool.scaler = new_scaler(service, pool, *scaling)
     service.pools[pool.id.lower()] = pool
     if identity:
         service.identities[pool.id.lower()] = identity
@@ -327,14 +327,14 @@ def _scaling(body: Dict[str, Any]) -> Optional[Tuple[str, float]]:
             if body.get(name) is not None:
                 raise property_error("InvalidPropertyValue", name, body[name],
                                      "not allowed when enableAutoScale is true")
-        return body["autoScaleFormula"], _interval(body.get("autoScaleEvaluationInterval"))
+        return body["autoScaleFormula"], interval_seconds(body.get("autoScaleEvaluationInterval"))
     if body.get("autoScaleFormula") is not None:
         raise property_error("InvalidPropertyValue", "autoScaleFormula",
                              reason="allowed only when enableAutoScale is true")
     return None
 
 
-def _interval(text: Optional[str]) -> float:
+def interval_seconds(text: Optional[str]) -> float:
     from .wire import duration_seconds
 
     if text is None:
@@ -346,7 +346,7 @@ def _interval(text: Optional[str]) -> float:
     return seconds
 
 
-def _scaler(service: "BatchService", pool: Pool, formula: str, interval: float) -> AutoScaler:
+def new_scaler(service: "BatchService", pool: Pool, formula: str, interval: float) -> AutoScaler:
     try:
         return AutoScaler(formula, interval, service.clock.now())
     except Exception as e:  # the formula module's FormulaError, whatever it subclasses
@@ -382,7 +382,7 @@ def patch(service: "BatchService", call: "Call") -> Any:
     pool = service.pool(call.params["poolId"])
     call.check_conditions(pool.etag, pool.changed)
     body = call.body(schema.POOL_PATCH)
-    _update(service, pool, body)
+    update_pool(service, pool, body)
     return call.empty(200, pool)
 
 
@@ -391,11 +391,11 @@ def replace(service: "BatchService", call: "Call") -> Any:
     body = call.body(schema.POOL_REPLACE)
     if "startTask" not in body:
         pool.spec.pop("startTask", None)
-    _update(service, pool, body)
+    update_pool(service, pool, body)
     return call.empty(204, pool)
 
 
-def _update(service: "BatchService", pool: Pool, body: Dict[str, Any]) -> None:
+def update_pool(service: "BatchService", pool: Pool, body: Dict[str, Any]) -> None:
     _active(pool)
     if "taskSlotsPerNode" in body and body["taskSlotsPerNode"] != pool.slots and pool.nodes:
         raise property_error("InvalidPropertyValue", "taskSlotsPerNode",
@@ -451,11 +451,11 @@ def enable_autoscale(service: "BatchService", call: "Call") -> Any:
     formula = body.get("autoScaleFormula") or (pool.scaler.text if pool.scaler else None)
     if not formula:
         raise property_error("MissingRequiredProperty", "autoScaleFormula")
-    interval = _interval(body["autoScaleEvaluationInterval"]) \
+    interval = interval_seconds(body["autoScaleEvaluationInterval"]) \
         if body.get("autoScaleEvaluationInterval") else \
         (pool.scaler.interval if pool.scaler else DEFAULT_INTERVAL)
     history = pool.scaler.history if pool.scaler else None
-    pool.scaler = _scaler(service, pool, formula, interval)
+    pool.scaler = new_scaler(service, pool, formula, interval)
     if history is not None:
         pool.scaler.history = history
     pool.touch()
