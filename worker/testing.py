@@ -23,6 +23,13 @@ Fixtures:
   AZURE_POD_IDENTITY_AUTHORITY_HOST and REQUESTS_CA_BUNDLE.
 - ``emulator_environ`` (function): the same variables applied to ``os.environ`` for the
   test (through monkeypatch), for code run in-process; returns the dict.
+- ``batch_emulator_set`` (session): a second emulator set with a local Azure Batch account
+  (``emulate --batch``), as a :class:`worker.emulators.batch.handle.BatchHandle`:
+  ``endpoint``, ``account``, ``key``, ``environment()`` (AZURE_BATCH_* included),
+  ``client()`` (a real azure-batch client with the account key), ``add_package(zip)``,
+  ``preempt(node_id)``, ``configure(time_scale=..., preempt_rate=...)``.
+- ``batch_service`` (function): the same handle with an empty account (no pools, jobs or
+  applications) and its clock at 60 service seconds per second.
 
 And a helper for fast tests: :func:`run_handler` runs a handler in the test's own process
 through the real runner and returns its :class:`worker.result.Result`.
@@ -52,6 +59,30 @@ def emulator_set() -> Iterator[Any]:
         yield EmulatorHandle(emulators)
     finally:
         emulators.stop()
+
+
+@pytest.fixture(scope="session")
+def batch_emulator_set() -> Iterator[Any]:
+    """One running emulator set with a local Batch account, for the whole session."""
+    from worker.emulators import EmulatorSet
+    from worker.emulators.batch.handle import DEFAULTS, BatchHandle
+    from worker.emulators.batch.hosting import BatchHost
+    from worker.emulators.batch.service import BatchSettings
+
+    host = BatchHost(BatchSettings(time_scale=DEFAULTS["time_scale"]), preferred_port=0)
+    emulators = EmulatorSet(batch=host).start()
+    try:
+        yield BatchHandle(emulators)
+    finally:
+        emulators.stop()
+
+
+@pytest.fixture
+def batch_service(batch_emulator_set: Any) -> Iterator[Any]:
+    """The session's Batch account, empty for this test."""
+    batch_emulator_set.reset()
+    yield batch_emulator_set
+    batch_emulator_set.reset()
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ import time
 from typing import Dict, Optional, Tuple
 
 from ..errors import OK, USAGE
+from .batch import cli as batch_cli
 from .config import ConfigError, load_config
 from .emulators import SERVICES, EmulatorSet
 from .faults import add_rules
@@ -38,6 +39,7 @@ def _epilog() -> str:
         return textwrap.fill(", ".join(operations), 78, subsequent_indent=" " * 6).lstrip()
 
     return _EPILOG % {"lake": names(lake.OPERATIONS), "vault": names(vault.OPERATIONS),
+                      "batch": batch_cli.HELP,
                       "identity": names(identity.OPERATIONS),
                       "ports": "/".join(str(p) for p in DEFAULT_PORTS)}
 
@@ -92,7 +94,11 @@ fault file (--faults FILE): a JSON list of rules; for each request the first rul
 --load-dir DIR: every file below DIR appears at the same relative path in the file system
   --filesystem (default: the first configured), replacing a file --data kept.
 
-environment: emulate reads no environment variables.
+%(batch)s
+
+environment: emulate reads no environment variables; `emulate batch preempt` reads
+  AZURE_BATCH_ENDPOINT, AZURE_BATCH_ACCOUNT, AZURE_BATCH_ACCESS_KEY and REQUESTS_CA_BUNDLE
+  (the env file's), unless --env-file names the file.
 """
 
 
@@ -154,6 +160,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default 0)")
     parser.add_argument("--quiet", "-q", action="store_true",
                         help="no log line per request on stderr")
+    batch_cli.add_arguments(parser)
 
 
 def format_environment(env: Dict[str, str]) -> str:
@@ -219,7 +226,8 @@ def _build(args: argparse.Namespace) -> EmulatorSet:
                             identity_port=args.identity_port or 0, seed=_fault_seed(args),
                             link_mbps=args.link_mbps, latency_ms=args.latency_ms,
                             preferred_ports=preferred,
-                            on_request=None if args.quiet else _RequestPrinter())
+                            on_request=None if args.quiet else _RequestPrinter(),
+                            batch=batch_cli.host(args, data, _fault_seed(args)))
     if args.faults:
         with open(args.faults, encoding="utf-8") as f:
             try:
@@ -237,6 +245,8 @@ def _prepare(args: argparse.Namespace, emulators: EmulatorSet) -> None:
     """After start: report port fallbacks, remember the ports, load a folder."""
     for note in emulators.notes:
         print("emulate: %s" % note, file=sys.stderr)
+    for line in batch_cli.load_packages(args, emulators.batch):
+        print("emulate: %s" % line, file=sys.stderr)
     _remember_ports(args.data, emulators.bound_ports)
     if args.load_dir:
         filesystem = args.filesystem or (emulators.config.filesystems or ("data",))[0]
@@ -285,6 +295,8 @@ def run(args: argparse.Namespace, stop: Optional[threading.Event] = None) -> int
     """Serve until SIGTERM/SIGINT (or ``stop`` is set); 0 on a clean stop, 2 on bad input."""
     import importlib.util
 
+    if getattr(args, "action", None):
+        return batch_cli.run_action(args)
     if importlib.util.find_spec("trustme") is None:
         print(MISSING_TRUSTME, file=sys.stderr)
         return USAGE

@@ -68,7 +68,8 @@ class EmulatorSet:
                  seed: Optional[int] = None, delete_page_size: int = DEFAULT_PAGE,
                  link_mbps: Optional[float] = None, latency_ms: float = 0.0,
                  preferred_ports: Optional[Sequence[int]] = None,
-                 on_request: Optional[Callable[[RequestRecord], None]] = None) -> None:
+                 on_request: Optional[Callable[[RequestRecord], None]] = None,
+                 batch: Optional[Any] = None) -> None:
         self.config = config or default_config()
         self.data_dir = data_dir
         self.ports = (lake_port, vault_port, identity_port)
@@ -83,6 +84,7 @@ class EmulatorSet:
         self.lake: Optional[EmulatorServer] = None
         self.vault: Optional[EmulatorServer] = None
         self.identity: Optional[EmulatorServer] = None
+        self.batch = batch  # a batch.hosting.BatchHost: the local Batch account, or None
 
     def start(self) -> EmulatorSet:
         """Generate TLS material, open the stores, start serving, seed the configuration."""
@@ -94,7 +96,7 @@ class EmulatorSet:
             tls = make_tls(self._tmp)
         self.ca_path = tls.ca_path
         self.bundle_path = write_bundle(os.path.dirname(tls.ca_path), tls.ca_path)
-        issuer = TokenIssuer(_signing_key(self.data_dir))
+        issuer = self.issuer = TokenIssuer(_signing_key(self.data_dir))
         self.lake_app = LakeApp(self.config, issuer, self._lake_store())
         self.vault_app = VaultApp(self.config, issuer, SecretStore(
             os.path.join(self.data_dir, "vault.json") if self.data_dir else None))
@@ -107,6 +109,13 @@ class EmulatorSet:
             raise
         self.lake_app.base_url = self.lake.base_url
         self._seed()
+        if self.batch is not None:
+            try:
+                self.batch.start(self, issuer, tls.context, self.data_dir or self._tmp)
+            except BaseException:
+                self.stop()
+                raise
+            self.notes.extend(self.batch.notes)
         return self
 
     def _serve(self, index: int, app: Any, tls: Any, network: Optional[Network]
@@ -167,6 +176,8 @@ class EmulatorSet:
 
     def stop(self) -> None:
         """Stop the servers and remove the temporary CA (kept under ``--data``)."""
+        if self.batch is not None:
+            self.batch.stop()
         for server in (self.lake, self.vault, self.identity):
             if server is not None:
                 server.stop()
@@ -205,10 +216,13 @@ class EmulatorSet:
             filesystem = self.config.filesystems[0] if self.config.filesystems else "data"
         if client_id is None:
             client_id = self.config.identities[0].client_id if self.config.identities else ""
-        return {
+        env = {
             "WORKER_LAKE_URL": "%s/%s" % (self.account_url, filesystem),
             "WORKER_VAULT_URL": self.vault_url,
             "AZURE_CLIENT_ID": client_id,
             "AZURE_POD_IDENTITY_AUTHORITY_HOST": self.identity_url,
             "REQUESTS_CA_BUNDLE": self.bundle_path,
         }
+        if self.batch is not None:
+            env.update(self.batch.environment())
+        return env

@@ -2,6 +2,9 @@
 task's working folder, its own process group, stdout and stderr into the task folder's
 ``stdout.txt`` and ``stderr.txt``; and the moments at which the local node steps in
 (``--recover``, ``--terminate``).
+
+An attempt given ``on_exit`` calls it (from a thread of its own) as soon as its process has
+ended, so a scheduler can sleep until something happens instead of polling.
 """
 
 from __future__ import annotations
@@ -9,9 +12,10 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from ..errors import SpecError
 
@@ -20,7 +24,8 @@ class Attempt:
     """A running command line. Batch overwrites a task's stdout.txt and stderr.txt at each
     run; the local node first keeps the previous run's as ``stdout.N.txt``."""
 
-    def __init__(self, argv: List[str], folder: Path, env: Dict[str, str], number: int):
+    def __init__(self, argv: List[str], folder: Path, env: Dict[str, str], number: int,
+                 on_exit: Optional[Callable[[], None]] = None):
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "wd").mkdir(exist_ok=True)
         for name in ("stdout", "stderr"):
@@ -29,6 +34,7 @@ class Attempt:
                 current.replace(folder / ("%s.%d.txt" % (name, number - 1)))
         self.folder = folder
         self.started = time.monotonic()
+        self.started_at = time.time()
         self.ended: Optional[float] = None
         self.error: Optional[str] = None
         self.process: Optional[subprocess.Popen] = None
@@ -41,6 +47,17 @@ class Attempt:
             except OSError as e:  # Batch: the program could not be started
                 self.error = "cannot start %s: %s" % (argv[0], e.strerror or e)
                 self.ended = self.started
+        if self.process is not None and on_exit is not None:
+            threading.Thread(target=self._wait, args=(on_exit,), daemon=True,
+                             name="attempt-%d" % self.process.pid).start()
+
+    def _wait(self, on_exit: Callable[[], None]) -> None:
+        assert self.process is not None
+        try:
+            self.process.wait()
+            self.ended = self.ended or time.monotonic()
+        finally:
+            on_exit()
 
     def poll(self) -> Optional[int]:
         """The exit code once the process has ended (negative: killed by that signal)."""
