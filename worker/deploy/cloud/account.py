@@ -41,6 +41,9 @@ RESOURCE_GROUP = "AZURE_RESOURCE_GROUP"
 RESOURCE_MANAGER = "AZURE_RESOURCE_MANAGER_URL"
 AUTH = "WORKER_BATCH_AUTH"
 AUTH_MODES = ("entra", "shared-key")
+#: The SDKs' own retries of a call (azure-core: 5xx, 429, lost connections, with backoff
+#: from 0.8 s); the task adder retries what outlives them, task by task.
+RETRIES = {"retry_total": 3}
 
 
 @dataclass(frozen=True)
@@ -103,8 +106,11 @@ class Clients:
     """The SDK clients of one command, made on first use, sharing one credential; every
     request they send is counted (``requests``: data plane, account plane, package upload)."""
 
-    def __init__(self, target: Target, environ: Optional[Mapping[str, str]] = None) -> None:
+    def __init__(self, target: Target, environ: Optional[Mapping[str, str]] = None,
+                 **sdk_options: Any) -> None:
+        """``sdk_options`` go to both SDK clients (e.g. ``retry_backoff_factor``)."""
         self.target = target
+        self.sdk_options = dict(RETRIES, **sdk_options)
         self.environ = dict(os.environ if environ is None else environ)
         self.requests: Counter = Counter()
         self._lock = threading.Lock()
@@ -154,8 +160,8 @@ class Clients:
             credential: Any = AzureNamedKeyCredential(self.target.account or "?", key)
         else:
             credential = self.credential
-        return BatchClient(url, credential, per_call_policies=[self._counter("batch")],
-                           connection_timeout=30, read_timeout=120)
+        return BatchClient(url, credential, per_retry_policies=[self._counter("batch")],
+                           connection_timeout=30, read_timeout=120, **self.sdk_options)
 
     @property
     def mgmt(self) -> Any:
@@ -168,7 +174,8 @@ class Clients:
                 options = {"base_url": self.target.arm_url} if self.target.arm_url else {}
                 self._mgmt = BatchManagementClient(
                     self.credential, self.target.subscription,
-                    per_call_policies=[self._counter("account")], **options)
+                    per_retry_policies=[self._counter("account")], **options,
+                    **self.sdk_options)
             return self._mgmt
 
     def account_url(self) -> str:
@@ -200,7 +207,7 @@ class Clients:
 
         counts = self.requests
 
-        class _Count(SansIOHTTPPolicy):  # per call, not per retry: retries counted below
+        class _Count(SansIOHTTPPolicy):  # per retry: every request that goes out
             def on_request(self, request: Any) -> None:
                 counts[plane] += 1
 

@@ -140,13 +140,17 @@ class TaskAdder:
     def _send(self, batch: List[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], List[str]]:
         """One request; (tasks to send again, ids that exist already)."""
         from azure.core.exceptions import (
+            DecodeError,
             HttpResponseError,
+            IncompleteReadError,
             ServiceRequestError,
             ServiceResponseError,
         )
 
         try:
             answer = self.batch.create_task_collection(self.job_id, {"value": batch})
+        except (ServiceRequestError, ServiceResponseError, IncompleteReadError, DecodeError):
+            return list(batch), []  # it may have been applied: TaskExists will tell
         except HttpResponseError as e:
             code = service_words(e)[0]
             if code == "RequestBodyTooLarge" and len(batch) > 1:
@@ -158,8 +162,6 @@ class TaskAdder:
             raise translate(e, "adding tasks to job %s" % self.job_id, self.where,
                             not_found="job %s does not exist (any more)" % self.job_id
                             ) from None
-        except (ServiceRequestError, ServiceResponseError):
-            return list(batch), []  # it may have been applied: TaskExists will tell
         return self._outcomes(batch, answer)
 
     def _outcomes(self, batch: List[Dict[str, Any]], answer: Any
@@ -170,7 +172,7 @@ class TaskAdder:
             task = sent.pop(str(result.task_id).lower(), None)
             if task is None:
                 continue
-            status = str(result.status).lower()
+            status = str(getattr(result.status, "value", result.status)).lower()
             code = getattr(result.error, "code", None) or ""
             if status == "success":
                 added += 1
