@@ -5,7 +5,8 @@ Sections and keys (the README's "Deploy" section shows an example)::
 
     [package]  app, version                       (default: the --package zip's manifest)
     [pool]     id, account, vm_size, nodes, spot_nodes, autoscale, autoscale_minutes,
-               task_slots, fill, identity, client_id, start_task_retries, environment
+               task_slots, fill, identity, client_id, start_task_retries, environment,
+               account_url, subscription, resource_group (where ``deploy`` finds the account)
     [job]      id, lake_url, vault_url, environment
     [tasks]    command, items, timeout, grace, margin, retries, slots, first_id,
                dependency_action, environment
@@ -36,7 +37,8 @@ SCHEMA: Dict[str, Dict[str, Any]] = {
         "id": str, "account": str, "vm_size": str, "nodes": int, "spot_nodes": int,
         "autoscale": str, "autoscale_minutes": int, "task_slots": int,
         "fill": ("pack", "spread"), "identity": str, "client_id": str,
-        "start_task_retries": int, "environment": dict,
+        "start_task_retries": int, "environment": dict, "account_url": str,
+        "subscription": str, "resource_group": str,
     },
     "job": {"id": str, "lake_url": str, "vault_url": str, "environment": dict},
     "tasks": dict(_TASK_KEYS, items=dict, first_id=int,

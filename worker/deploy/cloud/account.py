@@ -160,7 +160,7 @@ class Clients:
             credential: Any = AzureNamedKeyCredential(self.target.account or "?", key)
         else:
             credential = self.credential
-        return BatchClient(url, credential, per_retry_policies=[self._counter("batch")],
+        return BatchClient(url, credential, per_retry_policies=[self.counter("batch")],
                            connection_timeout=30, read_timeout=120, **self.sdk_options)
 
     @property
@@ -174,7 +174,7 @@ class Clients:
                 options = {"base_url": self.target.arm_url} if self.target.arm_url else {}
                 self._mgmt = BatchManagementClient(
                     self.credential, self.target.subscription,
-                    per_retry_policies=[self._counter("account")], **options,
+                    per_retry_policies=[self.counter("account")], **options,
                     **self.sdk_options)
             return self._mgmt
 
@@ -202,7 +202,7 @@ class Clients:
                 % (t.account, t.resource_group, t.subscription, ACCOUNT, RESOURCE_GROUP,
                    SUBSCRIPTION))
 
-    def _counter(self, plane: str) -> Any:
+    def counter(self, plane: str) -> Any:
         from azure.core.pipeline.policies import SansIOHTTPPolicy
 
         counts = self.requests
