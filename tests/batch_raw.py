@@ -66,10 +66,11 @@ class Raw:
             from azure.core.rest import HttpRequest
 
             request = HttpRequest(method, path, params=params, headers=headers, content=data)
-            try:
-                response = self.client.send_request(request)
+            try:  # streamed: the pipeline decodes nothing (a file is not JSON)
+                response = self.client.send_request(request, stream=True)
             except HttpResponseError as e:  # 15.x raises even here (its error policy)
                 response = e.response
+            response.read()
             status, text, answer = response.status_code, response.text(), response.headers
         else:
             response = self.session.request(method, self.handle.endpoint + path, params=params,

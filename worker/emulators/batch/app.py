@@ -170,18 +170,28 @@ class Call:
         return self._json(200, document, self.common_headers() +
                           self._resource_headers(resource))
 
-    def listing(self, items: Sequence[Dict[str, Any]], kind: str,
-                filterable: bool = True) -> Response:
-        """One page of ``items``, filtered and projected, with the link to the next."""
+    def listing(self, items: Sequence[Any], kind: str, filterable: bool = True,
+                render: Optional[Callable[[Any], Dict[str, Any]]] = None,
+                key: Optional[Callable[[Any], str]] = None) -> Response:
+        """One page of ``items`` (rendered by ``render``, in ``key`` order: Batch lists by
+        id), filtered and projected, with the link to the next. Without a ``$filter`` only
+        the page is rendered."""
+        render = render or (lambda item: item)
+        ordered = sorted(items, key=key) if key else list(items)
         predicate = parse_filter(self.query.get("$filter")) if filterable else None
-        chosen = [i for i in items if predicate is None or predicate(i)]
         size = max_results(self.query.get("maxresults"))
         start = self._skip()
-        page = [select(i, self.query.get("$select")) for i in chosen[start:start + size]]
+        if predicate is None:
+            total = len(ordered)
+            page = [render(i) for i in ordered[start:start + size]]
+        else:
+            chosen = [d for d in map(render, ordered) if predicate(d)]
+            total, page = len(chosen), chosen[start:start + size]
         document: Dict[str, Any] = {"odata.metadata": "%s/$metadata#%s" % (self.service.url,
                                                                            kind),
-                                    "value": page}
-        if start + size < len(chosen):
+                                    "value": [select(d, self.query.get("$select"))
+                                              for d in page]}
+        if start + size < total:
             query = {k: v for k, v in self.query.items() if k != "$skiptoken"}
             query["$skiptoken"] = str(start + size)
             document["odata.nextLink"] = "%s%s?%s" % (self.service.url, self.request.raw_path,

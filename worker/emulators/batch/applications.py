@@ -125,8 +125,9 @@ def _manifest(archive: Path) -> Dict[str, Any]:
 # -- the data plane's operations ---------------------------------------------------------------
 
 def list_applications(service: "BatchService", call: "Call") -> Any:
-    apps = [service.apps.to_json(a) for a in service.apps.apps.values() if a.active()]
-    return call.listing(apps, "applications", filterable=False)
+    apps = [a for a in service.apps.apps.values() if a.active()]
+    return call.listing(apps, "applications", filterable=False, render=service.apps.to_json,
+                        key=lambda a: a.id.lower())
 
 
 def get_application(service: "BatchService", call: "Call") -> Any:

@@ -149,7 +149,8 @@ def _preempt(env: Dict[str, str], node_id: str) -> int:
     path = PREEMPT_PATH % node_id
     query = "api-version=%s" % API_VERSION
     headers = {"ocp-date": time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime()),
-               "Content-Length": "0"}
+               "Content-Length": "0",  # urllib would add a form Content-Type: sign our own
+               "Content-Type": "application/json; odata=minimalmetadata"}
     account = env["AZURE_BATCH_ACCOUNT"]
     headers["Authorization"] = "SharedKey %s:%s" % (account, sign(string_to_sign(
         "POST", path, query, headers, account), env["AZURE_BATCH_ACCESS_KEY"]))

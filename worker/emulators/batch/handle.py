@@ -58,7 +58,9 @@ class BatchHandle:
             from azure.batch import BatchServiceClient, batch_auth
 
             credentials = batch_auth.SharedKeyCredentials(self.account, self.key)
-            return BatchServiceClient(credentials, batch_url=self.endpoint, **options)
+            client = BatchServiceClient(credentials, batch_url=self.endpoint, **options)
+            client.config.connection.verify = self.ca_path
+            return client
         options.setdefault("connection_verify", self.ca_path)
         return BatchClient(self.endpoint, AzureNamedKeyCredential(self.account, self.key),
                            **options)

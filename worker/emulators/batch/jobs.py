@@ -176,7 +176,8 @@ def get(service: "BatchService", call: "Call") -> Any:
 
 
 def list_jobs(service: "BatchService", call: "Call") -> Any:
-    return call.listing([j.to_json() for j in service.jobs.values()], "jobs")
+    return call.listing(list(service.jobs.values()), "jobs", render=JobRecord.to_json,
+                        key=lambda j: j.id.lower())
 
 
 def patch(service: "BatchService", call: "Call") -> Any:

@@ -273,7 +273,8 @@ def _url(node: SimNode) -> str:
 
 def list_nodes(service: Any, call: Any) -> Any:
     pool = service.pool(call.params["poolId"])
-    return call.listing([n.to_json(_url(n)) for n in pool.nodes.values()], "nodes")
+    return call.listing(list(pool.nodes.values()), "nodes", render=lambda n: n.to_json(_url(n)),
+                        key=lambda n: n.id)
 
 
 def get_node(service: Any, call: Any) -> Any:

@@ -361,7 +361,8 @@ def exists(service: "BatchService", call: "Call") -> Any:
 
 
 def list_pools(service: "BatchService", call: "Call") -> Any:
-    return call.listing([p.to_json() for p in service.pools.values()], "pools")
+    return call.listing(list(service.pools.values()), "pools", render=Pool.to_json,
+                        key=lambda p: p.id.lower())
 
 
 def delete(service: "BatchService", call: "Call") -> Any:

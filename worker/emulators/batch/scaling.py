@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
+from . import autoscale
 from .errors import BatchError
 from .wire import duration, iso
 
@@ -19,15 +20,6 @@ if TYPE_CHECKING:
     from .pools import Pool
 
 SAMPLE_EVERY = 30.0  # service seconds between samples, as Batch takes them
-
-
-def formula_module() -> Any:
-    """The formula language (``autoscale.py``; a small placeholder until it is there)."""
-    try:
-        from . import autoscale
-    except ImportError:  # pragma: no cover - until autoscale.py lands beside this module
-        from . import _autoscale_placeholder as autoscale
-    return autoscale
 
 
 def formula_error(error: Exception) -> BatchError:
@@ -43,7 +35,7 @@ class AutoScaler:
     """One pool's formula, interval, sample history and last run."""
 
     def __init__(self, text: str, interval: float, now: float) -> None:
-        self.module = formula_module()
+        self.module = autoscale
         self.text = text
         self.formula = self.module.parse(text)
         self.interval = interval

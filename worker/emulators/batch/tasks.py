@@ -197,7 +197,8 @@ class _Versioned:
 
 def list_tasks(service: "BatchService", call: "Call") -> Any:
     job = service.job(call.params["jobId"])
-    return call.listing([to_json(service, job, r) for r in job.run.runs], "tasks")
+    return call.listing(job.run.runs, "tasks", render=lambda r: to_json(service, job, r),
+                        key=lambda r: r.task.id.lower())
 
 
 def get(service: "BatchService", call: "Call") -> Any:
