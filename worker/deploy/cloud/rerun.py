@@ -15,8 +15,8 @@ import argparse
 import sys
 from typing import IO, Any, List, Optional
 
-from ...errors import OK
 from ...batch import FAILURE_FILE
+from ...errors import OK
 from ..errors import CloudError, ConflictError
 from . import files
 from .failures import translate
