@@ -1,17 +1,16 @@
 """Which Batch account the deploy loop talks to, how it signs in, and its SDK clients.
 
-The account is found, in order, from the command line (``--account-url``), the spec file
-(``[pool] account_url``, ``account``, ``subscription``, ``resource_group``) and the
-environment (the variables ``az batch`` and the emulators' env file use):
+The account is where the environment says, as for ``az batch`` (the variables below, which
+the emulators' env file sets too), else where the spec file says, else (the URL) where the
+account plane says; ``--account-url`` overrides them all:
 
-| setting              | spec key                | variable                          |
-|----------------------|-------------------------|-----------------------------------|
-| data-plane URL       | ``[pool] account_url``  | ``AZURE_BATCH_ENDPOINT``          |
-| account name         | ``[pool] account``      | ``AZURE_BATCH_ACCOUNT``           |
-| subscription         | ``[pool] subscription`` | ``AZURE_SUBSCRIPTION_ID``         |
-| resource group       | ``[pool] resource_group`` | ``AZURE_RESOURCE_GROUP``        |
-| account plane (ARM)  |                         | ``AZURE_RESOURCE_MANAGER_URL``    |
-|                      |                         | (default https://management.azure.com) |
+| setting              | variable (first)                  | spec key (then)           |
+|----------------------|-----------------------------------|---------------------------|
+| data-plane URL       | ``AZURE_BATCH_ENDPOINT``          | ``[pool] account_url``    |
+| account name         | ``AZURE_BATCH_ACCOUNT``           | ``[pool] account``        |
+| subscription         | ``AZURE_SUBSCRIPTION_ID``         | ``[pool] subscription``   |
+| resource group       | ``AZURE_RESOURCE_GROUP``          | ``[pool] resource_group`` |
+| account plane (ARM)  | ``AZURE_RESOURCE_MANAGER_URL`` (default https://management.azure.com) |
 
 Without a URL anywhere, the account plane gives it (the account's ``accountEndpoint``).
 Sign-in is ``DefaultAzureCredential`` (az login, a service principal's variables, workload
@@ -80,8 +79,10 @@ def resolve(spec: Any = None, account_url: Optional[str] = None, shared_key: boo
     env = os.environ if environ is None else environ
 
     def pick(key: str, variable: str) -> str:
-        value = spec.get("pool", key) if spec is not None else None
-        return str(value or env.get(variable, "") or "").strip()
+        value = env.get(variable, "").strip()
+        if not value and spec is not None:
+            value = str(spec.get("pool", key) or "").strip()
+        return value
 
     url = (account_url or pick("account_url", ENDPOINT)).rstrip("/")
     if url and "://" not in url:

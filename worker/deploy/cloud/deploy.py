@@ -81,9 +81,12 @@ class Deploy:
     def run(self) -> int:
         from .account import Clients, resolve
 
-        documents = self.documents()
+        self.load()
         self.clients = Clients(resolve(self.spec, self.args.account_url, self.args.shared_key,
                                        self.environ), self.environ)
+        if self.clients.target.account and not self.spec.get("pool", "account"):
+            self.spec.data.setdefault("pool", {})["account"] = self.clients.target.account
+        documents = self.documents()
         try:
             self.steps(documents)
         finally:
@@ -91,6 +94,12 @@ class Deploy:
         return OK
 
     # -- the documents ---------------------------------------------------------------------
+
+    def load(self) -> None:
+        from ..spec import read_manifest
+
+        manifest = read_manifest(Path(self.args.package)) if self.args.package else None
+        self.spec = load_spec(self.args, self.args.overrides, manifest)
 
     def documents(self) -> Dict[str, Any]:
         from ..documents import (
@@ -101,10 +110,8 @@ class Deploy:
             task_documents,
         )
         from ..fanout import resolve_items
-        from ..spec import read_manifest
 
-        manifest = read_manifest(Path(self.args.package)) if self.args.package else None
-        self.spec = spec = load_spec(self.args, self.args.overrides, manifest)
+        spec = self.spec
         items = resolve_items(spec.require("tasks", "items"), self.environ)
         job = job_document(spec)
         documents: Dict[str, Any] = {"job": job, "tasks": task_documents(spec, items),

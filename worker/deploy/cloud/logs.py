@@ -53,7 +53,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_command("logs", lambda: _logs(args, sys.stdout.buffer))
+    return run_command("logs", lambda: _logs(args, _binary(sys.stdout)))
+
+
+def _binary(stream: Any) -> Any:
+    """The bytes side of a text stream (a file's bytes go out as they are), or, for a
+    stream without one (a test's StringIO), a writer that decodes them."""
+    if hasattr(stream, "buffer"):
+        stream.flush()
+        return stream.buffer
+
+    class _Text:
+        def write(self, data: bytes) -> None:
+            stream.write(data.decode("utf-8", "replace"))
+
+        def flush(self) -> None:
+            stream.flush()
+
+    return _Text()
 
 
 def _logs(args: argparse.Namespace, out: IO[bytes]) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import IO, Any, List, Optional
+from typing import IO, Any, List, Optional, Tuple
 
 from ...batch import FAILURE_FILE
 from ...errors import OK
@@ -59,19 +59,26 @@ def _rerun(args: argparse.Namespace, out: IO[str]) -> int:
     clients = Clients(resolve(load_spec(args), args.account_url, args.shared_key))
     wanted = [t.strip() for t in (args.tasks or "").split(",") if t.strip()] or None
     try:
-        done = rerun(clients, args.job, wanted)
+        done, enabled = rerun(clients, args.job, wanted)
     finally:
         clients.close()
-    if not done:
+    if done:
+        out.write("reactivated %d task(s) of job %s: %s\n" % (len(done), args.job,
+                                                              ", ".join(done)))
+    if enabled:
+        out.write("enabled job %s again\n" % args.job)
+    if not done and not enabled:
         out.write("job %s has no failed task to rerun\n" % args.job)
         return OK
-    out.write("reactivated %d task(s) of job %s: %s\nwatch it: python -m worker status %s "
-              "--watch\n" % (len(done), args.job, ", ".join(done), args.job))
+    out.write("watch it: python -m worker status %s --watch\n" % args.job)
     return OK
 
 
-def rerun(clients: Any, job_id: str, wanted: Optional[List[str]] = None) -> List[str]:
-    """Reactivate the job's failed tasks (or those of ``wanted``); their ids."""
+def rerun(clients: Any, job_id: str, wanted: Optional[List[str]] = None
+          ) -> Tuple[List[str], bool]:
+    """Reactivate the job's failed tasks (or those of ``wanted``), and enable the job when
+    it is disabled (also when a rerun that did the rest was interrupted before); the ids
+    reactivated and whether the job was enabled."""
     batch, where = clients.batch, clients.target.where()
     state = _job_state(clients, job_id)
     failed = [t.id for t in batch.list_tasks(job_id, filter="executionInfo/result eq 'failure'",
@@ -84,9 +91,7 @@ def rerun(clients: Any, job_id: str, wanted: Optional[List[str]] = None) -> List
                              "reactivates failed tasks only; see python -m worker status %s"
                              % (", ".join(others), job_id, job_id))
         failed = [known[t.lower()] for t in wanted]
-    if not failed:
-        return []
-    if state in ("completed", "terminating", "deleting"):
+    if failed and state in ("completed", "terminating", "deleting"):
         raise ConflictError(
             "job %s has %s, and Batch reactivates tasks only in a job that has not: deploy "
             "its failed tasks (%s) as a new job, e.g. --set job.id=%s-rerun --set "
@@ -96,9 +101,10 @@ def rerun(clients: Any, job_id: str, wanted: Optional[List[str]] = None) -> List
     for task_id in failed:
         files.delete(batch, job_id, task_id, FAILURE_FILE, where)
         _reactivate(batch, job_id, task_id, where)
-    if state in ("disabled", "disabling"):
+    enabled = state in ("disabled", "disabling")
+    if enabled:
         _enable(batch, job_id, where)
-    return failed
+    return failed, enabled
 
 
 def _job_state(clients: Any, job_id: str) -> str:

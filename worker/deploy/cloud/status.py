@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -136,7 +137,7 @@ class JobView:
         snap = Snapshot(state=_value(job.state), pool_id=(job.pool_info.pool_id or "")
                         if job.pool_info else "", active=counts.active, running=counts.running,
                         succeeded=counts.succeeded, failed=counts.failed,
-                        terminate_reason=(job.execution_info.terminate_reason or "")
+                        terminate_reason=(job.execution_info.termination_reason or "")
                         if job.execution_info else "")
         snap.requeued = self._requeued()
         if snap.failed != len(self.failures):
@@ -182,7 +183,7 @@ class JobView:
         where = self.clients.target.where()
         line = files.last_line(self.clients.batch, self.job_id, task.id, "stderr.txt", where)
         if line:
-            return line
+            return log_message(line)
         record = self._lake_record(task.id)
         if record and record.get("error"):
             return "%s (from the lake's copy of its result.json)" % record["error"].get(
@@ -237,6 +238,19 @@ class JobView:
         errors = "; ".join("%s: %s" % (e.code, e.message) for e in pool.resize_errors or [])
         note = "pool %s: %d node(s), %s" % (pool_id, nodes, _value(pool.allocation_state))
         return note + ("; resize error %s" % errors if errors else "")
+
+
+_LOG_PREFIX = re.compile(r"^\d{4}-\d\d-\d\dT[\d:.]+Z [A-Z]+ \S+ [\w.]+: ")
+
+
+def log_message(line: str) -> str:
+    """A harness log line without its time, level, ids and logger (text or JSON format)."""
+    if line.startswith("{"):
+        try:
+            return str(json.loads(line).get("msg", line))
+        except (ValueError, AttributeError):
+            return line
+    return _LOG_PREFIX.sub("", line)
 
 
 def _value(enum: Any) -> str:

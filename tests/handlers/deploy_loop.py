@@ -1,0 +1,21 @@
+"""Handlers for tests/test_deploy_loop.py: a fan-out over lake files and its merge."""
+
+import json
+
+from worker import PermanentError
+
+
+def item(ctx, path):
+    """Read ``path``; a file that says ``bad`` is bad input (exit 4)."""
+    text = ctx.lake.read_text(path).strip()
+    if text == "bad":
+        raise PermanentError("%s says bad: fix the file" % path)
+    ctx.lake.write_text("out/%s" % path.rsplit("/", 1)[-1], text.upper())
+    return {"path": path, "text": text, "size": {"chars": len(text)}}
+
+
+def merge(ctx, items_file):
+    items = json.loads(ctx.lake.read_text(items_file))["items"]
+    total = "".join(ctx.lake.read_text("out/%s" % i.rsplit("/", 1)[-1]) for i in items)
+    ctx.lake.write_text("out/merged.txt", total)
+    return {"items": len(items), "merged": total}
