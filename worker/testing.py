@@ -25,7 +25,8 @@ Fixtures:
   test (through monkeypatch), for code run in-process; returns the dict.
 - ``batch_emulator_set`` (session): a second emulator set with a local Azure Batch account
   (``emulate --batch``), as a :class:`worker.emulators.batch.handle.BatchHandle`:
-  ``endpoint``, ``account``, ``key``, ``environment()`` (AZURE_BATCH_* included),
+  ``endpoint``, ``arm_endpoint``, ``account``, ``key``, ``environment()`` (AZURE_BATCH_*,
+  AZURE_ARM_ENDPOINT, AZURE_SUBSCRIPTION_ID, AZURE_RESOURCE_GROUP included),
   ``client()`` (a real azure-batch client with the account key), ``add_package(zip)``,
   ``preempt(node_id)``, ``configure(time_scale=..., preempt_rate=...)``.
 - ``batch_service`` (function): the same handle with an empty account (no pools, jobs or
@@ -69,7 +70,8 @@ def batch_emulator_set() -> Iterator[Any]:
     from worker.emulators.batch.hosting import BatchHost
     from worker.emulators.batch.service import BatchSettings
 
-    host = BatchHost(BatchSettings(time_scale=DEFAULTS["time_scale"]), preferred_port=0)
+    host = BatchHost(BatchSettings(time_scale=DEFAULTS["time_scale"]), preferred_port=0,
+                     preferred_arm_port=0)
     emulators = EmulatorSet(batch=host).start()
     try:
         yield BatchHandle(emulators)

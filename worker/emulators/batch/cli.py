@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from .auth import sign, string_to_sign
-from .hosting import DEFAULT_PORT, BatchHost
+from .hosting import DEFAULT_ARM_PORT, DEFAULT_PORT, BatchHost
 from .service import BatchSettings, new_key
 
 PREEMPT_PATH = "/emulator/preempt/%s"
@@ -29,8 +29,10 @@ API_VERSION = "2025-06-01"
 
 HELP = """\
 the local Batch service (--batch): an Azure Batch account at https://127.0.0.1:PORT (the
-  data plane of azure-batch and `az batch`), with pools of simulated nodes on this machine.
-  The env file adds AZURE_BATCH_ENDPOINT, AZURE_BATCH_ACCOUNT and AZURE_BATCH_ACCESS_KEY.
+  data plane of azure-batch and `az batch`) and its account plane (ARM: applications,
+  package versions, pools; azure-mgmt-batch with base_url), with pools of simulated nodes
+  on this machine. The env file adds AZURE_BATCH_ENDPOINT, AZURE_BATCH_ACCOUNT,
+  AZURE_BATCH_ACCESS_KEY, AZURE_ARM_ENDPOINT, AZURE_SUBSCRIPTION_ID, AZURE_RESOURCE_GROUP.
   --time-scale 60 makes a minute of the service's clock (autoscale intervals, spot
   preemption, node allocation) pass in a second; tasks run in real time.
   python -m worker emulate --batch --batch-package app.zip --time-scale 60 \\
@@ -48,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also run a local Azure Batch account (see 'the local Batch service' below)")
     add("--batch-port", type=int, metavar="PORT",
         help="its HTTPS port (default %d, or any free one if that is taken)" % DEFAULT_PORT)
+    add("--arm-port", type=int, metavar="PORT",
+        help="the account plane's HTTPS port (default %d, or any free one if that is taken)"
+             % DEFAULT_ARM_PORT)
     add("--batch-account", default="localbatch", metavar="NAME",
         help="the account's name (default localbatch)")
     add("--batch-package", action="append", default=[], metavar="ZIP",
@@ -87,7 +92,9 @@ def host(args: argparse.Namespace, data_dir: Optional[str], seed: Optional[int]
         preempt_rate=args.preempt_rate, seed=seed, recovery=args.preempt_recovery,
         node_start=args.node_start)
     return BatchHost(settings, port=args.batch_port or 0,
-                     preferred_port=0 if args.batch_port == 0 else DEFAULT_PORT)
+                     preferred_port=0 if args.batch_port == 0 else DEFAULT_PORT,
+                     arm_port=args.arm_port or 0,
+                     preferred_arm_port=0 if args.arm_port == 0 else DEFAULT_ARM_PORT)
 
 
 def load_packages(args: argparse.Namespace, batch: Optional[BatchHost]) -> List[str]:

@@ -33,6 +33,10 @@ class BatchHandle:
         return self.set.batch.url
 
     @property
+    def arm_endpoint(self) -> str:
+        return self.set.batch.arm_url
+
+    @property
     def account(self) -> str:
         return self.service.account
 
@@ -64,6 +68,20 @@ class BatchHandle:
         options.setdefault("connection_verify", self.ca_path)
         return BatchClient(self.endpoint, AzureNamedKeyCredential(self.account, self.key),
                            **options)
+
+    def management_client(self, **options: Any) -> Any:
+        """A real azure-mgmt-batch client for the account plane, authenticated with
+        azure-identity's ManagedIdentityCredential: the process's environment must point it at
+        this set's identity endpoint (AZURE_POD_IDENTITY_AUTHORITY_HOST of ``environment()``,
+        e.g. with ``monkeypatch.setenv``), which azure-identity reads when it asks."""
+        from azure.identity import ManagedIdentityCredential
+        from azure.mgmt.batch import BatchManagementClient
+
+        env = self.environment()
+        options.setdefault("connection_verify", self.ca_path)
+        credential = ManagedIdentityCredential(client_id=env["AZURE_CLIENT_ID"])
+        return BatchManagementClient(credential, env["AZURE_SUBSCRIPTION_ID"],
+                                     base_url=self.arm_endpoint, **options)
 
     def add_package(self, archive: Path, app: Optional[str] = None,
                     version: Optional[str] = None) -> Tuple[str, str]:

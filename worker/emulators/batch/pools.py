@@ -87,9 +87,15 @@ class Pool:
         return dedicated, len(self.nodes) - dedicated
 
     def allocation_state(self) -> str:
+        """``resizing`` while nodes are being allocated or leave, or the counts differ from
+        the targets; ``stopping`` after a stop-resize until that is over."""
         busy = any(n.state == "creating" or n.leaving for n in self.nodes.values())
         if self.stopping:
             return "stopping" if busy else "steady"
+        staying = [n for n in self.nodes.values() if not n.leaving]
+        dedicated = sum(1 for n in staying if n.dedicated)
+        if (dedicated, len(staying) - dedicated) != (self.target_dedicated, self.target_low):
+            busy = True
         return "resizing" if busy else "steady"
 
     def set_targets(self, dedicated: int, low: int, option: Optional[str] = None) -> None:

@@ -158,6 +158,11 @@ class BatchService:
     def machine_environment(self, node_id: str) -> Dict[str, str]:
         return dict(self._machine(node_id))
 
+    def arm_prefix(self) -> str:
+        """The account's ARM resource id."""
+        return ("/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Batch/batchAccounts/%s"
+                % (self.settings.subscription, self.settings.resource_group, self.account))
+
     def pool_identity(self, pool_id: str) -> Optional[Dict[str, Any]]:
         return self.identities.get(pool_id.lower())
 
