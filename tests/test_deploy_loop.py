@@ -13,124 +13,28 @@ goes through the whole loop in tests/test_deploy_examples.py). azure-batch 15 ne
 
 from __future__ import annotations
 
-import io
 import json
-import shlex
 import sys
-import zipfile
-from contextlib import redirect_stderr, redirect_stdout
-from pathlib import Path
-from typing import Any, Dict, List, Tuple
 
 import pytest
+from deploy_support import make_loop
 
 pytestmark = pytest.mark.skipif(sys.version_info < (3, 9),
                                 reason="the deploy loop needs azure-batch 15 (Python >= 3.9)")
 
-REPO = Path(__file__).resolve().parent.parent
-IDENTITY = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/local-rg/"
-            "providers/Microsoft.ManagedIdentity/userAssignedIdentities/loop")
-
-
-def mini_package(folder: Path, version: str = "1.0.0") -> Path:
-    """An application package whose launcher runs this checkout's worker (see above)."""
-    path = folder / ("mini-%s.zip" % version)
-    task = "export PYTHONPATH=%s\nexec %s -m worker \"$@\"\n" % (
-        shlex.quote("%s:%s" % (REPO, REPO / "tests")), shlex.quote(sys.executable))
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("manifest.json", json.dumps({"name": "mini", "version": version}))
-        archive.writestr("task.sh", task)
-        archive.writestr("starttask.sh", "echo started\n")
-    return path
-
-
-SPEC = """
-[pool]
-id = "loop"
-nodes = 2
-task_slots = 2
-identity = "%(identity)s"
-client_id = "%(client_id)s"
-
-[job]
-id = "%(job)s"
-lake_url = "%(lake_url)s"
-
-[tasks]
-items = { list = ["in/1.txt", "in/2.txt", "in/3.txt", "in/4.txt"] }
-command = ["run", "handlers.deploy_loop:item", "--param", "path={item}"]
-retries = 1
-
-[merge]
-command = ["run", "handlers.deploy_loop:merge", "--param", "items_file={items_file}"]
-"""
-
-
 @pytest.fixture
 def loop(batch_service, monkeypatch, tmp_path):
-    """The service with the emulators' environment, a lake file system, the package and a
-    spec; ``loop.cli(...)`` runs a command and returns (exit code, stdout, stderr)."""
-    from worker.emulators.handle import EmulatorHandle
-
-    lake = EmulatorHandle(batch_service.set)
-    filesystem = lake.new_filesystem("loop")
-    env = batch_service.environment()
-    env["WORKER_LAKE_URL"] = "%s/%s" % (lake.account_url, filesystem)
-    for name in list(env):
-        monkeypatch.setenv(name, env[name])
-    monkeypatch.chdir(tmp_path)
-    for n in range(1, 5):
-        lake.seed_file(filesystem, "in/%d.txt" % n, b"bad" if n == 3 else b"item%d" % n)
-    return Loop(batch_service, lake, filesystem, env, tmp_path)
-
-
-class Loop:
-    def __init__(self, service: Any, lake: Any, filesystem: str, env: Dict[str, str],
-                 folder: Path) -> None:
-        self.service, self.lake, self.filesystem, self.env = service, lake, filesystem, env
-        self.folder = folder
-        self.package = mini_package(folder)
-        self.spec = folder / "batch.toml"
-        self.spec.write_text(SPEC % {"identity": IDENTITY, "client_id": env["AZURE_CLIENT_ID"],
-                                     "job": "loop1", "lake_url": env["WORKER_LAKE_URL"]})
-
-    def cli(self, *argv: str) -> Tuple[int, str, str]:
-        from worker.cli import main
-
-        out, err = io.StringIO(), io.StringIO()
-        with redirect_stdout(out), redirect_stderr(err):
-            code = main(list(argv))
-        return code, out.getvalue(), err.getvalue()
-
-    def data_plane_pool(self) -> None:
-        """The pool of ``spec pool``, made through the data plane (until the service's
-        account plane takes it: then ``deploy`` makes it)."""
-        from worker.deploy.documents import pool_template
-        from worker.deploy.specfile import load_spec
-
-        spec = load_spec(self.spec, ["pool.account=x"], {"name": "mini", "version": "1.0.0"})
-        props = pool_template(spec)["resources"][0]["properties"]
-        vm = props["deploymentConfiguration"]["virtualMachineConfiguration"]
-        start = dict(props["startTask"])
-        start["userIdentity"] = {"autoUser": {"scope": "pool", "elevationLevel": "admin"}}
-        self.service.add_package(self.package)
-        self.service.client().create_pool({
-            "id": "loop", "vmSize": props["vmSize"], "taskSlotsPerNode": props["taskSlotsPerNode"],
-            "virtualMachineConfiguration": {"imageReference": vm["imageReference"],
-                                            "nodeAgentSKUId": vm["nodeAgentSkuId"]},
-            "targetDedicatedNodes": 2, "startTask": start,
-            "applicationPackageReferences": [{"applicationId": "mini", "version": "1.0.0"}]})
-
-    def read(self, path: str) -> bytes:
-        return self.lake.read_file(self.filesystem, path)
+    return make_loop(batch_service, monkeypatch, tmp_path)
 
 
 def test_deploy_watch_fail_fix_rerun_and_collect(loop, tmp_path):
-    loop.data_plane_pool()
-    code, out, err = loop.cli("deploy", "--job-only", "--package", str(loop.package))
+    code, out, err = loop.cli("deploy")
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0].startswith("deploy: job loop1 on pool loop of Batch account ")
+    assert lines[0] == "deploy: job loop1 on pool loop of Batch account %s" % (
+        loop.env["AZURE_BATCH_ACCOUNT"])
+    assert "  package  mini 1.0.0: there" in lines
+    assert "  pool     loop: created" in lines
     assert "  items    .worker-jobs/loop1/items.json in %s: written, 4 item(s)" % (
         loop.env["WORKER_LAKE_URL"]) in lines
     assert "  job      loop1: create" in lines
@@ -183,8 +87,9 @@ def test_deploy_watch_fail_fix_rerun_and_collect(loop, tmp_path):
     assert pq.read_table(str(rows["parquet"])).to_pylist()[2]["return.text"] == "item3"
     assert rows["csv"].read_text().splitlines()[0].startswith("task_id,item,state,status,")
 
-    code, out, err = loop.cli("deploy", "--job-only", "--package", str(loop.package))
+    code, out, err = loop.cli("deploy")
     assert code == 0, err
+    assert "  pool     loop: up to date" in out
     assert "  tasks    5: 0 added, 5 already there" in out
 
 
@@ -237,7 +142,3 @@ def test_the_shared_key_signs_when_asked(loop):
     assert code == 2
     assert "403 AuthenticationFailed" in err and "the shared key (AZURE_BATCH_ACCESS_KEY) " \
         "is not account %s's" % loop.env["AZURE_BATCH_ACCOUNT"] in err
-
-
-def _lines(text: str) -> List[str]:
-    return [line for line in text.splitlines() if line.strip()]

@@ -10,7 +10,7 @@ account plane says; ``--account-url`` overrides them all:
 | account name         | ``AZURE_BATCH_ACCOUNT``           | ``[pool] account``        |
 | subscription         | ``AZURE_SUBSCRIPTION_ID``         | ``[pool] subscription``   |
 | resource group       | ``AZURE_RESOURCE_GROUP``          | ``[pool] resource_group`` |
-| account plane (ARM)  | ``AZURE_RESOURCE_MANAGER_URL`` (default https://management.azure.com) |
+| account plane (ARM)  | ``AZURE_ARM_ENDPOINT`` (default https://management.azure.com) |
 
 Without a URL anywhere, the account plane gives it (the account's ``accountEndpoint``).
 Sign-in is ``DefaultAzureCredential`` (az login, a service principal's variables, workload
@@ -37,7 +37,7 @@ ACCOUNT = "AZURE_BATCH_ACCOUNT"
 ACCESS_KEY = "AZURE_BATCH_ACCESS_KEY"
 SUBSCRIPTION = "AZURE_SUBSCRIPTION_ID"
 RESOURCE_GROUP = "AZURE_RESOURCE_GROUP"
-RESOURCE_MANAGER = "AZURE_RESOURCE_MANAGER_URL"
+RESOURCE_MANAGER = "AZURE_ARM_ENDPOINT"
 AUTH = "WORKER_BATCH_AUTH"
 AUTH_MODES = ("entra", "shared-key")
 #: The SDKs' own retries of a call (azure-core: 5xx, 429, lost connections, with backoff

@@ -10,14 +10,15 @@ from typing import Any, Callable, List, Optional
 
 from ...errors import SIGINT, WorkerError
 
-ACCOUNT_HELP = """account (the environment first, as for az batch, then the spec file):
-  --account-url, else AZURE_BATCH_ENDPOINT, else [pool] account_url, else the account
-  plane's for the account AZURE_BATCH_ACCOUNT or [pool] account in AZURE_SUBSCRIPTION_ID or
-  [pool] subscription, AZURE_RESOURCE_GROUP or [pool] resource_group (ARM at
-  AZURE_RESOURCE_MANAGER_URL, default https://management.azure.com)
-sign-in: DefaultAzureCredential (az login; AZURE_CLIENT_ID and a secret, certificate or
-  workload identity; a managed identity); --shared-key or WORKER_BATCH_AUTH=shared-key signs
-  data-plane requests with the account key in AZURE_BATCH_ACCESS_KEY instead"""
+ACCOUNT_HELP = """environment (the environment first, as for az batch, then the spec file):
+  account: --account-url, else AZURE_BATCH_ENDPOINT, else [pool] account_url, else the
+    account plane's for the account AZURE_BATCH_ACCOUNT or [pool] account in
+    AZURE_SUBSCRIPTION_ID or [pool] subscription, AZURE_RESOURCE_GROUP or [pool]
+    resource_group (ARM at AZURE_ARM_ENDPOINT, default https://management.azure.com)
+  sign-in: DefaultAzureCredential (az login; AZURE_CLIENT_ID with a secret, certificate or
+    workload identity; a managed identity); --shared-key or WORKER_BATCH_AUTH=shared-key
+    signs data-plane requests with the account key in AZURE_BATCH_ACCESS_KEY instead;
+    REQUESTS_CA_BUNDLE (the emulators' CA)"""
 
 
 def add_account_options(parser: argparse.ArgumentParser, spec: bool = True) -> None:

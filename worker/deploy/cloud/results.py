@@ -34,8 +34,8 @@ EPILOG = """examples:
   python -m worker results sales-daily --out results.csv     # or .json
 
 """ + ACCOUNT_HELP + """
-lake: [job] lake_url, else WORKER_LAKE_URL (the job's folder: the records of tasks whose
-  node is gone)
+  lake: [job] lake_url, else WORKER_LAKE_URL (the job's folder: the records of tasks whose
+    node is gone)
 
 exit codes:
   0 written; 2 no such job, an --out of another kind, a missing role, a wrong account;

@@ -30,8 +30,8 @@ EPILOG = """examples:
   python -m worker status sales-daily --watch --interval 30
 
 """ + ACCOUNT_HELP + """
-lake: [job] lake_url, else WORKER_LAKE_URL: the failure of a task whose node is gone is read
-  from the job's folder there (.worker-jobs/JOB/results/TASK.json)
+  lake: [job] lake_url, else WORKER_LAKE_URL: the failure of a task whose node is gone is read
+    from the job's folder there (.worker-jobs/JOB/results/TASK.json)
 
 exit codes:
   0 every task succeeded; 40 the tasks ended and some failed (or wait on failed ones: blocked);
