@@ -136,6 +136,11 @@ class Deploy:
         if "items_file" in documents:
             self.items_file(documents["items_file"])
         self.job_and_tasks(documents["job"], documents["tasks"])
+        counts = self.clients.requests
+        self.line("requests", "%d to the Batch account, %d to its account plane, %d for the "
+                  "package upload" % (counts["batch"], counts["account"], counts["package"]))
+        if not self.args.dry_run:
+            self.say("watch it: python -m worker status %s --watch" % documents["job"]["id"])
 
     def package(self, app: str, version: str) -> None:
         from .packages import ensure_package
@@ -183,25 +188,24 @@ class Deploy:
         before = self.clients.requests["batch"]
         with Bar("adding tasks", len(tasks), "tasks") as bar:
             adder = TaskAdder(batch, job["id"], where, progress=bar.advance)
-            existing = None if state.created else adder.existing()
-            missing = [t for t in tasks if t["id"].lower() not in (existing or {})]
-            if state.finished and missing:
-                raise ConflictError(
-                    "job %s has %s and Batch adds no tasks to it, but %d of the spec's %d "
-                    "tasks are not in it: deploy them as a new job (--set job.id=...)"
-                    % (job["id"], state.state, len(missing), len(tasks)))
-            if self.args.dry_run:
-                self.line("tasks", "%d: would add %d, %d there" % (
-                    len(tasks), len(missing), len(tasks) - len(missing)))
-                return
-            report = adder.add(tasks, existing)
+            if state.finished or self.args.dry_run:
+                missing = [t for t in tasks if t["id"].lower() not in adder.ids()]
+                if state.finished and missing:
+                    raise ConflictError(
+                        "job %s has %s and Batch adds no tasks to it, but %d of the spec's %d "
+                        "tasks are not in it: deploy them as a new job (--set job.id=...)"
+                        % (job["id"], state.state, len(missing), len(tasks)))
+                if self.args.dry_run:
+                    self.line("tasks", "%d: would add %d, %d there" % (
+                        len(tasks), len(missing), len(tasks) - len(missing)))
+                    return
+            report = adder.add(tasks, scan=not state.created)
         report.check(job["id"])
         self.line("tasks", "%d: %d added, %d already there (%d requests)" % (
             len(tasks), report.added, report.present,
             self.clients.requests["batch"] - before))
         if not state.ends_itself and not state.finished:
             finish_job(batch, job["id"], where)
-        self.say("watch it: python -m worker status %s --watch" % job["id"])
 
     # -- output ----------------------------------------------------------------------------
 

@@ -48,8 +48,13 @@ def load_spec(args: argparse.Namespace, overrides: Optional[List[str]] = None,
 
 def run_command(name: str, body: Callable[[], int]) -> int:
     """Run ``body`` after the SDK check; an error is one line on stderr and its exit code."""
+    import logging
+
     from .sdk import require_sdk
 
+    # The SDKs log their own retries and what they could not parse (a 404's empty body) as
+    # warnings; the commands say what matters in their own words.
+    logging.getLogger("azure").setLevel(logging.ERROR)
     try:
         require_sdk(name)
         return body()

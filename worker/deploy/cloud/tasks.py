@@ -83,28 +83,35 @@ class TaskAdder:
 
     # -- what is there -------------------------------------------------------------------
 
-    def existing(self) -> Dict[str, Dict[str, Any]]:
-        """The job's tasks, by lower-cased id, with their definitions."""
+    def ids(self) -> set:
+        """The lower-cased ids of the job's tasks (one request per 1,000)."""
         try:
-            return {t["id"].lower(): t.as_dict() for t in self.batch.list_tasks(
-                self.job_id, select=DEFINITION_FIELDS)}
+            return {t["id"].lower() for t in self.batch.list_tasks(self.job_id, select=["id"])}
         except Exception as e:  # the SDK's errors, translated at this boundary
             raise translate(e, "listing the tasks of job %s" % self.job_id, self.where) from None
 
+    def _scan(self, tasks: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+        """Compare the job's tasks with ours as their pages arrive (one request per 1,000;
+        nothing kept but the verdicts); the tasks still to add."""
+        ours = {t["id"].lower(): t for t in tasks}
+        seen = set()
+        try:
+            for there in self.batch.list_tasks(self.job_id, select=DEFINITION_FIELDS):
+                task = ours.get(there["id"].lower())
+                if task is not None:
+                    seen.add(there["id"].lower())
+                    self._judge(task, there.as_dict())
+        except Exception as e:  # the SDK's errors, translated at this boundary
+            raise translate(e, "listing the tasks of job %s" % self.job_id, self.where) from None
+        return [t for t in tasks if t["id"].lower() not in seen]
+
     # -- adding --------------------------------------------------------------------------
 
-    def add(self, tasks: Sequence[Dict[str, Any]],
-            existing: Optional[Dict[str, Dict[str, Any]]] = None) -> AddReport:
-        """Add the tasks the job does not have yet; ``existing`` (from :meth:`existing`)
-        None means the job was just created, empty."""
+    def add(self, tasks: Sequence[Dict[str, Any]], scan: bool = True) -> AddReport:
+        """Add the tasks the job does not have yet; ``scan=False`` when the job was just
+        created (so has none: no listing)."""
         report = self._report = AddReport()
-        pending = []
-        for task in tasks:
-            there = (existing or {}).get(task["id"].lower())
-            if there is None:
-                pending.append(task)
-            else:
-                self._judge(task, there)
+        pending = self._scan(tasks) if scan else list(tasks)
         self.progress(report.present)
         by_id = {t["id"].lower(): t for t in pending}
         delay = self.backoff
