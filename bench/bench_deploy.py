@@ -140,6 +140,9 @@ def sdk_create_tasks(env: Dict[str, str], job: str, tasks: int, spec_job: str) -
 def status_refreshes(env: Dict[str, str], job: str, failed: int) -> Dict[str, Any]:
     """Requests per refresh of ``status`` (worker.deploy.cloud.status.JobView) and of a
     full listing, with ``failed`` tasks terminated first."""
+    import logging
+
+    logging.getLogger("azure").setLevel(logging.ERROR)  # as the commands do
     os.environ.update(env)
     from worker.deploy.cloud.account import Clients, resolve
     from worker.deploy.cloud.status import JobView

@@ -87,11 +87,12 @@ def _results(args: argparse.Namespace, out: IO[str]) -> int:
 def collect(clients: Any, job_id: str, lake_url: Optional[str]) -> List[Dict[str, Any]]:
     """One row per task of the job (see the module's docstring)."""
     from .failures import translate
+    from .listing import list_tasks
 
     where = clients.target.where()
     try:
-        tasks = [t.as_dict() for t in clients.batch.list_tasks(
-            job_id, select=["id", "displayName", "state", "executionInfo", "nodeInfo"])]
+        tasks = list(list_tasks(clients.batch, job_id,
+                                ["id", "displayName", "state", "executionInfo", "nodeInfo"]))
     except Exception as e:  # the SDK's errors, translated at this boundary
         raise translate(e, "listing the tasks of job %s" % job_id, where,
                         not_found="there is no job %s in account %s: check the id"

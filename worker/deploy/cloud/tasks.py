@@ -23,11 +23,12 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..documents import collections
 from ..errors import CloudTransient, ConflictError, TaskAddError
 from .failures import Where, service_words, translate
+from .listing import list_tasks
 
 #: The fields a task's definition is compared on (the rest is Batch's state).
 DEFINITION_FIELDS = ["id", "displayName", "commandLine", "environmentSettings", "constraints",
@@ -86,7 +87,7 @@ class TaskAdder:
     def ids(self) -> set:
         """The lower-cased ids of the job's tasks (one request per 1,000)."""
         try:
-            return {t["id"].lower() for t in self.batch.list_tasks(self.job_id, select=["id"])}
+            return {t["id"].lower() for t in list_tasks(self.batch, self.job_id, ["id"])}
         except Exception as e:  # the SDK's errors, translated at this boundary
             raise translate(e, "listing the tasks of job %s" % self.job_id, self.where) from None
 
@@ -96,11 +97,11 @@ class TaskAdder:
         ours = {t["id"].lower(): t for t in tasks}
         seen = set()
         try:
-            for there in self.batch.list_tasks(self.job_id, select=DEFINITION_FIELDS):
+            for there in list_tasks(self.batch, self.job_id, DEFINITION_FIELDS):
                 task = ours.get(there["id"].lower())
                 if task is not None:
                     seen.add(there["id"].lower())
-                    self._judge(task, there.as_dict())
+                    self._judge(task, there)
         except Exception as e:  # the SDK's errors, translated at this boundary
             raise translate(e, "listing the tasks of job %s" % self.job_id, self.where) from None
         return [t for t in tasks if t["id"].lower() not in seen]
@@ -250,7 +251,7 @@ def _depends(depends: Optional[Dict[str, Any]]) -> Any:
 
 
 def _lowered(value: Any) -> Any:
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):  # a dict, or an SDK model (a MutableMapping of its JSON)
         return {k: _lowered(v) for k, v in sorted(value.items()) if v is not None}
     if isinstance(value, list):
         return [_lowered(v) for v in value]
