@@ -123,7 +123,8 @@ def _repeated_failure(request: RunRequest, task: TaskInfo) -> Optional[RepeatedF
         f"not run again: attempt {record['attempt']} of this task failed with exit "
         f"{record['exit_code']} ({exit_meaning(record['exit_code'])}): {record['message']}; "
         f"Batch retries every failure (maxTaskRetryCount {retries}) but this one repeats: "
-        "fix the cause, then reactivate the task (az batch task reactivate)",
+        f"fix the cause, then python -m worker rerun {task.job_id} --failed (or az batch task "
+        "reactivate)",
         record["exit_code"])
 
 
