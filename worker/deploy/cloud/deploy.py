@@ -183,8 +183,9 @@ class Deploy:
 
         batch, where = self.clients.batch, self.clients.target.where()
         state = ensure_job(batch, job, where, self.args.dry_run)
-        self.line("job", "%s: %s" % (job["id"], ("%screate" % self.verb if state.created
-                                                 else "there (%s)" % state.state)))
+        made = "would create it" if self.args.dry_run else "created"
+        self.line("job", "%s: %s" % (job["id"], made if state.created
+                                     else "there (%s)" % state.state))
         before = self.clients.requests["batch"]
         with Bar("adding tasks", len(tasks), "tasks") as bar:
             adder = TaskAdder(batch, job["id"], where, progress=bar.advance)

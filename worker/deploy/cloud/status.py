@@ -183,7 +183,7 @@ class JobView:
         where = self.clients.target.where()
         line = files.last_line(self.clients.batch, self.job_id, task.id, "stderr.txt", where)
         if line:
-            return log_message(line)
+            return _FINAL_LINE.sub("", log_message(line))
         record = self._lake_record(task.id)
         if record and record.get("error"):
             return "%s (from the lake's copy of its result.json)" % record["error"].get(
@@ -240,6 +240,8 @@ class JobView:
         return note + ("; resize error %s" % errors if errors else "")
 
 
+#: The harness's final line starts with what the status line says already.
+_FINAL_LINE = re.compile(r"^task [a-z_]+ after [\d.]+s: exit -?\d+ \([^)]*\): ")
 _LOG_PREFIX = re.compile(r"^\d{4}-\d\d-\d\dT[\d:.]+Z [A-Z]+ \S+ [\w.]+: ")
 
 
