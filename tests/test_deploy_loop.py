@@ -40,6 +40,10 @@ def test_deploy_watch_fail_fix_rerun_and_collect(loop, tmp_path):
         loop.env["WORKER_LAKE_URL"]) in lines
     assert "  job      loop1: created" in lines
     assert "  tasks    5: 5 added, 0 already there (1 requests)" in lines
+    # the job looked for, created, its tasks, set to end; the package and the pool looked for,
+    # the pool created
+    assert "  requests 4 to the Batch account, 3 to its account plane, 0 for the package " \
+           "upload" in lines
     assert json.loads(loop.read(".worker-jobs/loop1/items.json"))["task_ids"] == [
         "1", "2", "3", "4"]
 
