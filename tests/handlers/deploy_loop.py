@@ -19,3 +19,16 @@ def merge(ctx, items_file):
     total = "".join(ctx.lake.read_text("out/%s" % i.rsplit("/", 1)[-1]) for i in items)
     ctx.lake.write_text("out/merged.txt", total)
     return {"items": len(items), "merged": total}
+
+
+def slow(ctx, path, gate):
+    """Print while ``gate`` (a local file) does not exist, then go through."""
+    import os
+    import time
+
+    print("waiting for the gate")
+    while not os.path.exists(gate):
+        print("still waiting")
+        time.sleep(0.3)
+    print("through the gate")
+    return item(ctx, path)

@@ -120,6 +120,7 @@ class JobView:
     lake_url: Optional[str] = None
     failures: Dict[str, Failure] = field(default_factory=dict)
     _requeue_filter: bool = True
+    _blocked_for: Any = ((None, None), 0)
 
     def refresh(self) -> Snapshot:
         from .failures import translate
@@ -143,7 +144,10 @@ class JobView:
         if snap.failed != len(self.failures):
             self._read_failures()
         if snap.failed and snap.running == 0 and 0 < snap.active <= 1000:
-            snap.blocked = self._blocked()
+            key = (snap.failed, snap.active)  # what it depends on: asked again on a change
+            if key != self._blocked_for[0]:
+                self._blocked_for = (key, self._blocked())
+            snap.blocked = self._blocked_for[1]
         if snap.running == 0 and snap.active > snap.blocked and snap.pool_id:
             snap.pool_note = self._pool_note(snap.pool_id)
         return snap

@@ -190,7 +190,8 @@ class TaskAdder:
                 present.append(task["id"])
             else:
                 message = getattr(getattr(result.error, "message", None), "value", None) or ""
-                refused.append((task["id"], code or "?", message.strip()))
+                first = message.strip().splitlines()
+                refused.append((task["id"], code or "?", first[0] if first else ""))
         retry.extend(sent.values())  # no answer for them: send again
         with self._lock:
             self._report.added += added
