@@ -153,3 +153,35 @@ def test_a_collections_answer_is_read_task_by_task():
     assert present == ["4"]
     assert adder._report.added == 1
     assert adder._report.refused == [("3", "InvalidPropertyValue", "bad value")]
+
+
+def test_logs_of_an_earlier_attempt_where_the_node_keeps_it(loop):
+    """One node: Batch's retry runs in the same task folder, where the local node keeps the
+    first run's files as stderr.1.txt (Azure Batch overwrites them)."""
+    loop.lake.seed_file(loop.filesystem, "in/3.txt", b"bad")
+    assert loop.cli("deploy", "--set", "pool.nodes=1")[0] == 0
+    assert loop.cli("status", "loop1", "--watch", "--interval", "0.3")[0] == 40
+    code, first, err = loop.cli("logs", "loop1", "3", "--attempt", "1")
+    assert code == 0, err
+    assert "(attempt 1)" in first and "PermanentError: in/3.txt says bad" in first
+    code, last, err = loop.cli("logs", "loop1", "3")
+    assert code == 0, err
+    assert "RepeatedFailure: not run again: attempt 1 of this task failed" in last
+    code, out, err = loop.cli("logs", "loop1", "3", "--attempt", "7")
+    assert code == 2
+    assert err.rstrip().endswith("task 3 of job loop1 has no stderr.7.txt: its node does not "
+                                 "keep that run's file (Azure Batch keeps only the latest run's "
+                                 "stdout.txt and stderr.txt)")
+
+
+def test_progress_is_a_line_every_few_seconds_off_a_terminal(monkeypatch):
+    import io
+
+    from worker.deploy.cloud import progress
+
+    monkeypatch.setattr(progress, "LINE_EVERY", 0.0)
+    stream = io.StringIO()
+    with progress.Bar("adding tasks", 300, "tasks", stream=stream) as bar:
+        bar.advance(100)
+        bar.advance(200)
+    assert stream.getvalue() == "adding tasks: 100/300 tasks\nadding tasks: 300/300 tasks\n"
