@@ -305,18 +305,25 @@ def test_a_preempted_spot_node_requeues_its_task_which_runs_again_elsewhere(
 
 def test_spot_nodes_are_preempted_at_the_preempt_rate(raw, batch_service, tmp_path):
     """60 preemptions per node-hour at 60 service seconds per second: each spot node is
-    preempted about once a real second; every task still succeeds, some after requeues."""
+    preempted about once a real second. Tasks that wait for a release are requeued by it;
+    released, every task succeeds."""
     batch_service.configure(recovery=30.0)
     pool_with(raw, targetLowPriorityNodes=2, taskSlotsPerNode=2)
+    job_with(raw, [{"id": str(n), "commandLine": bash(
+        "while [ ! -e %s/go ]; do sleep 0.05; done" % tmp_path)} for n in range(4)])
     batch_service.configure(preempt_rate=60.0)
-    job_with(raw, [{"id": str(n), "commandLine": bash("sleep 0.4")} for n in range(12)])
-    requeues = 0
-    for n in range(12):
-        done = completed(raw, "job1", str(n), timeout=120)
-        assert done["executionInfo"]["result"] == "success"
-        requeues += done["executionInfo"]["requeueCount"]
+
+    def requeues() -> int:
+        return sum(task(raw, "job1", str(n))["executionInfo"]["requeueCount"]
+                   for n in range(4))
+
+    wait_for(lambda: requeues() > 0, what="a preemption")
+    (tmp_path / "go").touch()
     batch_service.configure(preempt_rate=0.0)
-    assert requeues > 0
+    for n in range(4):
+        assert completed(raw, "job1", str(n), timeout=120)["executionInfo"]["result"] == \
+            "success"
+    assert requeues() > 0
 
 
 def test_shrinking_a_pool_follows_the_deallocation_option(raw, tmp_path):
@@ -451,3 +458,43 @@ def test_the_seed_pools_formula_scales_from_0_to_1_spot_node_and_back(raw, batch
         raw.send("GET", "/pools/pool1")[1]), what="the spot node's release")
     assert pool["targetLowPriorityNodes"] == 0
     assert "$TargetLowPriorityNodes=0" in pool["autoScaleRun"]["results"]
+
+
+def test_disabling_a_job_waits_for_or_terminates_its_running_tasks(raw, batch_service, tmp_path):
+    batch_service.configure(kill_after=1.0)
+    pool_with(raw, targetDedicatedNodes=1, taskSlotsPerNode=2)
+    job_with(raw, [{"id": "w", "commandLine": bash(hold(tmp_path, "w"))}], job_id="waits")
+    job_with(raw, [{"id": "t", "commandLine": bash(hold(tmp_path, "t"))}], job_id="ends")
+    running(tmp_path, "w")
+    running(tmp_path, "t")
+    assert raw.send("POST", "/jobs/waits/disable", {"disableTasks": "wait"})[0] == 202
+    assert raw.send("GET", "/jobs/waits")[1]["state"] == "disabling"
+    assert raw.send("POST", "/jobs/ends/disable", {"disableTasks": "terminate"})[0] == 202
+    ended = completed(raw, "ends", "t")
+    assert ended["executionInfo"]["failureInfo"]["code"] == "TaskEnded"
+    release(tmp_path, "w")
+    assert completed(raw, "waits", "w")["executionInfo"]["result"] == "success"
+    wait_for(lambda: raw.send("GET", "/jobs/waits")[1]["state"] == "disabled",
+             what="the job to be disabled")
+
+
+def test_a_task_s_constraints_and_a_pool_s_properties_can_be_changed(raw):
+    make(raw, "/pools", pool_body(metadata=[{"name": "team", "value": "a"}]))
+    make(raw, "/jobs", {"id": "j", "poolInfo": {"poolId": "pool1"}})
+    make(raw, "/jobs/j/tasks", {"id": "t", "commandLine": "true"})
+    assert raw.send("PUT", "/jobs/j/tasks/t", {"constraints": {"maxTaskRetryCount": 4,
+                                                               "maxWallClockTime": "PT1H"}}
+                    )[0] == 200
+    constraints = task(raw, "j", "t")["constraints"]
+    assert (constraints["maxTaskRetryCount"], constraints["maxWallClockTime"]) == (4, "PT1H")
+    assert raw.send("PATCH", "/pools/pool1", {"metadata": [{"name": "team", "value": "b"}],
+                                              "taskSchedulingPolicy": {"nodeFillType": "pack"}}
+                    )[0] == 200
+    pool = raw.send("GET", "/pools/pool1")[1]
+    assert (pool["metadata"], pool["taskSchedulingPolicy"]) == (
+        [{"name": "team", "value": "b"}], {"nodeFillType": "pack"})
+    assert raw.send("POST", "/pools/pool1/updateproperties", {
+        "applicationPackageReferences": [], "metadata": [],
+        "startTask": {"commandLine": "true"}})[0] == 204
+    pool = raw.send("GET", "/pools/pool1")[1]
+    assert ("metadata" not in pool, pool["startTask"]["commandLine"]) == (True, "true")

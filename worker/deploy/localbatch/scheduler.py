@@ -29,9 +29,10 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Deque, Dict, List, Optional, Sequence, Tuple, Union
 
 from .documents import Job, Task, exit_options
 from .process import Attempt, Trigger
@@ -115,7 +116,7 @@ class JobRun:
         self.runs: List[TaskRun] = []
         self.by_id: Dict[str, TaskRun] = {}
         self.by_number: Dict[int, TaskRun] = {}
-        self.pending: List[TaskRun] = []  # may hold runs no longer pending: skipped
+        self.pending: Deque[TaskRun] = deque()  # may hold runs no longer pending: skipped
         self.state = "active"  # or disabled, terminated
         self.why = ""  # what stopped it, in local-batch's words
         self.reason: Optional[str] = None  # Batch's terminateReason
@@ -238,17 +239,21 @@ class Scheduler:
                 return  # every slot is taken
 
     def _fill_from(self, job: JobRun, hosts: List[Host]) -> bool:
-        """Start the job's ready tasks; False once no slot is left."""
+        """Start the job's ready tasks; False once no slot is left. Each pending task is
+        looked at once per pass at most, and a pass that finds no free slot stops at once:
+        a job's 10,000 pending tasks cost nothing while its slots are busy."""
         limit = job.job.max_parallel_tasks
         running = len(job.running()) if limit >= 0 else 0
-        keep: List[TaskRun] = []
+        held: List[TaskRun] = []
         pending = job.pending
-        for index, run in enumerate(pending):
-            if run.state != "pending":
-                continue
+        full = False
+        while pending:
             if not any(h.free() > 0 for h in hosts):
-                job.pending = keep + [r for r in pending[index:] if r.state == "pending"]
-                return False
+                full = True
+                break
+            run = pending.popleft()
+            if run.state != "pending":
+                continue  # started, completed or deleted since it was queued
             deps = self._deps(job, run)
             host = self._pick(hosts, run.task.required_slots) if deps == "ready" else None
             if deps == "block":
@@ -257,9 +262,9 @@ class Scheduler:
                 self._start(job, run, host)
                 running += 1
             else:
-                keep.append(run)
-        job.pending = keep
-        return True
+                held.append(run)
+        pending.extendleft(reversed(held))
+        return not full
 
     def _pick(self, hosts: List[Host], slots: int) -> Optional[Host]:
         fits = [h for h in hosts if h.free() >= slots]
@@ -304,8 +309,6 @@ class Scheduler:
             return
         run.current = Attempt(run.task.argv, folder, env, run.attempts, on_exit=self.wake)
         run.started_at = run.current.started_at
-        if run.current.error:  # the program could not start: a pre-processing error
-            self._complete(run, None, "failed", run.current.error, "start_error")
 
     # -- watching --------------------------------------------------------------------------------
 
@@ -313,10 +316,13 @@ class Scheduler:
         attempt = run.current
         if attempt is None:
             return
-        code = attempt.poll()
-        if code is None and attempt.process is not None:
+        if not attempt.finished:
             self._interventions(run, attempt)
             return
+        if attempt.error:  # the program could not start: a pre-processing error
+            self._complete(run, None, "failed", attempt.error, "start_error")
+            return
+        code = attempt.poll()
         run.duration_s += attempt.elapsed()
         if run.terminating_since is not None:
             self._complete(run, code, "terminated", "terminated (SIGTERM)", "terminated")
@@ -356,7 +362,7 @@ class Scheduler:
         run.set_state("pending")
         job = self._job_of(run)
         if job is not None:
-            job.pending.insert(0, run)
+            job.pending.appendleft(run)
 
     def _job_of(self, run: TaskRun) -> Optional[JobRun]:
         for job in self.jobs:
@@ -436,7 +442,7 @@ class Scheduler:
         run.retries, run.exit_code, run.failure, run.outcome = 0, None, None, None
         run.dependency_action = None
         run.set_state("pending")
-        job.pending.insert(0, run)
+        job.pending.appendleft(run)
         for other in job.runs:
             other.dep_cursor = 0
             if other.state == "blocked":

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
 from ...deploy.localbatch.documents import Job
 from ...deploy.localbatch.scheduler import COMPLETED, JobRun
@@ -29,13 +29,15 @@ FINISHED = ("completed", "terminating", "deleting")
 
 
 class TaskDoc:
-    """What a task was added with, and when."""
+    """What a task was added with, and when; and its last answer, with the task's version
+    it was made for (a listing of 10,000 tasks renders only those that changed)."""
 
-    __slots__ = ("body", "created")
+    __slots__ = ("body", "created", "answer")
 
     def __init__(self, body: Dict[str, Any]) -> None:
         self.body = body
         self.created = time.time()
+        self.answer: Optional[Tuple[int, Dict[str, Any]]] = None
 
 
 class JobRecord:
@@ -56,6 +58,7 @@ class JobRecord:
         self.seen_completions = 0
         self.run = JobRun(self.engine_job())
         self.docs: Dict[str, TaskDoc] = {}
+        self.complete_upto = 0  # the tasks before it are known to be completed
 
     @property
     def pool_id(self) -> str:
@@ -86,10 +89,16 @@ class JobRecord:
         if self.deleting:
             return "deleting"
         if self.run.state == "disabled":
-            return "disabling" if self.run.running() else "disabled"
+            return "disabling" if self._busy() else "disabled"
         if self.run.state == "terminated":
-            return "terminating" if self.run.running() else "completed"
+            return "terminating" if self._busy() else "completed"
         return "active"
+
+    def _busy(self) -> bool:
+        """A task of the job runs: looked for on the nodes' slots, not among its tasks."""
+        hosts = self.service.scheduler_of(self).hosts
+        return any(self.run.by_id.get(r.task.id.lower()) is r
+                   for host in hosts for r in host.running)
 
     def tick(self, now: float) -> None:
         """Terminate by onAllTasksComplete or maxWallClockTime; note state changes."""
@@ -108,10 +117,19 @@ class JobRecord:
     def check_all_complete(self) -> None:
         if str(self.spec.get("onAllTasksComplete", "noaction")).lower() != "terminatejob":
             return
-        if self.run.state == "active" and self.run.runs and \
-                all(r.state in COMPLETED for r in self.run.runs):
+        if self.run.state == "active" and self.run.runs and self._all_completed():
             self.service.scheduler_of(self).terminate_job(
                 self.run, "terminated: all its tasks completed", "AllTasksComplete")
+
+    def _all_completed(self) -> bool:
+        """Whether every task has completed, looking past those known to be (tasks are
+        added at the end; a reactivation or deletion starts the count again)."""
+        runs = self.run.runs
+        index = min(self.complete_upto, len(runs))
+        while index < len(runs) and runs[index].state in COMPLETED:
+            index += 1
+        self.complete_upto = index
+        return index == len(runs)
 
     def note_state(self) -> None:
         state = self.api_state()

@@ -50,7 +50,17 @@ def api_state(state: str) -> str:
 
 
 def to_json(service: "BatchService", job: JobRecord, run: TaskRun) -> Dict[str, Any]:
+    """The task as Batch answers it (never changed by the caller: it may be reused until
+    the task's next change)."""
     doc = job.docs[run.task.id.lower()]
+    if doc.answer is not None and doc.answer[0] == run.version:
+        return doc.answer[1]
+    document = _render(service, job, run, doc)
+    doc.answer = (run.version, document)
+    return document
+
+
+def _render(service: "BatchService", job: JobRecord, run: TaskRun, doc: Any) -> Dict[str, Any]:
     body = doc.body
     url = "%s/jobs/%s/tasks/%s" % (service.url, job.id, run.task.id)
     constraints = dict(body.get("constraints") or {})
@@ -216,6 +226,7 @@ def update(service: "BatchService", call: "Call") -> Any:
     doc = job.docs[run.task.id.lower()]
     constraints = body.get("constraints") or {}
     doc.body["constraints"] = copy.deepcopy(constraints)
+    doc.answer = None
     updated = build_task(doc.body, job)
     run.task = replace(run.task, max_retries=updated.max_retries,
                        max_wall_clock=updated.max_wall_clock,
@@ -230,6 +241,7 @@ def delete(service: "BatchService", call: "Call") -> Any:
                           run.changed_at)
     service.scheduler_of(job).delete_task(job.run, run)
     job.docs.pop(run.task.id.lower(), None)
+    job.complete_upto = 0
     job.touch()
     return call.empty(200)
 
@@ -253,6 +265,7 @@ def reactivate(service: "BatchService", call: "Call") -> Any:
     if run.state == "succeeded":
         raise BatchError("TaskSucceeded")
     service.scheduler_of(job).reactivate(job.run, run)
+    job.complete_upto = 0
     return call.empty(204, _Versioned(run, job))
 
 
