@@ -6,6 +6,11 @@ A version that is there already is compared by its bytes (the blob's Content-MD5
 length, else its content): the same zip is skipped, another is refused with the fix (a new
 version), since Batch reuses an extracted version on nodes that already have it. A version
 left ``pending`` by an interrupted deploy is uploaded and activated.
+
+The storage URL carries a SAS when the account's auto-storage uses storage keys; without one
+(auto-storage through a managed identity) the upload signs in with your own credential
+(``Storage Blob Data Contributor`` on that storage account). A SAS that allows writing only
+is read with your credential too, to compare.
 """
 
 from __future__ import annotations
@@ -15,9 +20,9 @@ import hashlib
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from ..errors import ConflictError, NotFoundError
+from ..errors import AccessError, ConflictError, NotFoundError
 from .account import Clients
-from .failures import translate
+from .failures import request_ids, translate
 
 BLOB_VERSION = "2021-08-06"  # Put Blob takes up to 5,000 MiB in one request from 2019-12-12
 CHUNK = 4 << 20
@@ -117,26 +122,36 @@ def _activate(clients: Clients, app: str, version: str) -> None:
 # -- the blob behind the storage URL ---------------------------------------------------------
 
 
-def _blob_client(clients: Clients) -> Any:
+def _has_sas(url: str) -> bool:
+    return "sig=" in url.partition("?")[2]
+
+
+def _blob_client(clients: Clients, signed: bool) -> Any:
+    """A pipeline for the package's blob: the URL's SAS (``signed``), else a bearer token of
+    the caller's for storage."""
     from azure.core import PipelineClient
     from azure.core.pipeline.policies import (
+        BearerTokenCredentialPolicy,
         HeadersPolicy,
         RequestIdPolicy,
         RetryPolicy,
         UserAgentPolicy,
     )
 
-    return PipelineClient("", policies=[
-        RequestIdPolicy(), HeadersPolicy({"x-ms-version": BLOB_VERSION}),
-        UserAgentPolicy("batch-worker-deploy"), RetryPolicy(retry_total=3),
-        clients.counter("package")])
+    from ...identity import STORAGE_SCOPE
+
+    policies = [RequestIdPolicy(), HeadersPolicy({"x-ms-version": BLOB_VERSION}),
+                UserAgentPolicy("batch-worker-deploy"), RetryPolicy(retry_total=3)]
+    if not signed:
+        policies.append(BearerTokenCredentialPolicy(clients.credential, STORAGE_SCOPE))
+    return PipelineClient("", policies=policies + [clients.counter("package")])
 
 
 def _upload(clients: Clients, url: str, archive: Path, md5: str, size: int,
             progress: Optional[Callable[[int], None]]) -> None:
     from azure.core.rest import HttpRequest
 
-    with archive.open("rb") as handle, _blob_client(clients) as client:
+    with archive.open("rb") as handle, _blob_client(clients, _has_sas(url)) as client:
         body = _Counted(handle, progress)
         request = HttpRequest("PUT", url, content=body, headers={
             "x-ms-blob-type": "BlockBlob", "Content-MD5": md5, "Content-Length": str(size),
@@ -145,12 +160,21 @@ def _upload(clients: Clients, url: str, archive: Path, md5: str, size: int,
 
 
 def _same_blob(clients: Clients, package: dict, md5: str, size: int) -> bool:
-    from azure.core.rest import HttpRequest
-
-    url = (package.get("properties") or {}).get("storageUrl")
+    url = (package.get("properties") or {}).get("storageUrl") or ""
     if not url:
         return False
-    with _blob_client(clients) as client:
+    try:
+        return _compare(clients, url, _has_sas(url), md5, size)
+    except AccessError:
+        if not _has_sas(url):
+            raise
+    return _compare(clients, url.partition("?")[0], False, md5, size)  # a write-only SAS
+
+
+def _compare(clients: Clients, url: str, signed: bool, md5: str, size: int) -> bool:
+    from azure.core.rest import HttpRequest
+
+    with _blob_client(clients, signed) as client:
         head = _send(client, HttpRequest("HEAD", url), "reading the package there", clients)
         if int(head.headers.get("Content-Length") or -1) != size:
             return False
@@ -165,9 +189,18 @@ def _same_blob(clients: Clients, package: dict, md5: str, size: int) -> bool:
 
 
 def _send(client: Any, request: Any, doing: str, clients: Clients, stream: bool = False) -> Any:
+    from azure.core.exceptions import HttpResponseError
+
     try:
         response = client.send_request(request, stream=stream)
         response.raise_for_status()
+    except HttpResponseError as e:
+        if e.status_code in (401, 403):  # storage's refusal: its own role
+            raise AccessError(
+                "%s: %d %s%s: the storage URL the account plane gave is not enough; ask for "
+                "\"Storage Blob Data Contributor\" on the Batch account's auto-storage account"
+                % (doing, e.status_code, e.reason or "", request_ids(e))) from None
+        raise translate(e, doing, clients.target.where()) from None
     except Exception as e:  # the SDK's errors, translated at this boundary
         raise translate(e, doing, clients.target.where()) from None
     return response
