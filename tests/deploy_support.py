@@ -21,6 +21,7 @@ IDENTITY = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/
 def mini_package(folder: Path, version: str = "1.0.0") -> Path:
     """An application package whose launcher runs this checkout's worker with the test's
     Python (the real package's launcher and start task are tested with the examples)."""
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / ("mini-%s.zip" % version)
     task = "export PYTHONPATH=%s\nexec %s -m worker \"$@\"\n" % (
         shlex.quote("%s:%s" % (REPO, REPO / "tests")), shlex.quote(sys.executable))

@@ -47,6 +47,50 @@ def test_an_application_version_that_does_not_exist_names_the_fix(loop):
 
 
 @needs_sdk
+def test_a_package_version_is_uploaded_once_and_refused_with_other_bytes(loop):
+    pytest.importorskip("worker.emulators.sas", reason="the upload needs the emulated Blob "
+                        "endpoint's SAS (blob-surface)")
+    from deploy_support import mini_package
+
+    loop.spec.write_text(loop.spec.read_text().replace('version = "1.0.0"\n', ""))
+    first = mini_package(loop.folder / "a", version="2.0.0")
+    code, out, err = loop.cli("deploy", "--package", str(first))
+    assert code == 0, err
+    assert "  package  mini 2.0.0: uploaded (%d bytes) and activated" % first.stat().st_size \
+        in out
+    code, out, err = loop.cli("deploy", "--package", str(first))
+    assert code == 0, err
+    assert "  package  mini 2.0.0: there with the same bytes: not uploaded again" in out
+    other = loop.folder / "b" / "mini-2.0.0.zip"
+    other.parent.mkdir()
+    import zipfile
+
+    with zipfile.ZipFile(first) as source, zipfile.ZipFile(other, "w") as target:
+        for name in source.namelist():
+            target.writestr(name, source.read(name))
+        target.writestr("extra.txt", "other bytes")
+    code, out, err = loop.cli("deploy", "--package", str(other))
+    assert code == 2
+    assert one_line(err) == (
+        "deploy: error: application mini version 2.0.0 is in Batch account %s with other "
+        "bytes than %s: give the package a new version (python -m worker package --version X, "
+        "or [package] version), or delete that version (az batch application package delete)"
+        % (loop.env["AZURE_BATCH_ACCOUNT"], other))
+
+
+@needs_sdk
+def test_a_package_of_another_version_than_the_spec_names_is_refused(loop):
+    from deploy_support import mini_package
+
+    other = mini_package(loop.folder / "a", version="2.0.0")
+    code, out, err = loop.cli("deploy", "--package", str(other))
+    assert code == 2
+    assert one_line(err) == (
+        "deploy: error: --package %s is mini 2.0.0, but the spec names [package] app mini "
+        "version 1.0.0: leave [package] out of the spec, or pass the package it names" % other)
+
+
+@needs_sdk
 def test_a_wrong_account_names_where_it_looked(loop, monkeypatch):
     monkeypatch.setenv("AZURE_BATCH_ACCOUNT", "nosuchaccount")
     code, out, err = loop.cli("deploy")

@@ -167,6 +167,9 @@ def test_the_example_pipeline_deployed_watched_collected_failed_fixed_and_rerun(
     code, out, err = cli("deploy", "--spec", str(EXAMPLES / "batch.toml"), *package,
                          *_sets(env))
     assert code == 0, out + err
+    if package[0] == "--package":
+        assert "  package  examples 1.0.0: uploaded (%d bytes) and activated" % (
+            example_package.stat().st_size) in out
     assert "  pool     examples: created" in out
     assert "  tasks    4: 4 added, 0 already there (1 requests)" in out
 
@@ -196,6 +199,8 @@ def test_the_example_pipeline_deployed_watched_collected_failed_fixed_and_rerun(
     code, out, err = cli("deploy", "--spec", str(EXAMPLES / "batch.toml"), *package,
                          *_sets(env, "job.id=sales-fix", "tasks.dependency_action=block"))
     assert code == 0, out + err
+    if package[0] == "--package":
+        assert "  package  examples 1.0.0: there with the same bytes: not uploaded again" in out
     assert "  pool     examples: up to date" in out
     code, out, err = cli("status", "sales-fix", "--watch", "--interval", "1")
     assert code == 40, out + err

@@ -100,6 +100,13 @@ class Deploy:
 
         manifest = read_manifest(Path(self.args.package)) if self.args.package else None
         self.spec = load_spec(self.args, self.args.overrides, manifest)
+        if manifest is not None:  # the zip uploaded is the version the pool will reference
+            named = (self.spec.get("package", "app"), self.spec.get("package", "version"))
+            if named != (manifest["name"], manifest["version"]):
+                raise SpecError("--package %s is %s %s, but the spec names [package] app %s "
+                                "version %s: leave [package] out of the spec, or pass the "
+                                "package it names" % (self.args.package, manifest["name"],
+                                                      manifest["version"], *named))
 
     def documents(self) -> Dict[str, Any]:
         from ..documents import (
