@@ -16,6 +16,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
@@ -133,10 +134,22 @@ def test_a_pool_key_azure_cannot_change_is_named_and_one_it_can_is_updated(loop)
     code, out, err = loop.cli("deploy", "--set", "pool.nodes=1")
     assert code == 0, err
     assert "  pool     loop: updated scaleSettings" in out
-    pool = loop.service.management_client().pool.get(
-        loop.env["AZURE_RESOURCE_GROUP"], loop.env["AZURE_BATCH_ACCOUNT"], "loop")
-    assert pool.as_dict()["properties"]["scaleSettings"]["fixedScale"][
-        "targetDedicatedNodes"] == 1
+    mgmt = loop.service.management_client()
+
+    def pool():
+        return mgmt.pool.get(loop.env["AZURE_RESOURCE_GROUP"], loop.env["AZURE_BATCH_ACCOUNT"],
+                             "loop").as_dict()["properties"]
+
+    assert pool()["scaleSettings"]["fixedScale"]["targetDedicatedNodes"] == 1
+    deadline = time.monotonic() + 60
+    while pool().get("currentDedicatedNodes") != 1:
+        assert time.monotonic() < deadline, "the pool did not shrink to its node"
+        time.sleep(0.2)
+    code, out, err = loop.cli("deploy", "--set", "pool.nodes=1",
+                              "--set", "pool.environment={COLOUR = \"blue\"}")
+    assert code == 0, err
+    assert "  pool     loop: updated startTask; its 1 node(s) get the new start task or " \
+           "package after a reboot" in out
 
 
 @needs_sdk
