@@ -18,9 +18,10 @@ Fixtures:
 - ``emulator_filesystem`` (function): a fresh, empty file system's name (deleted after).
 - ``emulator_env`` (function): a complete environment dict for a worker subprocess: the
   current environment without the variables that would redirect azure-identity
-  (IDENTITY_ENDPOINT, MSI_ENDPOINT, ...), plus WORKER_LAKE_URL (pointing at
-  ``emulator_filesystem``), WORKER_VAULT_URL, AZURE_CLIENT_ID,
-  AZURE_POD_IDENTITY_AUTHORITY_HOST and REQUESTS_CA_BUNDLE.
+  (IDENTITY_ENDPOINT, MSI_ENDPOINT, ...), plus the emulators' environment as a node has it
+  (IMDS only): WORKER_LAKE_URL (pointing at ``emulator_filesystem``), WORKER_VAULT_URL,
+  AZURE_CLIENT_ID, AZURE_POD_IDENTITY_AUTHORITY_HOST, REQUESTS_CA_BUNDLE, SSL_CERT_FILE and
+  the storage account's variables (AZURE_STORAGE_*).
 - ``emulator_environ`` (function): the same variables applied to ``os.environ`` for the
   test (through monkeypatch), for code run in-process; returns the dict.
 - ``batch_emulator_set`` (session): a second emulator set with a local Azure Batch account

@@ -19,6 +19,7 @@ import threading
 import time
 from typing import Dict, Optional, Tuple
 
+from ..envfile import format_environment
 from ..errors import OK, USAGE
 from .batch import cli as batch_cli
 from .config import ConfigError, load_config
@@ -119,7 +120,8 @@ def _non_negative(text: str) -> float:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``emulate`` options (and its help's examples and formats) to ``parser``."""
     parser.description = ("Run loopback Data Lake, Key Vault and managed-identity (IMDS)\n"
-                          "emulators in the foreground; print the environment a worker needs.")
+                          "emulators in the foreground; print the environment a worker and\n"
+                          "the Azure clients (SDKs, adlfs, obstore) need.")
     parser.epilog = _epilog()
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--lake-port", type=int, metavar="PORT",
@@ -161,11 +163,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", "-q", action="store_true",
                         help="no log line per request on stderr")
     batch_cli.add_arguments(parser)
-
-
-def format_environment(env: Dict[str, str]) -> str:
-    """``KEY=VALUE`` lines: readable by ``set -a; . FILE`` and by dotenv loaders."""
-    return "".join("%s=%s\n" % item for item in env.items())
 
 
 def _write_atomic(path: str, text: str) -> None:
