@@ -49,8 +49,6 @@ def test_an_application_version_that_does_not_exist_names_the_fix(loop):
 
 @needs_sdk
 def test_a_package_version_is_uploaded_once_and_refused_with_other_bytes(loop):
-    pytest.importorskip("worker.emulators.sas", reason="the upload needs the emulated Blob "
-                        "endpoint's SAS (blob-surface)")
     from deploy_support import mini_package
 
     loop.spec.write_text(loop.spec.read_text().replace('version = "1.0.0"\n', ""))

@@ -131,18 +131,6 @@ def _sets(env: Dict[str, str], *extra: str) -> List[str]:
     return [a for s in sets for a in ("--set", s)]
 
 
-def _package_options(service: Dict[str, Any], package: Path) -> List[str]:
-    """``--package`` uploads the zip to the account plane's storage URL, which needs the
-    emulated Blob endpoint's SAS (worker/emulators/sas.py); until the emulators have it, the
-    package is put in the account by the test and deploy checks it is there."""
-    try:
-        import worker.emulators.sas  # noqa: F401
-    except ImportError:
-        app, version = service["batch"].add_package(package)
-        return ["--set", "package.app=" + app, "--set", "package.version=" + version]
-    return ["--package", str(package)]
-
-
 def _files(service: Dict[str, Any], paths: List[str]) -> Dict[str, bytes]:
     return {p: service["lake"].read_file(service["filesystem"], p) for p in paths}
 
@@ -163,13 +151,12 @@ def _delete(paths: List[str]) -> None:
 def test_the_example_pipeline_deployed_watched_collected_failed_fixed_and_rerun(
         service, example_package, local_run, tmp_path):
     env = service["env"]
-    package = _package_options(service, example_package)
+    package = ["--package", str(example_package)]
     code, out, err = cli("deploy", "--spec", str(EXAMPLES / "batch.toml"), *package,
                          *_sets(env))
     assert code == 0, out + err
-    if package[0] == "--package":
-        assert "  package  examples 1.0.0: uploaded (%d bytes) and activated" % (
-            example_package.stat().st_size) in out
+    assert "  package  examples 1.0.0: uploaded (%d bytes) and activated" % (
+        example_package.stat().st_size) in out
     assert "  pool     examples: created" in out
     assert "  tasks    4: 4 added, 0 already there (1 requests)" in out
 
@@ -199,8 +186,7 @@ def test_the_example_pipeline_deployed_watched_collected_failed_fixed_and_rerun(
     code, out, err = cli("deploy", "--spec", str(EXAMPLES / "batch.toml"), *package,
                          *_sets(env, "job.id=sales-fix", "tasks.dependency_action=block"))
     assert code == 0, out + err
-    if package[0] == "--package":
-        assert "  package  examples 1.0.0: there with the same bytes: not uploaded again" in out
+    assert "  package  examples 1.0.0: there with the same bytes: not uploaded again" in out
     assert "  pool     examples: up to date" in out
     code, out, err = cli("status", "sales-fix", "--watch", "--interval", "1")
     assert code == 40, out + err
