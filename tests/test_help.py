@@ -8,7 +8,7 @@ import pytest
 from support import TESTS_DIR, run_worker
 
 COMMANDS = ["run", "exec", "doctor", "lake", "secrets", "package", "spec", "local-batch",
-            "emulate", "init"]
+            "emulate", "init", "deploy", "status", "logs", "results", "rerun"]
 SUBCOMMANDS = ["lake ls", "lake get", "lake put", "lake rm", "lake gc", "secrets set",
                "secrets get", "secrets ls", "secrets rm"]
 

@@ -18,6 +18,7 @@ import pytest
 from conftest import build
 from support import clean_env, last_line, run_worker, start_worker, wait_for_file
 
+from worker import envfile
 from worker.commands.scaffold import TEMPLATES
 
 FILES = {
@@ -133,7 +134,7 @@ def test_the_orders_readme_run_works_against_emulate(tmp_path):
                            "--vault-port", "0", "--identity-port", "0", cwd=project)
     try:
         wait_for_file(env_file)
-        env = clean_env(**dict(line.split("=", 1) for line in env_file.read_text().splitlines()))
+        env = clean_env(**envfile.parse(env_file.read_text()))  # as loaded by a user
         run = run_worker("run", "handlers.orders:summarize", "--param", "date=2024-01-31",
                          "--result", str(project.parent / "result.json"), cwd=project, env=env)
         assert run.returncode == 0, run.stderr
