@@ -114,6 +114,10 @@ def test_the_long_running_pool_and_job_operations_poll_to_their_end(batch_servic
         virtual_machine_configuration=m.VirtualMachineConfiguration(
             image_reference=m.BatchVmImageReference(publisher="canonical", offer="x", sku="y"),
             node_agent_sku_id="batch.node.ubuntu 22.04")))
+    # A new pool allocates its nodes first; a resize meanwhile is refused (PoolBeingResized),
+    # as on Azure: wait until it is steady, as a client must.
+    wait_for(lambda: client.get_pool("pool").allocation_state == m.AllocationState.STEADY,
+             what="the new pool to be steady")
     client.begin_resize_pool("pool", m.BatchPoolResizeOptions(
         target_dedicated_nodes=1, target_low_priority_nodes=1), polling_interval=0.1).result()
     pool = client.get_pool("pool")
