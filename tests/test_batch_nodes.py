@@ -191,6 +191,26 @@ def test_an_exit_condition_disables_the_job_and_requeues_its_running_tasks(raw, 
     assert completed(raw, "job1", "long")["executionInfo"]["result"] == "success"
 
 
+def test_changing_a_job_leaves_its_running_tasks_running(raw, tmp_path):
+    """A patch or update of a job that keeps its pool (deploy sets onAllTasksComplete once
+    the tasks are in) is not a lost node: its running tasks go on, their requeueCount 0."""
+    pool_with(raw, targetDedicatedNodes=1)
+    job_with(raw, [{"id": "t", "commandLine": bash(
+        "echo run >> %s/runs; %s" % (tmp_path, hold(tmp_path, "t")))}])
+    running(tmp_path, "t")
+    assert raw.send("PATCH", "/jobs/job1", {"onAllTasksComplete": "terminatejob",
+                                            "priority": 10})[0] == 200
+    assert raw.send("PUT", "/jobs/job1", {"poolInfo": {"poolId": "pool1"},
+                                          "onAllTasksComplete": "terminatejob"})[0] == 200
+    info = task(raw, "job1", "t")["executionInfo"]
+    assert (info["requeueCount"], "lastRequeueTime" in info) == (0, False)
+    release(tmp_path, "t")
+    assert completed(raw, "job1", "t")["executionInfo"]["requeueCount"] == 0
+    assert (tmp_path / "runs").read_text() == "run\n"
+    wait_for(lambda: raw.send("GET", "/jobs/job1")[1]["state"] == "completed",
+             what="the job to end by onAllTasksComplete")
+
+
 def test_a_task_past_its_max_wall_clock_time_is_killed(raw):
     pool_with(raw, targetDedicatedNodes=1)
     job_with(raw, [{"id": "slow", "commandLine": bash("sleep 60"),

@@ -218,7 +218,8 @@ def _update(service: "BatchService", job: JobRecord, body: Dict[str, Any],
     pool = (body.get("poolInfo") or {}).get("poolId")
     if body.get("poolInfo") is not None and not pool:
         raise property_error("MissingRequiredProperty", "poolInfo.poolId")
-    if pool and pool.lower() != job.pool_id.lower() and job.run.state != "disabled":
+    moved = bool(pool) and pool.lower() != job.pool_id.lower()
+    if moved and job.run.state != "disabled":
         raise property_error("InvalidPropertyValue", "poolInfo.poolId", pool,
                              "a job's pool can change only while the job is disabled")
     before = str(job.spec.get("onAllTasksComplete", "noaction")).lower()
@@ -233,9 +234,11 @@ def _update(service: "BatchService", job: JobRecord, body: Dict[str, Any],
     for key, value in body.items():
         if value is not None:
             job.spec[key] = copy.deepcopy(value)
-    service.detach_job(job)
+    if moved:  # only a job that moves leaves its scheduler (its running tasks requeued)
+        service.detach_job(job)
     job.run.job = job.engine_job()
-    service.attach_job(job)
+    if moved:
+        service.attach_job(job)
     job.touch()
     if after == "terminatejob" and before != after:
         job.check_all_complete()
