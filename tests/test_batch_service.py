@@ -234,6 +234,29 @@ def test_a_collection_answers_for_each_task(raw):
     assert (status, error_of(document)[1]["PropertyName"]) == (400, "value")
 
 
+def test_fault_rules_name_the_batch_planes_and_the_fixtures_reset_clears_them(
+        raw, batch_service):
+    """``batch`` and ``arm`` are fault services (a --faults file's rules too); a rule of kind
+    ``item`` answers a collection's task with a serverError inside the 200."""
+    from worker.emulators.faults import add_rules
+
+    faults = batch_service.set.faults
+    add_rules(faults, [{"service": "batch", "operation": "pool.list", "status": 503,
+                        "times": None}, {"service": "arm", "operation": "pool.get"}])
+    status, document, _ = raw.send("GET", "/pools")
+    assert (status, document["code"]) == (503, "ServerBusy")
+    make(raw, "/jobs", {"id": "j", "poolInfo": {"poolId": "p"}})
+    faults.add("batch", "task.addcollection", "item", status=503, times=1)
+    status, document, _ = raw.send("POST", "/jobs/j/addtaskcollection", {"value": [
+        {"id": "a", "commandLine": "true"}, {"id": "b", "commandLine": "true"}]})
+    a, b = document["value"]
+    assert (status, a["status"], a["error"]["code"], b["status"]) == (
+        200, "servererror", "ServerBusy", "success")
+    assert raw.send("GET", "/jobs/j/tasks/a")[0] == 404  # not added
+    batch_service.reset()
+    assert raw.send("GET", "/pools")[0] == 200
+
+
 def test_listings_filter_select_and_page(raw):
     make(raw, "/jobs", {"id": "j", "poolInfo": {"poolId": "p"}})
     raw.send("POST", "/jobs/j/addtaskcollection", {"value": [
@@ -320,8 +343,9 @@ def test_a_pool_grows_and_shrinks_to_its_targets(raw):
     make(raw, "/pools", pool_body(targetDedicatedNodes=2, targetLowPriorityNodes=1,
                                   taskSlotsPerNode=3))
     pool = raw.send("GET", "/pools/pool1")[1]
-    assert (pool["currentDedicatedNodes"], pool["currentLowPriorityNodes"],
-            pool["taskSlotsPerNode"], pool["enableAutoScale"]) == (2, 1, 3, False)
+    assert (pool["taskSlotsPerNode"], pool["enableAutoScale"]) == (3, False)
+    wait_for(lambda: (lambda p: (p["currentDedicatedNodes"], p["currentLowPriorityNodes"]) ==
+                      (2, 1))(raw.send("GET", "/pools/pool1")[1]), what="the nodes allocated")
     nodes = wait_for(lambda: (lambda n: all(x["state"] == "idle" for x in n) and n)(
         raw.send("GET", "/pools/pool1/nodes")[1]["value"]), what="idle nodes")
     assert sorted(n["isDedicated"] for n in nodes) == [False, True, True]

@@ -3,8 +3,7 @@ local Batch service: a steady refresh is four requests whatever the job's size a
 tasks are listed once; ``logs --follow`` reads a growing file to its end; once the pool's
 nodes are gone, ``results`` reads the records the harness copied to the lake (and says which
 tasks have none), ``status`` takes a failed task's reason from there, and ``logs`` says the
-node is gone. Also: Batch's answer to a task collection read task by task (per-task server
-errors, which the local service never gives, parsed from the SDK's own model of that answer).
+node is gone.
 
 azure-batch 15 needs Python >= 3.9: skipped on 3.8.
 """
@@ -129,30 +128,6 @@ def _delete(path):
         lake.delete(path)
     finally:
         lake.close()
-
-
-def test_a_collections_answer_is_read_task_by_task():
-    """Batch may answer 200 with a server error for some tasks of a collection (the local
-    service never does): those go again, a refusal is kept with Batch's words, TaskExists
-    is read back. The answer is azure-batch's own model of that JSON."""
-    from azure.batch import models
-
-    from worker.deploy.cloud.tasks import TaskAdder
-
-    answer = models.BatchCreateTaskCollectionResult({"value": [
-        {"status": "success", "taskId": "1"},
-        {"status": "serverError", "taskId": "2", "error": {"code": "ServerBusy"}},
-        {"status": "clientError", "taskId": "3", "error": {
-            "code": "InvalidPropertyValue", "message": {"value": "bad value\nRequestId:x"}}},
-        {"status": "clientError", "taskId": "4", "error": {"code": "TaskExists"}},
-    ]})
-    sent = [{"id": str(n)} for n in range(1, 6)]
-    adder = TaskAdder(None, "job")
-    retry, present = adder._outcomes(sent, answer)
-    assert [t["id"] for t in retry] == ["2", "5"]  # a server error, and no answer at all
-    assert present == ["4"]
-    assert adder._report.added == 1
-    assert adder._report.refused == [("3", "InvalidPropertyValue", "bad value")]
 
 
 def test_logs_of_an_earlier_attempt_where_the_node_keeps_it(loop):

@@ -14,6 +14,7 @@ import uuid
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import quote, urlencode
 
+from ..faults import Fault, Faults
 from ..server import Request, Response, http_date
 from . import applications, files, jobs, nodes, pools, tasks
 from .auth import authenticate
@@ -92,7 +93,8 @@ class Call:
     """One request as the operations see it, and the answers they give."""
 
     def __init__(self, service: BatchService, request: Request, params: Dict[str, str],
-                 request_id: str) -> None:
+                 request_id: str, operation: str = "unknown",
+                 faults: Optional[Faults] = None) -> None:
         self.service = service
         self.request = request
         self.method = request.method
@@ -100,6 +102,13 @@ class Call:
         self.params = params
         self.raw_body = request.body
         self.request_id = request_id
+        self.operation = operation
+        self.faults = faults
+
+    def item_fault(self) -> Optional[Fault]:
+        """An ``item`` fault rule's answer for one item of this request (a task of a
+        collection), if one fires."""
+        return self.faults.pick_item("batch", self.operation) if self.faults else None
 
     def header(self, name: str) -> Optional[str]:
         return self.request.header(name)
@@ -228,8 +237,9 @@ class BatchApp:
 
     service_name = "batch"
 
-    def __init__(self, service: BatchService) -> None:
+    def __init__(self, service: BatchService, faults: Optional[Faults] = None) -> None:
         self.batch = service
+        self.faults = faults  # the emulator set's: ``item`` rules apply inside a request
         self.service = self.service_name  # the server's name for counters and faults
 
     def operation(self, request: Request) -> str:
@@ -278,8 +288,8 @@ class BatchApp:
         route = self._match(request)
         if route is None:
             raise self._no_route(request)
-        handler, params, _ = route
-        call = Call(self.batch, request, params, request_id)
+        handler, params, operation = route
+        call = Call(self.batch, request, params, request_id, operation, self.faults)
         with self.batch.lock:
             response = handler(self.batch, call)
         self.batch.wake()

@@ -37,6 +37,9 @@ MESSAGES: Dict[str, str] = {
     "ConditionNotMet": "The condition specified using HTTP conditional header(s) is not met.",
     "InvalidRange": "The range specified is invalid for the current size of the resource.",
     "InternalError": "The server encountered an internal error. Please retry the request.",
+    "OperationTimedOut": "The operation could not be completed within the permitted time.",
+    "ServerBusy": "The server is currently unable to receive requests. Please retry your "
+                  "request.",
     "PoolNotFound": "The specified pool does not exist.",
     "NodeNotFound": "The specified node does not exist.",
     "JobNotFound": "The specified job does not exist.",
@@ -78,7 +81,8 @@ MESSAGES: Dict[str, str] = {
 
 STATUS: Dict[str, int] = {
     "AuthenticationFailed": 403, "RequestBodyTooLarge": 413, "InvalidRange": 416,
-    "InternalError": 500, "UnsupportedHttpVerb": 405, "ConditionNotMet": 412,
+    "InternalError": 500, "OperationTimedOut": 500, "ServerBusy": 503,
+    "UnsupportedHttpVerb": 405, "ConditionNotMet": 412,
     "AutoScaleTooManyRequestsToEnable": 503,
 }
 for _code in ("PoolNotFound", "NodeNotFound", "JobNotFound", "TaskNotFound", "FileNotFound",

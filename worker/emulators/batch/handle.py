@@ -117,7 +117,8 @@ class BatchHandle:
             service.wake()
 
     def reset(self) -> None:
-        """No pools, jobs or applications; the default settings."""
+        """No pools, jobs or applications, no fault rules; the default settings."""
+        self.set.faults.clear()
         service = self.service
         with service.lock:
             for job in list(service.jobs.values()):

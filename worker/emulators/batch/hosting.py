@@ -90,7 +90,8 @@ class BatchHost:
         self.service = BatchService(self.settings, issuer, root, machine=self._machine)
         shared = {"faults": owner.faults, "counters": owner.counters,
                   "on_request": owner.on_request}
-        self.server = self._serve("batch account", BatchApp(self.service), tls, shared)
+        self.server = self._serve("batch account", BatchApp(self.service, owner.faults), tls,
+                                  shared)
         self.service.url = self.server.base_url
         self.arm = self._serve("batch account plane",
                                ArmApp(self.service, LakePackageBlobs(owner)), tls, shared)
