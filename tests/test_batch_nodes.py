@@ -22,7 +22,8 @@ from typing import Any, Dict, List
 
 import pytest
 from batch_raw import Raw, error_of
-from test_batch_service import make, pool_body, wait_for
+from support import wait_for
+from test_batch_service import make, pool_body
 
 
 def bash(script: str) -> str:
@@ -353,8 +354,8 @@ def test_shrinking_a_pool_follows_the_deallocation_option(raw, tmp_path):
     running(tmp_path, "a")
     assert raw.send("POST", "/pools/pool1/resize", {
         "targetDedicatedNodes": 0, "nodeDeallocationOption": "taskcompletion"})[0] == 202
-    node = raw.send("GET", "/pools/pool1/nodes")[1]["value"][0]
-    assert node["state"] == "leavingpool"
+    wait_for(lambda: raw.send("GET", "/pools/pool1/nodes")[1]["value"][0]["state"] ==
+             "leavingpool", what="the node to be leaving")  # while its task runs
     assert raw.send("GET", "/pools/pool1")[1]["allocationState"] == "resizing"
     release(tmp_path, "a")
     assert completed(raw, "job1", "a")["executionInfo"]["result"] == "success"

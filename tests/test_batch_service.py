@@ -15,6 +15,7 @@ from typing import Any, Dict, List
 
 import pytest
 from batch_raw import Raw, error_of
+from support import wait_for
 
 BASH = "/bin/bash -c %s"
 IMAGE = {"publisher": "canonical", "offer": "0001-com-ubuntu-server-jammy",
@@ -36,16 +37,6 @@ def raw(batch_service) -> Raw:
 def make(raw: Raw, path: str, body: Dict[str, Any]) -> None:
     status, document, _ = raw.send("POST", path, body)
     assert status == 201, document
-
-
-def wait_for(check, timeout: float = 60.0, what: str = "the condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out waiting for %s" % what
-        time.sleep(0.05)
 
 
 # -- authentication ---------------------------------------------------------------------------

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from deploy_support import make_loop
+from support import wait_for
 
 pytestmark = pytest.mark.skipif(sys.version_info < (3, 9),
                                 reason="the deploy loop needs azure-batch 15 (Python >= 3.9)")
@@ -31,16 +31,6 @@ def clients():
     from worker.deploy.cloud.account import Clients, resolve
 
     return Clients(resolve())
-
-
-def wait_until(check, timeout=120.0, what="the condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out waiting for %s" % what
-        time.sleep(0.2)
 
 
 def test_a_steady_refresh_is_four_requests_and_failures_are_listed_once(loop):
@@ -94,7 +84,7 @@ def test_without_nodes_results_read_the_lake_status_its_copy_and_logs_say_so(loo
     assert loop.cli("status", "loop1", "--watch", "--interval", "0.3")[0] == 40
     assert loop.cli("deploy", "--set", "pool.nodes=0")[0] == 0  # the nodes go
     own = clients()
-    wait_until(lambda: not list(own.batch.list_nodes("loop")), what="the nodes to go")
+    wait_for(lambda: not list(own.batch.list_nodes("loop")), 120, "the nodes to go")
     own.close()
     from worker.jobfiles import result_file
 

@@ -32,59 +32,51 @@ Handler = Callable[[BatchService, "Call"], Any]
 _ROUTES: List[Tuple[str, "re.Pattern", Handler, str]] = []
 
 
-def _route(methods: str, pattern: str, handler: Handler, operation: str) -> None:
-    regex = "^" + re.sub(r"\{(\w+)\}", lambda m: "(?P<%s>%s)" % (
-        m.group(1), ".+" if m.group(1) == "path" else "[^/]+"), pattern) + "$"
-    for method in methods.split("|"):
-        _ROUTES.append((method, re.compile(regex), handler, operation))
+def _route(pattern: str, kind: str, **verbs: Tuple[Handler, str]) -> None:
+    """The operations on one path: ``GET=(handler, "get")`` is operation ``KIND.get``."""
+    regex = re.compile("^" + re.sub(r"\{(\w+)\}", lambda m: "(?P<%s>%s)" % (
+        m.group(1), ".+" if m.group(1) == "path" else "[^/]+"), pattern) + "$")
+    for methods, (handler, name) in verbs.items():
+        for method in methods.split("_"):
+            _ROUTES.append((method, regex, handler, "%s.%s" % (kind, name)))
 
 
-_route("GET", "/applications", applications.list_applications, "application.list")
-_route("GET", "/applications/{applicationId}", applications.get_application, "application.get")
-_route("POST", "/pools", pools.add, "pool.add")
-_route("GET", "/pools", pools.list_pools, "pool.list")
-_route("GET", "/pools/{poolId}", pools.get, "pool.get")
-_route("HEAD", "/pools/{poolId}", pools.exists, "pool.exists")
-_route("DELETE", "/pools/{poolId}", pools.delete, "pool.delete")
-_route("PATCH", "/pools/{poolId}", pools.patch, "pool.patch")
-_route("POST", "/pools/{poolId}/updateproperties", pools.replace, "pool.updateproperties")
-_route("POST", "/pools/{poolId}/resize", pools.resize, "pool.resize")
-_route("POST", "/pools/{poolId}/stopresize", pools.stop_resize, "pool.stopresize")
-_route("POST", "/pools/{poolId}/enableautoscale", pools.enable_autoscale,
-       "pool.enableautoscale")
-_route("POST", "/pools/{poolId}/disableautoscale", pools.disable_autoscale,
-       "pool.disableautoscale")
-_route("POST", "/pools/{poolId}/evaluateautoscale", pools.evaluate_autoscale,
-       "pool.evaluateautoscale")
-_route("POST", "/pools/{poolId}/removenodes", pools.remove_nodes, "pool.removenodes")
-_route("GET", "/pools/{poolId}/nodes", nodes.list_nodes, "node.list")
-_route("GET", "/pools/{poolId}/nodes/{nodeId}", nodes.get_node, "node.get")
-_route("GET", "/pools/{poolId}/nodes/{nodeId}/files", files.list_node_files, "file.listnode")
-_route("GET|HEAD|DELETE", "/pools/{poolId}/nodes/{nodeId}/files/{path}", files.get_node_file,
-       "file.node")
-_route("POST", "/jobs", jobs.add, "job.add")
-_route("GET", "/jobs", jobs.list_jobs, "job.list")
-_route("GET", "/jobs/{jobId}", jobs.get, "job.get")
-_route("PATCH", "/jobs/{jobId}", jobs.patch, "job.patch")
-_route("PUT", "/jobs/{jobId}", jobs.replace, "job.update")
-_route("DELETE", "/jobs/{jobId}", jobs.delete, "job.delete")
-_route("POST", "/jobs/{jobId}/disable", jobs.disable, "job.disable")
-_route("POST", "/jobs/{jobId}/enable", jobs.enable, "job.enable")
-_route("POST", "/jobs/{jobId}/terminate", jobs.terminate, "job.terminate")
-_route("GET", "/jobs/{jobId}/taskcounts", jobs.task_counts, "job.taskcounts")
-_route("POST", "/jobs/{jobId}/tasks", tasks.add, "task.add")
-_route("GET", "/jobs/{jobId}/tasks", tasks.list_tasks, "task.list")
-_route("POST", "/jobs/{jobId}/addtaskcollection", tasks.add_collection, "task.addcollection")
-_route("GET", "/jobs/{jobId}/tasks/{taskId}", tasks.get, "task.get")
-_route("PUT", "/jobs/{jobId}/tasks/{taskId}", tasks.update, "task.update")
-_route("DELETE", "/jobs/{jobId}/tasks/{taskId}", tasks.delete, "task.delete")
-_route("POST", "/jobs/{jobId}/tasks/{taskId}/terminate", tasks.terminate, "task.terminate")
-_route("POST", "/jobs/{jobId}/tasks/{taskId}/reactivate", tasks.reactivate, "task.reactivate")
-_route("GET", "/jobs/{jobId}/tasks/{taskId}/subtasksinfo", tasks.subtasks, "task.subtasks")
-_route("GET", "/jobs/{jobId}/tasks/{taskId}/files", files.list_task_files, "file.listtask")
-_route("GET|HEAD|DELETE", "/jobs/{jobId}/tasks/{taskId}/files/{path}", files.get_task_file,
-       "file.task")
-_route("POST", "/emulator/preempt/{nodeId}", nodes.preempt, "emulator.preempt")  # ours
+def _actions(base: str, kind: str, **handlers: Handler) -> None:
+    """POST ``BASE/NAME`` is operation ``KIND.NAME`` (a pool's ``resize``, ...)."""
+    for name, handler in handlers.items():
+        _route(base + "/" + name, kind, POST=(handler, name))
+
+
+P, J, T = "/pools/{poolId}", "/jobs/{jobId}", "/jobs/{jobId}/tasks/{taskId}"
+N = P + "/nodes/{nodeId}"
+_route("/applications", "application", GET=(applications.list_applications, "list"))
+_route("/applications/{applicationId}", "application",
+       GET=(applications.get_application, "get"))
+_route("/pools", "pool", POST=(pools.add, "add"), GET=(pools.list_pools, "list"))
+_route(P, "pool", GET=(pools.get, "get"), HEAD=(pools.exists, "exists"),
+       DELETE=(pools.delete, "delete"), PATCH=(pools.patch, "patch"))
+_actions(P, "pool", updateproperties=pools.replace, resize=pools.resize,
+         stopresize=pools.stop_resize, enableautoscale=pools.enable_autoscale,
+         disableautoscale=pools.disable_autoscale,
+         evaluateautoscale=pools.evaluate_autoscale, removenodes=pools.remove_nodes)
+_route(P + "/nodes", "node", GET=(nodes.list_nodes, "list"))
+_route(N, "node", GET=(nodes.get_node, "get"))
+_route(N + "/files", "file", GET=(files.list_node_files, "listnode"))
+_route(N + "/files/{path}", "file", GET_HEAD_DELETE=(files.get_node_file, "node"))
+_route("/jobs", "job", POST=(jobs.add, "add"), GET=(jobs.list_jobs, "list"))
+_route(J, "job", GET=(jobs.get, "get"), PATCH=(jobs.patch, "patch"),
+       PUT=(jobs.replace, "update"), DELETE=(jobs.delete, "delete"))
+_actions(J, "job", disable=jobs.disable, enable=jobs.enable, terminate=jobs.terminate)
+_route(J + "/taskcounts", "job", GET=(jobs.task_counts, "taskcounts"))
+_route(J + "/tasks", "task", POST=(tasks.add, "add"), GET=(tasks.list_tasks, "list"))
+_route(J + "/addtaskcollection", "task", POST=(tasks.add_collection, "addcollection"))
+_route(T, "task", GET=(tasks.get, "get"), PUT=(tasks.update, "update"),
+       DELETE=(tasks.delete, "delete"))
+_actions(T, "task", terminate=tasks.terminate, reactivate=tasks.reactivate)
+_route(T + "/subtasksinfo", "task", GET=(tasks.subtasks, "subtasks"))
+_route(T + "/files", "file", GET=(files.list_task_files, "listtask"))
+_route(T + "/files/{path}", "file", GET_HEAD_DELETE=(files.get_task_file, "task"))
+_route("/emulator/preempt/{nodeId}", "emulator", POST=(nodes.preempt, "preempt"))  # ours
 
 OPERATIONS = tuple(dict.fromkeys(op for _, _, _, op in _ROUTES)) + ("unknown",)
 
@@ -123,6 +115,12 @@ class Call:
         except (ValueError, UnicodeDecodeError) as e:
             raise BatchError("InvalidRequestBody", values=[("Reason", str(e))]) from None
         return check(document, rule)
+
+    def conditional(self, resource: Any) -> Any:
+        """``resource`` (a pool, a job: its ``etag`` and ``changed``) once the request's
+        conditions hold for it."""
+        self.check_conditions(resource.etag, resource.changed)
+        return resource
 
     def check_conditions(self, etag: str, changed: float) -> None:
         """If-Match, If-None-Match, If-Modified-Since, If-Unmodified-Since."""
@@ -293,6 +291,8 @@ class BatchApp:
         with self.batch.lock:
             response = handler(self.batch, call)
         self.batch.wake()
+        if callable(response):  # work a handler leaves for after the lock (a file's bytes)
+            response = response()
         return response
 
     def _no_route(self, request: Request) -> BatchError:

@@ -93,9 +93,12 @@ Operation = Callable[[ArmCall, List[str]], Any]
 _ROUTES: List[Tuple[str, "re.Pattern", Operation, str]] = []
 
 
-def _route(method: str, pattern: str, operation: Operation, name: str) -> None:
-    regex = "^" + re.sub(r"\{\w+\}", "([^/]+)", pattern) + "$"
-    _ROUTES.append((method, re.compile(regex, re.IGNORECASE), operation, name))
+def _route(pattern: str, kind: str, **verbs: Tuple[Operation, str]) -> None:
+    """The operations on one path below the account: ``GET=(operation, "get")`` is
+    operation ``KIND.get``; the path's ``{names}`` are its arguments, in order."""
+    regex = re.compile("^" + re.sub(r"\{\w+\}", "([^/]+)", pattern) + "$", re.IGNORECASE)
+    for method, (operation, name) in verbs.items():
+        _ROUTES.append((method, regex, operation, "%s.%s" % (kind, name)))
 
 
 # -- the account -------------------------------------------------------------------------------
@@ -293,32 +296,25 @@ def _disable_autoscale(call: ArmCall, args: List[str]) -> Any:
 
 def _stop_resize(call: ArmCall, args: List[str]) -> Any:
     pool = _find_pool(call, args[0])
-    dedicated, low = pool.counts()
-    pool.target_dedicated, pool.target_low, pool.stopping = dedicated, low, True
-    pool.touch()
+    pool.stop_resize()
     return arm_pools.to_arm(call, pool)
 
 
-_route("GET", "", _account, "account.get")
-_route("POST", "/listKeys", _keys, "account.listkeys")
-_route("GET", "/applications", _list_apps, "application.list")
-_route("PUT", "/applications/{app}", _put_app, "application.create")
-_route("PATCH", "/applications/{app}", _patch_app, "application.update")
-_route("GET", "/applications/{app}", _get_app, "application.get")
-_route("DELETE", "/applications/{app}", _delete_app, "application.delete")
-_route("GET", "/applications/{app}/versions", _list_versions, "package.list")
-_route("PUT", "/applications/{app}/versions/{version}", _put_version, "package.create")
-_route("GET", "/applications/{app}/versions/{version}", _get_version, "package.get")
-_route("DELETE", "/applications/{app}/versions/{version}", _delete_version, "package.delete")
-_route("POST", "/applications/{app}/versions/{version}/activate", _activate,
-       "package.activate")
-_route("GET", "/pools", _list_pools, "pool.list")
-_route("PUT", "/pools/{pool}", _put_pool, "pool.create")
-_route("PATCH", "/pools/{pool}", _patch_pool, "pool.update")
-_route("GET", "/pools/{pool}", _get_pool, "pool.get")
-_route("DELETE", "/pools/{pool}", _delete_pool, "pool.delete")
-_route("POST", "/pools/{pool}/disableAutoScale", _disable_autoscale, "pool.disableautoscale")
-_route("POST", "/pools/{pool}/stopResize", _stop_resize, "pool.stopresize")
+A, V = "/applications/{app}", "/applications/{app}/versions/{version}"
+_route("", "account", GET=(_account, "get"))
+_route("/listKeys", "account", POST=(_keys, "listkeys"))
+_route("/applications", "application", GET=(_list_apps, "list"))
+_route(A, "application", PUT=(_put_app, "create"), PATCH=(_patch_app, "update"),
+       GET=(_get_app, "get"), DELETE=(_delete_app, "delete"))
+_route(A + "/versions", "package", GET=(_list_versions, "list"))
+_route(V, "package", PUT=(_put_version, "create"), GET=(_get_version, "get"),
+       DELETE=(_delete_version, "delete"))
+_route(V + "/activate", "package", POST=(_activate, "activate"))
+_route("/pools", "pool", GET=(_list_pools, "list"))
+_route("/pools/{pool}", "pool", PUT=(_put_pool, "create"), PATCH=(_patch_pool, "update"),
+       GET=(_get_pool, "get"), DELETE=(_delete_pool, "delete"))
+_route("/pools/{pool}/disableAutoScale", "pool", POST=(_disable_autoscale, "disableautoscale"))
+_route("/pools/{pool}/stopResize", "pool", POST=(_stop_resize, "stopresize"))
 
 OPERATIONS = tuple(name for _, _, _, name in _ROUTES) + ("unknown",)
 

@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from ..options import non_negative, positive
 from .auth import sign, string_to_sign
 from .hosting import DEFAULT_ARM_PORT, DEFAULT_PORT, BatchHost
 from .service import BatchSettings, new_key
@@ -58,28 +59,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--batch-package", action="append", default=[], metavar="ZIP",
         help="an application package (python -m worker package) the account starts with, "
              "active and its application's default version (repeatable)")
-    add("--time-scale", type=_positive, default=1.0, metavar="N",
+    add("--time-scale", type=positive, default=1.0, metavar="N",
         help="service seconds per real second (default 1)")
-    add("--preempt-rate", type=_non_negative, default=0.0, metavar="N",
+    add("--preempt-rate", type=non_negative, default=0.0, metavar="N",
         help="preemptions per spot node-hour of service time (default 0: never)")
-    add("--preempt-recovery", type=_non_negative, default=120.0, metavar="SECONDS",
+    add("--preempt-recovery", type=non_negative, default=120.0, metavar="SECONDS",
         help="service seconds a preempted node stays preempted (default 120)")
-    add("--node-start", type=_non_negative, default=0.0, metavar="SECONDS",
+    add("--node-start", type=non_negative, default=0.0, metavar="SECONDS",
         help="service seconds a new node takes to be allocated (default 0)")
-
-
-def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be more than 0, not %s" % text)
-    return value
-
-
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError("must be 0 or more, not %s" % text)
-    return value
 
 
 def host(args: argparse.Namespace, data_dir: Optional[str], seed: Optional[int]

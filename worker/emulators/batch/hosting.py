@@ -11,13 +11,12 @@ under ``<data>/batch`` (``--data``) or a temporary folder, emptied at each start
 
 from __future__ import annotations
 
-import errno
 import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
-from ..server import EmulatorServer
+from ..server import EmulatorServer, start_server
 from .app import BatchApp
 from .arm import ArmApp, PackageBlobs
 from .service import BatchService, BatchSettings
@@ -99,17 +98,7 @@ class BatchHost:
 
     def _serve(self, what: str, app: Any, tls: Any, shared: Dict[str, Any]) -> EmulatorServer:
         port, preferred = self.ports_wanted[what]
-        if port or not preferred:
-            return EmulatorServer(app, port, tls, **shared).start()
-        try:
-            return EmulatorServer(app, preferred, tls, **shared).start()
-        except OSError as e:
-            if e.errno != errno.EADDRINUSE:
-                raise
-        server = EmulatorServer(app, 0, tls, **shared).start()
-        self.notes.append("port %d for the %s is taken; it listens on %d instead"
-                          % (preferred, what, server.port))
-        return server
+        return start_server(app, port, preferred, tls, what, self.notes, **shared)
 
     def _machine(self, node_id: str) -> Dict[str, str]:
         """What a node's VM gives its processes: its identity endpoint (the node's own,

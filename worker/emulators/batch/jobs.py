@@ -188,8 +188,7 @@ def add(service: "BatchService", call: "Call") -> Any:
 
 
 def get(service: "BatchService", call: "Call") -> Any:
-    job = service.job(call.params["jobId"])
-    call.check_conditions(job.etag, job.changed)
+    job = call.conditional(service.job(call.params["jobId"]))
     return call.resource(job.to_json(), job, "jobs/@Element")
 
 
@@ -199,15 +198,13 @@ def list_jobs(service: "BatchService", call: "Call") -> Any:
 
 
 def patch(service: "BatchService", call: "Call") -> Any:
-    job = service.job(call.params["jobId"])
-    call.check_conditions(job.etag, job.changed)
+    job = call.conditional(service.job(call.params["jobId"]))
     _update(service, job, call.body(schema.JOB_PATCH), replace=False)
     return call.empty(200, job)
 
 
 def replace(service: "BatchService", call: "Call") -> Any:
-    job = service.job(call.params["jobId"])
-    call.check_conditions(job.etag, job.changed)
+    job = call.conditional(service.job(call.params["jobId"]))
     _update(service, job, call.body(schema.JOB_REPLACE), replace=True)
     return call.empty(200, job)
 
@@ -246,15 +243,13 @@ def _update(service: "BatchService", job: JobRecord, body: Dict[str, Any],
 
 
 def delete(service: "BatchService", call: "Call") -> Any:
-    job = service.job(call.params["jobId"])
-    call.check_conditions(job.etag, job.changed)
+    job = call.conditional(service.job(call.params["jobId"]))
     service.delete_job(job)
     return call.empty(202)
 
 
 def disable(service: "BatchService", call: "Call") -> Any:
-    job = service.job(call.params["jobId"])
-    call.check_conditions(job.etag, job.changed)
+    job = call.conditional(service.job(call.params["jobId"]))
     body = call.body(schema.JOB_DISABLE)
     _not_finished(job)
     if job.run.state != "active":
@@ -266,8 +261,7 @@ def disable(service: "BatchService", call: "Call") -> Any:
 
 
 def enable(service: "BatchService", call: "Call") -> Any:
-    job = service.job(call.params["jobId"])
-    call.check_conditions(job.etag, job.changed)
+    job = call.conditional(service.job(call.params["jobId"]))
     _not_finished(job)
     if job.run.state != "disabled":
         raise BatchError("OperationInvalidForCurrentState", "The specified job is not "
@@ -278,8 +272,7 @@ def enable(service: "BatchService", call: "Call") -> Any:
 
 
 def terminate(service: "BatchService", call: "Call") -> Any:
-    job = service.job(call.params["jobId"])
-    call.check_conditions(job.etag, job.changed)
+    job = call.conditional(service.job(call.params["jobId"]))
     body = call.body(schema.JOB_TERMINATE, optional=True)
     _not_finished(job)
     reason = body.get("terminateReason") or "UserTerminate"

@@ -24,7 +24,7 @@ from .clock import Clock
 from .errors import BatchError
 from .jobs import JobRecord
 from .nodes import SimNode
-from .pools import Pool
+from .pool import Pool
 
 log = logging.getLogger(__name__)
 IDLE = 1.0  # the longest the thread sleeps when nothing wakes it (real seconds)
