@@ -20,6 +20,7 @@ from . import applications, files, jobs, nodes, pools, tasks
 from .auth import authenticate
 from .errors import BatchError, query_error
 from .odata import max_results, parse_filter, select
+from .roles import data_plane_action
 from .schema import Field, check
 from .service import BatchService
 from .wire import ODATA_MINIMAL, parse_iso
@@ -281,12 +282,16 @@ class BatchApp:
         if version not in API_VERSIONS:
             raise BatchError("UnsupportedRequestVersion", values=[
                 ("QueryParameterName", "api-version"), ("QueryParameterValue", version)])
-        authenticate(request.method, request.raw_path, request.raw_query, request.headers,
-                     self.batch.account, self.batch.key, self.batch.issuer)
+        caller = authenticate(request.method, request.raw_path, request.raw_query,
+                              request.headers, self.batch.account, self.batch.key,
+                              self.batch.issuer)
         route = self._match(request)
         if route is None:
             raise self._no_route(request)
         handler, params, operation = route
+        if caller is not None and not self.batch.roles.allows(
+                caller, *data_plane_action(operation, request.method)):
+            raise BatchError("AuthorizationFailure")
         call = Call(self.batch, request, params, request_id, operation, self.faults)
         with self.batch.lock:
             response = handler(self.batch, call)

@@ -26,6 +26,7 @@ from ..tokens import TokenError, bearer_token
 from . import arm_pools
 from .applications import Application, Package
 from .arm_pools import ArmError
+from .roles import arm_action
 from .service import BatchService
 from .wire import iso
 
@@ -110,7 +111,9 @@ def _account(call: ArmCall, _: List[str]) -> Any:
             "properties": {
                 "accountEndpoint": call.service.url.split("://", 1)[1],
                 "provisioningState": "Succeeded", "poolAllocationMode": "BatchService",
-                "dedicatedCoreQuota": 1000, "lowPriorityCoreQuota": 1000, "poolQuota": 100,
+                "dedicatedCoreQuota": settings.dedicated_core_quota,
+                "lowPriorityCoreQuota": settings.low_priority_core_quota,
+                "poolQuota": settings.pool_quota,
                 "activeJobAndJobScheduleQuota": 300, "publicNetworkAccess": "Enabled",
                 "allowedAuthenticationModes": ["SharedKey", "AAD", "TaskAuthenticationToken"],
             }}
@@ -356,7 +359,7 @@ class ArmApp:
             return _json(e.status, {"error": error})
 
     def _handle(self, request: Request) -> Response:
-        self._authenticate(request)
+        caller = self._authenticate(request)
         version = request.query.get("api-version")
         if not version:
             raise ArmError(400, "MissingApiVersionParameter", "The api-version query "
@@ -372,13 +375,24 @@ class ArmApp:
                            "The resource type or operation %s %s is not one the local "
                            "account plane serves (docs/batch-service.md lists them)."
                            % (request.method, request.raw_path))
-        operation, _, args = found
+        operation, name, args = found
+        self._authorize(caller, arm_action(name, request.method), request)
         with self.batch.lock:
             document = operation(ArmCall(self.batch, request, self.blobs), args)
         self.batch.wake()
         return _json(200, document) if document is not None else Response(200, [])
 
-    def _authenticate(self, request: Request) -> None:
+    def _authorize(self, caller: str, action: str, request: Request) -> None:
+        """ARM's 403 unless the caller holds a role that grants ``action``."""
+        if not self.batch.roles.allows(caller, action, False):
+            raise ArmError(403, "AuthorizationFailed", "The client '%s' with object id '%s' "
+                           "does not have authorization to perform action '%s' over scope "
+                           "'%s' or the scope is invalid. If access was recently granted, "
+                           "please refresh your credentials."
+                           % (caller, caller, action, unquote(request.raw_path)))
+
+    def _authenticate(self, request: Request) -> str:
+        """The caller's client id, from a valid token for Azure Resource Manager."""
         try:
             token = bearer_token(request.header("Authorization"))
         except TokenError:
@@ -386,8 +400,7 @@ class ArmApp:
                            "'Authorization' header is missing.") from None
         for audience in AUDIENCES:
             try:
-                self.batch.issuer.verify(token, audience)
-                return
+                return self.batch.issuer.verify(token, audience).client_id
             except TokenError as e:
                 if e.reason == "expired":
                     raise ArmError(401, "ExpiredAuthenticationToken", "The access token "

@@ -35,7 +35,9 @@ the local Batch service (--batch): an Azure Batch account at https://127.0.0.1:P
   on this machine. The env file adds AZURE_BATCH_ENDPOINT, AZURE_BATCH_ACCOUNT,
   AZURE_BATCH_ACCESS_KEY, AZURE_ARM_ENDPOINT, AZURE_SUBSCRIPTION_ID, AZURE_RESOURCE_GROUP.
   --time-scale 60 makes a minute of the service's clock (autoscale intervals, spot
-  preemption, node allocation) pass in a second; tasks run in real time.
+  preemption, node allocation) pass in a second; tasks run in real time. The account
+  enforces its core and pool quotas (--dedicated-core-quota, ...) and, for Entra tokens,
+  the Azure roles --config gives each identity ("batch": ["Azure Batch Data Contributor"]).
   python -m worker emulate --batch --batch-package app.zip --time-scale 60 \\
       --preempt-rate 2 --env-file .emulators.env
   python -m worker emulate batch preempt tvmps_..._p    # with the env file loaded
@@ -67,6 +69,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="service seconds a preempted node stays preempted (default 120)")
     add("--node-start", type=non_negative, default=0.0, metavar="SECONDS",
         help="service seconds a new node takes to be allocated (default 0)")
+    defaults = BatchSettings()
+    add("--dedicated-core-quota", type=int, default=defaults.dedicated_core_quota,
+        metavar="N", help="the account's dedicated vCPUs across its pools (default %d)"
+        % defaults.dedicated_core_quota)
+    add("--low-priority-core-quota", type=int, default=defaults.low_priority_core_quota,
+        metavar="N", help="its spot (low-priority) vCPUs (default %d)"
+        % defaults.low_priority_core_quota)
+    add("--pool-quota", type=int, default=defaults.pool_quota, metavar="N",
+        help="how many pools it may have (default %d)" % defaults.pool_quota)
 
 
 def host(args: argparse.Namespace, data_dir: Optional[str], seed: Optional[int]
@@ -77,7 +88,8 @@ def host(args: argparse.Namespace, data_dir: Optional[str], seed: Optional[int]
     settings = BatchSettings(
         account=args.batch_account, key=_key(data_dir), time_scale=args.time_scale,
         preempt_rate=args.preempt_rate, seed=seed, recovery=args.preempt_recovery,
-        node_start=args.node_start)
+        node_start=args.node_start, dedicated_core_quota=args.dedicated_core_quota,
+        low_priority_core_quota=args.low_priority_core_quota, pool_quota=args.pool_quota)
     return BatchHost(settings, port=args.batch_port or 0,
                      preferred_port=0 if args.batch_port == 0 else DEFAULT_PORT,
                      arm_port=args.arm_port or 0,

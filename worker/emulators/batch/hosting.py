@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 from ..server import EmulatorServer, start_server
 from .app import BatchApp
 from .arm import ArmApp, PackageBlobs
+from .roles import RoleAssignments
 from .service import BatchService, BatchSettings
 
 if TYPE_CHECKING:
@@ -87,6 +88,9 @@ class BatchHost:
         root = Path(folder) / "batch"
         shutil.rmtree(str(root / "nodes"), ignore_errors=True)  # nodes do not outlive us
         self.service = BatchService(self.settings, issuer, root, machine=self._machine)
+        self.service.roles = RoleAssignments({i.client_id: i.batch_roles for i in
+                                              owner.config.identities
+                                              if i.batch_roles is not None})
         shared = {"faults": owner.faults, "counters": owner.counters,
                   "on_request": owner.on_request}
         self.server = self._serve("batch account", BatchApp(self.service, owner.faults), tls,

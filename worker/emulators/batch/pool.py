@@ -14,11 +14,12 @@ import math
 import os
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
 
 from ...deploy.errors import SpecError
 from ...deploy.localbatch.documents import PackageRef, StartTask, split_command
 from ...deploy.localbatch.scheduler import Host, JobRun, Scheduler, StartError, TaskRun
+from . import quotas
 from .errors import BatchError, property_error
 from .nodes import SimNode
 from .scaling import AutoScaler
@@ -46,6 +47,8 @@ class Pool:
         self.deallocation = "requeue"
         self.resize_timeout = spec.get("resizeTimeout") or RESIZE_TIMEOUT
         self.stopping = False
+        self.short: Set[bool] = set()  # dedicated (True), spot (False) held by a core quota
+        self.resize_errors: List[Dict[str, Any]] = []  # of the last resize
         self.notes: List[str] = []
         self.scaler: Optional[AutoScaler] = None
         self.last_tick = service.clock.now()
@@ -83,14 +86,16 @@ class Pool:
 
     def allocation_state(self) -> str:
         """``resizing`` while nodes are being allocated or leave, or the counts differ from
-        the targets; ``stopping`` after a stop-resize until that is over."""
+        the targets (short of them by a quota, the resize is over); ``stopping`` after a
+        stop-resize until that is over."""
         busy = any(n.state == "creating" or n.leaving for n in self.nodes.values())
         if self.stopping:
             return "stopping" if busy else "steady"
         staying = [n for n in self.nodes.values() if not n.leaving]
-        dedicated = sum(1 for n in staying if n.dedicated)
-        if (dedicated, len(staying) - dedicated) != (self.target_dedicated, self.target_low):
-            busy = True
+        for dedicated, target in ((True, self.target_dedicated), (False, self.target_low)):
+            have = sum(1 for n in staying if n.dedicated == dedicated)
+            if have != target and not (have < target and dedicated in self.short):
+                busy = True
         return "resizing" if busy else "steady"
 
     def set_targets(self, dedicated: int, low: int, option: Optional[str] = None) -> None:
@@ -99,6 +104,7 @@ class Pool:
         self.target_dedicated, self.target_low = dedicated, low
         self.deallocation = (option or "requeue").lower()
         self.stopping = False
+        self.short, self.resize_errors = set(), []  # a new resize
         self.touch()
         self.service.wake()
 
@@ -142,11 +148,24 @@ class Pool:
         for dedicated, target in ((True, self.target_dedicated), (False, self.target_low)):
             staying = [n for n in self.nodes.values()
                        if n.dedicated == dedicated and n.leaving is None]
-            for _ in range(target - len(staying)):
-                self._add_node(dedicated, now)
+            wanted = target - len(staying)
+            if wanted > 0 and dedicated not in self.short:
+                fit = quotas.nodes_that_fit(self, dedicated)
+                for _ in range(min(wanted, fit)):
+                    self._add_node(dedicated, now)
+                if fit < wanted:
+                    self._quota_reached(dedicated)
             for node in sorted(staying, key=_removal_order)[:max(0, len(staying) - target)]:
                 if node.remove(self.deallocation):
                     del self.nodes[node.id]
+
+    def _quota_reached(self, dedicated: bool) -> None:
+        """The resize ends short of the target: Batch's resize error says which quota."""
+        code, message = quotas.RESIZE_ERRORS[dedicated]
+        self.short.add(dedicated)
+        self.resize_errors.append({"code": code, "message": message})
+        self.alloc_changed = time.time()
+        self.touch()
 
     def _add_node(self, dedicated: bool, now: float) -> SimNode:
         node_id = "tvmps_%s_%s" % (uuid.uuid4().hex[:24], "d" if dedicated else "p")
@@ -255,6 +274,8 @@ class Pool:
                          "taskSchedulingPolicy": {"nodeFillType": self.scheduler.fill},
                          "enableInterNodeCommunication": bool(
                              self.spec.get("enableInterNodeCommunication", False))})
+        if self.resize_errors:
+            document["resizeErrors"] = list(self.resize_errors)
         if self.scaler is not None:
             document.update(self.scaler.to_json())
         if self.service.pool_identity(self.id):

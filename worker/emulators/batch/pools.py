@@ -10,7 +10,7 @@ import copy
 import time
 from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
-from . import schema
+from . import quotas, schema
 from .errors import BatchError, property_error
 from .pool import Pool
 from .scaling import AutoScaler, formula_error
@@ -35,6 +35,7 @@ def create_pool(service: "BatchService", body: Dict[str, Any],
     """A new pool from a data-plane body (the account plane's pools come here too)."""
     if body["id"].lower() in service.pools:
         raise BatchError("PoolExists")
+    quotas.check_pool_count(service)
     scaling = _scaling(body)
     service.apps.check_refs(body.get("applicationPackageReferences"))
     spec = copy.deepcopy(body)
