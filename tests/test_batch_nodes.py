@@ -391,8 +391,9 @@ def test_emulate_batch_preempt_preempts_a_spot_node_of_a_running_service(tmp_pat
     log = (tmp_path / "emulate.log").open("w")
     process = subprocess.Popen([sys.executable, "-m", "worker", "emulate", "--batch",
                                 "--batch-port", "0", "--lake-port", "0", "--vault-port", "0",
-                                "--identity-port", "0", "--quiet", "--env-file",
-                                str(env_file)], stdout=log, stderr=subprocess.STDOUT)
+                                "--identity-port", "0", "--quiet", "--pool-quota", "1",
+                                "--env-file", str(env_file)], stdout=log,
+                               stderr=subprocess.STDOUT)
     try:
         wait_for(env_file.exists, what="the emulators")
         env = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
@@ -401,6 +402,7 @@ def test_emulate_batch_preempt_preempts_a_spot_node_of_a_running_service(tmp_pat
         nodes = pool_with(raw, targetDedicatedNodes=1, targetLowPriorityNodes=1)
         spot = [n["id"] for n in nodes if not n["isDedicated"]][0]
         dedicated = [n["id"] for n in nodes if n["isDedicated"]][0]
+        assert raw.send("POST", "/pools", pool_body("pool2"))[1]["code"] == "PoolQuotaReached"
 
         def preempt(node: str) -> subprocess.CompletedProcess:
             return subprocess.run([sys.executable, "-m", "worker", "emulate", "batch",
