@@ -46,13 +46,51 @@ def test_a_steady_refresh_is_four_requests_and_failures_are_listed_once(loop):
         before = own.requests["batch"]
         snap = view.refresh()
         counted.append(own.requests["batch"] - before)
-    # job, counts, requeued ids, failed list + each failure's stderr.txt (a HEAD: it never
-    # ran), the waiting tasks (blocked by the failures?), the pool (nothing runs); then job,
-    # counts, requeued ids, pool
-    assert counted == [4 + 1 + 2 + 1, 4, 4]
+    # job, counts, failed list + each failure's stderr.txt (a HEAD: it never ran), the
+    # waiting tasks (blocked by the failures?), the pool (nothing runs); then job, counts, pool
+    assert counted == [2 + 1 + 2 + 1 + 1, 3, 3]
     assert (snap.failed, snap.active, snap.total) == (2, 3, 5)
     assert snap.pool_note.startswith("pool loop: 0 node(s), steady")
     assert sorted(view.failures) == ["1", "2"]
+    own.close()
+
+
+def test_requeued_tasks_are_counted_while_they_run_and_over_all_once_ended(batch_service,
+                                                                           monkeypatch,
+                                                                           tmp_path):
+    """Batch cannot filter tasks on their requeueCount: status counts it on the running
+    tasks it lists each refresh, and over every task once the job's tasks have ended."""
+    from azure.batch import models as m
+
+    from worker.deploy.cloud.status import JobView
+
+    for name, value in batch_service.environment().items():
+        monkeypatch.setenv(name, value)
+    own = clients()
+    own.batch.create_pool(m.BatchPoolCreateOptions(
+        id="p", vm_size="standard_d2a_v4", target_dedicated_nodes=1,
+        virtual_machine_configuration=m.VirtualMachineConfiguration(
+            image_reference=m.BatchVmImageReference(publisher="canonical", offer="x", sku="y"),
+            node_agent_sku_id="batch.node.ubuntu 22.04")))
+    own.batch.create_job(m.BatchJobCreateOptions(id="j", pool_info=m.BatchPoolInfo(
+        pool_id="p")))
+    hold = "touch %s/run; while [ ! -e %s/go ]; do sleep 0.05; done" % (tmp_path, tmp_path)
+    own.batch.create_task("j", m.BatchTaskCreateOptions(
+        id="t", command_line="/bin/bash -c '%s'" % hold))
+    wait_for(lambda: (tmp_path / "run").exists(), 120, "the task to run")
+    own.batch.begin_disable_job("j", m.BatchJobDisableOptions(disable_tasks="requeue"),
+                                polling_interval=0.1).result()  # requeued: not a retry
+    (tmp_path / "run").unlink()
+    own.batch.begin_enable_job("j", polling_interval=0.1).result()
+    wait_for(lambda: (tmp_path / "run").exists(), 120, "the task to run again")
+    view = JobView(own, "j")
+    running = view.refresh()
+    assert (running.running, running.requeued) == (1, 1)
+    (tmp_path / "go").touch()
+    wait_for(lambda: own.batch.get_task("j", "t").state == m.BatchTaskState.COMPLETED, 120,
+             "the task to end")
+    fresh = JobView(own, "j").refresh()  # a status of the ended job: every task listed
+    assert (fresh.ended, fresh.succeeded, fresh.requeued) == (True, 1, 1)
     own.close()
 
 

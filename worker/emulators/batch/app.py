@@ -186,7 +186,7 @@ class Call:
         the page is rendered."""
         render = render or (lambda item: item)
         ordered = sorted(items, key=key) if key else list(items)
-        predicate = parse_filter(self.query.get("$filter")) if filterable else None
+        predicate = parse_filter(self.query.get("$filter"), kind) if filterable else None
         size = max_results(self.query.get("maxresults"))
         start = self._skip()
         if predicate is None:
