@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 DEFAULT_PORT = 10017
 DEFAULT_ARM_PORT = 10018
 CONTAINER = "batch-packages"
-URL_LIFETIME = 24 * 3600.0  # how long a storageUrl's SAS is good for
+URL_LIFETIME = 4 * 3600.0  # how long a storageUrl's SAS is good for (Azure's: 4 hours)
+URL_SKEW = 300.0  # its start, before now (Azure's starts 5 minutes before)
 
 
 class LakePackageBlobs(PackageBlobs):
@@ -59,13 +60,12 @@ class LakePackageBlobs(PackageBlobs):
 
 
 def _sas(owner: "EmulatorSet", path: str, expiry: float) -> str:
-    """The upload SAS (create and write on that blob), once the Blob endpoint checks SAS."""
-    try:
-        from ..sas import sign
-    except ImportError:  # pragma: no cover - until worker/emulators/sas.py lands
-        return ""
+    """The blob's SAS as Azure's storageUrl carries it: read and write on that blob
+    (``sr=b&sp=rw``), from five minutes ago for four hours."""
+    from ..sas import sign
+
     return "?" + sign(owner.config.account, owner.config.account_key, CONTAINER, path,
-                      permissions="cw", expiry=expiry)
+                      permissions="rw", expiry=expiry, start=expiry - URL_LIFETIME - URL_SKEW)
 
 
 class BatchHost:
