@@ -295,7 +295,9 @@ def test_task_files_are_listed_and_read_in_ranges(raw, tmp_path):
 
 def test_a_preempted_spot_node_requeues_its_task_which_runs_again_elsewhere(
         raw, batch_service, tmp_path):
-    batch_service.configure(recovery=60.0)  # a second at 60 service seconds per second
+    # the node stays preempted for a minute of real time (at 60 service seconds per
+    # second) whatever the machine's load, until the clock is sped up for its return
+    batch_service.configure(recovery=3600.0)
     pool_with(raw, targetLowPriorityNodes=2, taskSlotsPerNode=1)
     script = ("echo run on $AZ_BATCH_NODE_ID >> %s/runs; touch %s/t.run; "
               "while [ ! -e %s/t.go ]; do sleep 0.05; done" % (tmp_path, tmp_path, tmp_path))
@@ -318,6 +320,7 @@ def test_a_preempted_spot_node_requeues_its_task_which_runs_again_elsewhere(
     release(tmp_path, "t")
     assert completed(raw, "job1", "t")["executionInfo"]["result"] == "success"
     assert len((tmp_path / "runs").read_text().splitlines()) == 2
+    batch_service.configure(time_scale=3600.0)  # its hour away passes in a second
     back = wait_for(lambda: (lambda n: n["state"] == "idle" and n)(
         raw.send("GET", "/pools/pool1/nodes/%s" % first)[1]), what="the node's return")
     assert back["isDedicated"] is False
