@@ -303,7 +303,7 @@ def test_help_documents_the_fault_file_and_the_network_model(capsys):
     ('[{"service": "lake", "stauts": 503}]', "fault rule 1 has unknown key 'stauts'; the keys "
      "are service, operation, kind, status, code, retry_after, delay, times, probability"),
     ('[{"kind": "drop"}, {"service": "lakes"}]', "fault rule 2: service must be one of *, "
-     "lake, vault, identity, not 'lakes'"),
+     "lake, vault, identity, batch, arm, not 'lakes'"),
     ('{"service": "lake"}', "the fault rules must be a JSON list of objects, not an object"),
     ('[{"times": 0}]', "fault rule 1: times must be a positive whole number or null"),
     ("[{]", "is not valid JSON"),

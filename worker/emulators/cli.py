@@ -25,6 +25,7 @@ from .batch import cli as batch_cli
 from .config import ConfigError, load_config
 from .emulators import SERVICES, EmulatorSet
 from .faults import add_rules
+from .options import non_negative, positive
 from .seeding import read_secrets
 from .server import RequestRecord
 from .tls import user_ca_dir
@@ -115,20 +116,6 @@ environment: emulate reads XDG_CACHE_HOME (where the CA is kept without --data);
 """
 
 
-def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be more than 0, not %s" % text)
-    return value
-
-
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError("must be 0 or more, not %s" % text)
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``emulate`` options (and its help's examples and formats) to ``parser``."""
     parser.description = ("Run loopback Data Lake, Key Vault and managed-identity (IMDS)\n"
@@ -169,10 +156,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seed for random faults (reproducible runs)")
     parser.add_argument("--seed", type=int, metavar="N",
                         help="deprecated name of --fault-seed")
-    parser.add_argument("--link-mbps", type=_positive, metavar="N",
+    parser.add_argument("--link-mbps", type=positive, metavar="N",
                         help="one link of N Mbit/s shared by all lake and vault connections "
                              "(default: unlimited)")
-    parser.add_argument("--latency-ms", type=_non_negative, default=0.0, metavar="N",
+    parser.add_argument("--latency-ms", type=non_negative, default=0.0, metavar="N",
                         help="wait N ms before answering each lake and vault request "
                              "(default 0)")
     parser.add_argument("--quiet", "-q", action="store_true",

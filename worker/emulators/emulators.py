@@ -7,7 +7,6 @@ configured file systems and secrets, and knows the environment a worker needs to
 
 from __future__ import annotations
 
-import errno
 import os
 import secrets
 import shutil
@@ -23,7 +22,7 @@ from .lake_disk import Disk
 from .lake_store import DEFAULT_PAGE, LakeError, LakeStore
 from .network import Network
 from .seeding import load_directory
-from .server import EmulatorServer, RequestRecord
+from .server import EmulatorServer, RequestRecord, start_server
 from .tls import make_tls, write_bundle
 from .tokens import TokenIssuer
 from .vault import VaultApp
@@ -166,26 +165,10 @@ class EmulatorSet:
     def _serve(self, index: int, app: Any, tls: Any, network: Optional[Network]
                ) -> EmulatorServer:
         """Start one server on its port, its preferred port, or (that one taken) any port."""
-        shared: Dict[str, Any] = {"faults": self.faults, "counters": self.counters,
-                                  "network": network, "on_request": self.on_request}
-        port, preferred = self.ports[index], self.preferred_ports[index]
-        if not port and preferred:
-            try:
-                return EmulatorServer(app, preferred, tls, **shared).start()
-            except OSError as e:
-                if e.errno != errno.EADDRINUSE:
-                    raise
-            server = EmulatorServer(app, 0, tls, **shared).start()
-            self.notes.append("port %d for the %s is taken; it listens on %d instead"
-                              % (preferred, SERVICES[index], server.port))
-            return server
-        try:
-            return EmulatorServer(app, port, tls, **shared).start()
-        except OSError as e:
-            if e.errno != errno.EADDRINUSE:
-                raise
-            raise OSError("port %d for the %s is taken; give another port, or 0 for any free "
-                          "one" % (port, SERVICES[index])) from e
+        return start_server(app, self.ports[index], self.preferred_ports[index], tls,
+                            SERVICES[index], self.notes, faults=self.faults,
+                            counters=self.counters, network=network,
+                            on_request=self.on_request)
 
     def _lake_store(self) -> LakeStore:
         disk = Disk(os.path.join(self.data_dir, "lake")) if self.data_dir else None
