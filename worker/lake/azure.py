@@ -1,8 +1,9 @@
 """The Data Lake Gen2 store: ``ctx.lake`` on Azure (or the loopback emulator).
 
-Its calls go out as plain REST requests (:mod:`worker.lake.rest`) over urllib3
-(:mod:`worker.lake.http`), one pool per store, shared by every thread, authenticated with the
-process's credential (``worker.identity``); the storage SDK is not used. Errors become
+Its calls go out as plain REST requests (:mod:`worker.lake.rest`) through azure-core's
+pipeline over a lean urllib3 transport (:mod:`worker.lake.http`, :mod:`worker.lake.transport`),
+one pool per store, shared by every thread, authenticated with the process's credential
+(``worker.identity``); the storage SDK is not used. Errors become
 builtin ones here, in :func:`_translate`, so handlers never see ``azure.core.exceptions``:
 
 | service answer                      | raised                                               |
@@ -17,9 +18,10 @@ builtin ones here, in :func:`_translate`, so handlers never see ``azure.core.exc
 | 408, 429, 5xx, connection errors    | RetryableError (exit 3)                              |
 | untrusted certificate, unknown host | ConfigError (exit 2)                                 |
 
-Retries (:mod:`worker.lake.http`'s) are ``retry_total`` retries with sleeps of
-``retry_backoff`` x 1, 2, 4 ... seconds from the configuration, or the service's
-``Retry-After``, 429 included.
+Retries (azure-core's ``RetryPolicy``, see :mod:`worker.lake.http`) are ``retry_total``
+retries, the first at once, then after ``retry_backoff`` x 2, 4 ... seconds from the
+configuration, or after the service's ``Retry-After`` (seconds or an HTTP date) or
+``retry-after-ms``, 429 included.
 """
 
 from __future__ import annotations

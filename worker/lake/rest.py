@@ -8,10 +8,10 @@ the response deserialised into properties, for reads a downloader and a second p
 body): per small file that costs more client CPU than moving its bytes (a Get Blob 2-3 ms
 through the SDK, a Put Blob 1.6 ms, a rename 2.0 ms on Python 3.8). A task moving hundreds of
 files, or staging a query's column chunks, pays that on the node's two cores, so these calls
-are the REST call itself, sent by :class:`worker.lake.http.LakeHttp` (bare urllib3, the
-process's token, the worker's retries). A read body that breaks off midway is fetched again,
-as the SDK's downloader does. A task never imports the storage SDK: about 0.3 s of its start
-on Python 3.8.
+are the REST call itself, sent by :class:`worker.lake.http.LakeHttp` (azure-core's pipeline
+over a lean urllib3 transport: request ids, the process's token, retries). A read body that
+breaks off midway is fetched again, as the SDK's downloader does. A task never imports the
+storage SDK: about 0.3 s of its start on Python 3.8.
 
 Failures are azure-core's own exceptions, carrying the service's status and error code, so
 :func:`worker.lake.azure._translate` turns them into the same errors as the SDK's.
@@ -25,7 +25,8 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Dict, Iterator, Optional, Tuple
 from urllib.parse import quote, urlencode
 
-from .http import Answer, LakeHttp
+from .http import LakeHttp
+from .transport import Answer
 
 _PAGE = 5000  # paths per List Paths answer, the service's maximum
 
@@ -55,9 +56,9 @@ class LakeRest:
             headers["If-Match"] = f'"{etag}"'
         answer = self._http.send("GET", f"{self._base}/{_quote(path)}", headers,
                                  ok=(200, 206, 416))
-        if answer.status == 416:  # at or past the end (an empty file: 0 of 0)
+        if answer.status_code == 416:  # at or past the end (an empty file: 0 of 0)
             return b"", _total_size(answer, 0), _etag(answer)
-        return answer.body, _total_size(answer, offset + len(answer.body)), _etag(answer)
+        return answer.body(), _total_size(answer, offset + len(answer.body())), _etag(answer)
 
     def put(self, path: str, data: bytes, md5: Optional[str] = None,
             exclusive: bool = False) -> None:
@@ -129,7 +130,7 @@ class LakeRest:
             if continuation:
                 query["continuation"] = continuation
             answer = self._send("GET", f"{self._dfs}?{urlencode(query)}", {}, b"", 200)
-            for entry in json.loads(answer.body or b"{}").get("paths", []):
+            for entry in json.loads(answer.body() or b"{}").get("paths", []):
                 yield {
                     "name": entry["name"],
                     "size": int(entry.get("contentLength") or 0),
