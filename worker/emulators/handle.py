@@ -110,6 +110,13 @@ class EmulatorHandle:
         self.clear_faults()
         self.reset_counts()
         self.network()
+        self.lake_behaviour()
+
+    def lake_behaviour(self, rename_conflict_first: bool = False) -> None:
+        """How the lake answers where Azure's behaviour is not pinned down (reset per test):
+        ``rename_conflict_first``: a conditional rename whose source is gone and whose
+        destination exists answers 409 PathAlreadyExists, not 404 (a retried rename)."""
+        self.set.lake_app.store.rename_conflict_first = rename_conflict_first
 
     # -- the network model -------------------------------------------------------------------
 

@@ -27,6 +27,14 @@ its parameters), so a task's next run finds what an earlier run left:
 Any failure in step 4 rolls back what was moved (new files back to staging, previous
 versions back in place), so a failed task leaves the final paths as they were. A run killed
 in step 4 leaves the record ``committing`` and its next run finishes the commit.
+
+Azure may apply a request and lose its answer; the retry then meets what the first try did.
+Every step survives that: a retried rename that finds its source gone and its destination
+showing the output (our MD5), whether the service answers 404 or 409, is done; a retried
+delete's 404 is done (:meth:`worker.lake.rest.LakeRest.delete`); a claim that exists with
+this run's own content is this run's; rewriting the record or a staged file writes the same
+bytes again. On a rerun the record is the truth: what it lists and no longer finds staged
+was moved.
 """
 
 from __future__ import annotations
@@ -209,25 +217,19 @@ class Committer:
 
     def _move_folder(self, folder: str, run_dir: str) -> bool:
         src = f"{run_dir}/{folder}"
-        try:
-            self._landed(lambda: self.store.rename_folder(src, folder), src,
-                         lambda: self.store.exists(folder))
-        except FileExistsError:
-            return False
-        self._moves.append(_Move(src, folder))
-        return True
+        moved = self._rename(lambda: self.store.rename_folder(src, folder), src,
+                             lambda: self.store.exists(folder))
+        if moved:
+            self._moves.append(_Move(src, folder))
+        return moved
 
     def _move_file(self, output: Output) -> None:
-        try:
-            self._landed(lambda: self.store.rename(output.src, output.path, overwrite=False),
-                         output.src, lambda: self.store.content_md5(output.path) == output.md5)
+        if self._rename_in(output):
             self._moves.append(_Move(output.src, output.path))
             return
-        except FileExistsError:
-            pass
         existing = self.store.content_md5(output.path)
         if existing == output.md5:  # already there, the same bytes: a rerun's own output
-            self.store.delete(output.src)
+            self._drop(output.src)
             return
         owned = self._owned.get(output.path)
         if not output.overwrite and (owned is None or owned != existing):
@@ -240,26 +242,47 @@ class Committer:
     def _replace(self, output: Output) -> None:
         """Move the previous version aside, then the output in: both can be undone."""
         aside = f"{_run_of(output.src, self.task_key)}{REPLACED}/{output.path}"
-        self._landed(lambda: self.store.rename(output.path, aside, overwrite=True),
+        self._rename(lambda: self.store.rename(output.path, aside, overwrite=True),
                      output.path, lambda: self.store.exists(aside))
         self._moves.append(_Move(output.src, output.path, aside))
-        try:
-            self._landed(lambda: self.store.rename(output.src, output.path, overwrite=False),
-                         output.src, lambda: self.store.content_md5(output.path) == output.md5)
-        except FileExistsError:
+        if not self._rename_in(output):
             raise CommitConflict(
                 f"another task wrote {output.path!r} in the lake {self.store.url} during this "
-                "commit; run the task again once the other has finished") from None
+                "commit; run the task again once the other has finished")
 
-    def _landed(self, rename: Callable[[], None], src: str, arrived: Callable[[], bool]) -> None:
-        """Run ``rename``. When the service did it but its answer was lost, the SDK's retry
-        finds the source gone (404): that counts as done if the destination shows it."""
+    def _rename_in(self, output: Output) -> bool:
+        """Move a staged output to its path if nothing is there (a conditional rename);
+        False when something is."""
+        return self._rename(
+            lambda: self.store.rename(output.src, output.path, overwrite=False), output.src,
+            lambda: self.store.content_md5(output.path) == output.md5)
+
+    def _rename(self, rename: Callable[[], None], src: str, arrived: Callable[[], bool]
+                ) -> bool:
+        """Run ``rename``: True when it moved ``src``, False when its destination exists
+        (only a conditional rename says so). When the service did it but the answer was
+        lost, the retry meets what it did: the source gone, and 404 (no source) or 409 (the
+        destination exists; Azure's order for a retried conditional rename is not known),
+        which counts as done when the destination shows ``arrived()``."""
         try:
             rename()
+            return True
         except FileNotFoundError:
-            if self.store.exists(src) or not arrived():
+            if not self._moved_by_a_lost_try(src, arrived):
                 raise
-            log.info("%s was moved by an attempt whose answer was lost", src)
+        except FileExistsError:
+            if not self._moved_by_a_lost_try(src, arrived):
+                return False
+        return True
+
+    def _moved_by_a_lost_try(self, src: str, arrived: Callable[[], bool]) -> bool:
+        try:
+            if self.store.exists(src) or not arrived():
+                return False
+        except FileNotFoundError:  # nothing at the destination either
+            return False
+        log.info("%s was moved by an attempt whose answer was lost", src)
+        return True
 
     def _undo(self) -> None:
         """Put back what this run moved; if that fails too, the record stays ``committing``
@@ -281,9 +304,11 @@ class Committer:
 
     def _undo_move(self, move: _Move) -> None:
         if self.store.exists(move.dst) and not self.store.exists(move.src):
-            self.store.rename(move.dst, move.src, overwrite=True)
+            self._rename(lambda: self.store.rename(move.dst, move.src, overwrite=True),
+                         move.dst, lambda: self.store.exists(move.src))
         if move.aside and self.store.exists(move.aside):
-            self.store.rename(move.aside, move.dst, overwrite=False)
+            self._rename(lambda: self.store.rename(move.aside, move.dst, overwrite=False),
+                         move.aside, lambda: self.store.exists(move.dst))
 
     # -- the claim and the record --------------------------------------------------------------
 
@@ -298,6 +323,8 @@ class Committer:
         except FileExistsError:
             pass
         holder = self._read_json(key) or {}
+        if holder.get("task") == self.task_key and holder.get("run") == self.run_id:
+            return  # this run's own claim: the answer to its first try was lost
         age = time.time() - float(holder.get("at", 0))
         if holder.get("task") != self.task_key and age < STALE_CLAIM_S:
             raise CommitConflict(

@@ -40,6 +40,7 @@ from azure.core.exceptions import (
     HttpResponseError,
     ResourceNotFoundError,
 )
+from azure.core.pipeline import Pipeline
 from azure.core.pipeline.policies import (
     BearerTokenCredentialPolicy,
     HttpLoggingPolicy,
@@ -90,19 +91,25 @@ class LakeHttp:
             _Bearer(credential, STORAGE_SCOPE),
             _http_logging(),
         ]
-        self._client: Any = PipelineClient(account_url, policies=policies,
-                                           transport=LakeTransport(pool_size, environ,
-                                                                   account_url))
+        # The client's own pipeline, kept at hand: its context says whether a call was
+        # retried (what generated SDK clients read through ``client._pipeline``).
+        self._pipeline: Any = Pipeline(LakeTransport(pool_size, environ, account_url),
+                                       policies)
+        self._client: Any = PipelineClient(account_url, pipeline=self._pipeline)
 
     def send(self, method: str, url: str, headers: Mapping[str, str], body: bytes = b"",
-             ok: Collection[int] = (200,)) -> Answer:
-        """The answer to ``method url``, once its status is one of ``ok``; else, after the
-        retries, azure-core's error for the last answer (or the last connection failure)."""
+             ok: Collection[int] = (200,), ok_if_retried: Collection[int] = ()) -> Answer:
+        """The answer to ``method url``, once its status is one of ``ok``, or one of
+        ``ok_if_retried`` after a retry (an earlier try may have been applied, its answer
+        lost: a retried delete's 404); else, after the retries, azure-core's error for the
+        last answer (or the last connection failure)."""
         request = HttpRequest(method, url, headers, data=body or None)
         request.headers["x-ms-version"] = API_VERSION
-        answer = self._client.send_request(request, retry_on_methods=_METHODS,
-                                           request_id=str(uuid.uuid4()))
-        if answer.status_code in ok:
+        response = self._pipeline.run(request, retry_on_methods=_METHODS,
+                                      request_id=str(uuid.uuid4()))
+        answer = response.http_response
+        status = answer.status_code
+        if status in ok or (status in ok_if_retried and response.context.get("history")):
             return answer
         raise http_error(answer)
 

@@ -148,11 +148,13 @@ class LakeRest:
 
     def delete(self, path: str, recursive: bool) -> None:
         """Path Delete of a file, an empty folder, or with ``recursive`` a whole folder (which
-        the service may delete in several calls, each answer naming where to go on)."""
+        the service may delete in several calls, each answer naming where to go on). A 404
+        after a retry is done: the try whose answer was lost deleted it."""
         query = {"recursive": "true" if recursive else "false"}
         while True:
-            response = self._send("DELETE", f"{self._dfs}/{_quote(path)}?{urlencode(query)}",
-                                  {}, b"", 200)
+            response = self._http.send(
+                "DELETE", f"{self._dfs}/{_quote(path)}?{urlencode(query)}", {}, b"",
+                ok=(200,), ok_if_retried=(404,))
             continuation = response.headers.get("x-ms-continuation")
             if not continuation:
                 return
