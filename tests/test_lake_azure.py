@@ -630,3 +630,32 @@ def test_a_content_encoded_file_reads_as_its_stored_bytes(emulators, emulator_en
     lake = Lake(store, "run")
     assert lake.read_bytes("in/text.gz") == packed
     lake.close()
+
+
+@pytest.mark.parametrize("fault, words", [
+    (None, "404 BlobNotFound: The specified blob does not exist."),
+    ({"status": 503}, "503 ServerBusy: Injected fault."),
+])
+def test_a_failure_quotes_the_service_and_both_request_ids_in_its_line_and_record(
+        emulators, emulator_environ, caplog, monkeypatch, fault, words):
+    import re
+
+    from worker.testing import run_handler
+
+    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(__file__)))
+    filesystem = emulator_environ["WORKER_LAKE_URL"].rsplit("/", 1)[1]
+    emulators.seed_file(filesystem, "in/x.bin", b"x")
+    if fault:
+        emulators.fault("lake", "read", "status", times=None, **fault)
+    result = run_handler("handlers.bad_input:read",
+                         {"path": "in/missing.bin" if fault is None else "in/x.bin"},
+                         env=dict(emulator_environ, **FAST))
+    service = result.error["service"]
+    assert words.startswith(f"{service['status']} {service['error_code']}: ")
+    assert service["message"] == words.split(": ", 1)[1]
+    assert re.fullmatch(r"[0-9a-f-]{36}", service["request_id"])
+    assert re.fullmatch(r"[0-9a-f-]{36}", service["client_request_id"])
+    line = [r.getMessage() for r in caplog.records if r.getMessage().startswith("task failed")]
+    assert f"{words}; x-ms-request-id {service['request_id']}; client request id " \
+           f"{service['client_request_id']}" in line[-1]
+    assert result.error["message"] in line[-1]

@@ -30,7 +30,7 @@ class Result:
     started: float
     status: str = "failed"
     exit_code: int = 1
-    error: Optional[Dict[str, str]] = None
+    error: Optional[Dict[str, Any]] = None  # type, code, message (and service: see runner)
     return_value: Any = None
     outputs: List[Dict[str, Any]] = field(default_factory=list)
     params: Dict[str, Any] = field(default_factory=dict)

@@ -45,6 +45,7 @@ from .errors import (
     WorkerError,
     exit_code_of,
     exit_meaning,
+    service_details_of,
 )
 from .handler import Handler, load_handler
 from .redact import redact
@@ -294,6 +295,10 @@ def _record_error(result: Result, error: BaseException, in_handler: bool = False
         else "handler_error",
         "message": redact(_message(error)),
     }
+    details = service_details_of(error)
+    if details is not None:  # what an Azure service said, with the ids support asks for
+        result.error["service"] = {k: redact(v) if isinstance(v, str) else v
+                                   for k, v in details.items()}
     if exit_code == HANDLER_ERROR and in_handler and not isinstance(error, SystemExit):
         from .tracebacks import handler_traceback, in_handler_code  # only for a bug
 

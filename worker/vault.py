@@ -19,7 +19,7 @@ that the challenge's resource matches the vault's domain is relaxed for loopback
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Dict, Optional
 from urllib.parse import urlparse
 
 from azure.core.exceptions import (
@@ -32,7 +32,7 @@ from azure.core.exceptions import (
 from azure.keyvault.secrets import SecretClient
 
 from .connection import ca_bundle, connection_error
-from .errors import AccessDenied, RetryableError, SecretNotFound, first_line
+from .errors import AccessDenied, RetryableError, SecretNotFound, describe_service, first_line
 from .identity import get_credential, identity_name, token_error
 
 SECRETS_ROLE = "Key Vault Secrets User"
@@ -79,7 +79,18 @@ class VaultBackend:
             self._client = None
 
     def _translate(self, error: Exception, name: str, version: Optional[str]) -> Exception:
-        """Our error for an SDK one; never includes a secret value or a token."""
+        """Our error for an SDK one; never includes a secret value or a token. What the
+        service said and the request ids go with it (``service_details``, for the line and
+        the result record)."""
+        translated = self._translated(error, name, version)
+        details = _details(error)
+        if details is not None:
+            translated.service_details = details  # type: ignore[attr-defined]
+            if translated.args and isinstance(translated.args[0], str):
+                translated.args = (f"{translated.args[0]} [{describe_service(details)}]",)
+        return translated
+
+    def _translated(self, error: Exception, name: str, version: Optional[str]) -> Exception:
         what = f"secret {name!r}" + (f" version {version!r}" if version else "")
         if isinstance(error, (ServiceRequestError, ServiceResponseError)):
             return connection_error(error, f"reading {what} from {self.source}",
@@ -116,3 +127,20 @@ def _error_code(error: Exception) -> str:
     body = getattr(error, "error", None)
     code = getattr(error, "error_code", None) or getattr(body, "code", None)
     return str(code or "")
+
+
+def _details(error: Exception) -> Optional[Dict[str, Any]]:
+    """What Key Vault answered (status, code, message, both request ids), when it did."""
+    response = getattr(error, "response", None)
+    if response is None:
+        return None
+    body = getattr(error, "error", None)
+    message = str(getattr(body, "message", "") or "").strip().splitlines()
+    request = getattr(response, "request", None)
+    return {
+        "status": getattr(response, "status_code", None),
+        "error_code": _error_code(error) or None,
+        "message": message[0] if message else None,
+        "request_id": response.headers.get("x-ms-request-id"),
+        "client_request_id": request.headers.get("x-ms-client-request-id") if request else None,
+    }

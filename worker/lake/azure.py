@@ -50,7 +50,7 @@ from ..errors import (
     FileSystemNotFound,
     InputNotFound,
     RetryableError,
-    first_line,
+    describe_service,
 )
 from ..identity import get_credential, identity_name, token_error
 from . import run_parallel
@@ -335,16 +335,32 @@ def _under(path: str, key: str) -> bool:
 
 def _translate(error: Exception, store: AzureStore, action: str, key: str,
                write: bool) -> Exception:
-    """Our (or the builtin) exception for an SDK error; messages carry no secrets."""
+    """Our (or the builtin) exception for an SDK error; messages carry no secrets, and
+    quote what the service said and the request ids (``service_details``, which the
+    result record keeps too)."""
+    translated = _translated(error, store, action, key, write)
+    details = getattr(error, "service_details", None)
+    if details is not None:
+        translated.service_details = details  # type: ignore[attr-defined]
+    return translated
+
+
+def _translated(error: Exception, store: AzureStore, action: str, key: str,
+                write: bool) -> Exception:
     where = f"{key or '/'!r} in the lake {store.url}"
+    details = getattr(error, "service_details", None) or {}
+    said = describe_service(details)
     if isinstance(error, (ServiceRequestError, ServiceResponseError)):
-        return connection_error(error, f"lake {action} of {where}", "WORKER_LAKE_URL",
-                                store.config.environ)
+        failed = connection_error(error, f"lake {action} of {where}", "WORKER_LAKE_URL",
+                                  store.config.environ)
+        if said:  # the client request id: the request may have reached the service
+            failed.args = (f"{failed} ({said})",)
+        return failed
     status = getattr(error, "status_code", None)
     code = _error_code(error)
-    reason = f"{status or ''} {code}".strip()
+    reason = said or f"{status or ''} {code}".strip()
     if status in (401, 403):
-        return AccessDenied(_forbidden(store, action, where, write, error, status))
+        return AccessDenied(_forbidden(store, action, where, write, reason))
     if isinstance(error, ClientAuthenticationError):  # the credential gave no token
         return token_error(error, store.config, f"the lake {store.url}")
     if status == 404:
@@ -366,17 +382,16 @@ def _translate(error: Exception, store: AzureStore, action: str, key: str,
         return OSError(errno.ENOTEMPTY, f"folder {where} is not empty; use recursive=True")
     if status and is_transient(status):
         return RetryableError(
-            f"lake {action} of {where} failed after the retries: {reason}"
+            f"lake {action} of {where} failed after the retries ({reason})"
         )
-    return OSError(f"lake {action} of {where} failed: {reason}: {first_line(error)}")
+    return OSError(f"lake {action} of {where} failed ({reason})")
 
 
-def _forbidden(store: AzureStore, action: str, where: str, write: bool, error: Exception,
-               status: Optional[int]) -> str:
+def _forbidden(store: AzureStore, action: str, where: str, write: bool, reason: str) -> str:
     who = identity_name(store.config)
     role = WRITE_ROLE if write else READ_ROLE
     return (
-        f"{who} may not {action} {where} ({status} {_error_code(error)}); grant it the "
+        f"{who} may not {action} {where} ({reason}); grant it the "
         f"role '{role}' on the storage account or file system {store.filesystem!r}"
     )
 

@@ -170,7 +170,8 @@ def _http_logging() -> HttpLoggingPolicy:
 
 def http_error(answer: Answer) -> HttpResponseError:
     """azure-core's error for a failed answer (as the storage SDK raises it), carrying the
-    service's error code and message and both request ids (:func:`service_details`)."""
+    service's error code and message and both request ids (:func:`service_details`, as
+    ``service_details`` on the error)."""
     kind = {401: ClientAuthenticationError, 403: ClientAuthenticationError,
             404: ResourceNotFoundError}.get(answer.status_code, HttpResponseError)
     details = service_details(answer)
@@ -178,7 +179,7 @@ def http_error(answer: Answer) -> HttpResponseError:
                          + (f"\nErrorCode:{details['error_code']}" if details["error_code"]
                             else ""), response=answer)
     error.error_code = details["error_code"]
-    error.service = details  # type: ignore[attr-defined]
+    error.service_details = details  # type: ignore[attr-defined]
     return error
 
 

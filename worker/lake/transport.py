@@ -61,7 +61,10 @@ class LakeTransport(HttpTransport):
                 response.release_conn()
         except self._errors as e:
             kind = ServiceRequestError if isinstance(e, self._unsent) else ServiceResponseError
-            raise kind(f"{type(e).__name__}: {e}", error=e) from e
+            failed = kind(f"{type(e).__name__}: {e}", error=e)
+            failed.service_details = {  # type: ignore[attr-defined]
+                "client_request_id": request.headers.get("x-ms-client-request-id")}
+            raise failed from e
         return Answer(request, response.status, response.reason, response.headers, body)
 
     def _route(self, url: str) -> Tuple[Any, str]:
