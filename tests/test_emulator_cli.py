@@ -290,7 +290,7 @@ def test_help_documents_the_fault_file_and_the_network_model(capsys):
         assert re.search(r"\b%s\b" % key, out), key
     assert all(op in out for op in list(lake.OPERATIONS) + list(vault.OPERATIONS))
     for option in ("--link-mbps", "--latency-ms", "--load-dir", "--load-secrets", "--quiet",
-                   "--fault-seed", "10014/10015/10016", "examples:"):
+                   "--fault-seed", "10014/10015/10016", "examples:", "--flat-namespace"):
         assert option in out
 
 

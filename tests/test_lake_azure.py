@@ -254,8 +254,15 @@ def test_a_small_write_is_one_put_and_a_commit_costs_five_requests_more_than_its
     assert emulators.counts("lake") == {"put_blob": 1}
     lake.commit()
     # put_blob: the claim and the commit record; create: the parents a/b and warm; delete:
-    # the task's staging folder, the claim and the emptied claims folder
-    assert emulators.counts("lake") == {"put_blob": 3, "create": 2, "rename": 2, "delete": 3}
+    # the task's staging folder, the claim and the emptied claims folder; and once per
+    # store, before its first commit, whether the account has a hierarchical namespace
+    assert emulators.counts("lake") == {"put_blob": 3, "create": 2, "rename": 2, "delete": 3,
+                                        "get_account_info": 1}
+    emulators.reset_counts()
+    lake.write_bytes("c.bin", b"2")
+    lake.write_bytes("d.bin", b"3")
+    lake.commit()
+    assert "get_account_info" not in emulators.counts("lake")
     assert lake.read_bytes("a/b/one.bin") == b"1" * 1000
     lake.close()
 
@@ -659,3 +666,22 @@ def test_a_failure_quotes_the_service_and_both_request_ids_in_its_line_and_recor
     assert f"{words}; x-ms-request-id {service['request_id']}; client request id " \
            f"{service['client_request_id']}" in line[-1]
     assert result.error["message"] in line[-1]
+
+
+def test_a_recursive_delete_goes_page_by_page(emulators, emulator_environ):
+    """``paginated=true``: the service deletes a big folder in pages (here of 2 paths, on
+    Azure as many as its ACL checks allow in one call), each answer naming where to go on."""
+    config = azure_config(emulator_environ)
+    filesystem = config.lake_url.rsplit("/", 1)[1]
+    for i in range(5):
+        emulators.seed_file(filesystem, f"big/f{i}.txt", b"x")
+    store = open_store(config.lake_url, config=config)
+    emulators.set.lake_app.store.delete_page_size = 2
+    try:
+        emulators.reset_counts()
+        store.delete("big", recursive=True)
+    finally:
+        emulators.set.lake_app.store.delete_page_size = 5000
+    assert emulators.counts("lake") == {"delete": 3}  # 2, 2, then 1 and the folder
+    assert not emulators.exists(filesystem, "big")
+    store.close()

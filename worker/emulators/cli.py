@@ -164,6 +164,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default 0)")
     parser.add_argument("--quiet", "-q", action="store_true",
                         help="no log line per request on stderr")
+    parser.add_argument("--flat-namespace", action="store_true",
+                        help="report a flat Blob Storage account (no hierarchical namespace) "
+                             "to Get Account Information, as a misconfigured deployment would")
 
 
 def format_environment(env: Dict[str, str]) -> str:
@@ -247,6 +250,8 @@ def _prepare(args: argparse.Namespace, emulators: EmulatorSet) -> None:
     """After start: report port fallbacks, remember the ports, load a folder."""
     for note in emulators.notes:
         print("emulate: %s" % note, file=sys.stderr)
+    if args.flat_namespace:
+        emulators.lake_app.hierarchical_namespace = False
     _remember_ports(args.data, emulators.bound_ports)
     if args.load_dir:
         filesystem = args.filesystem or (emulators.config.filesystems or ("data",))[0]

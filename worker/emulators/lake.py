@@ -12,7 +12,7 @@ calling identity needs the right grant (``config.py``).
 Operation names (for faults and counters): create_filesystem, delete_filesystem,
 get_filesystem_properties, set_filesystem_metadata, list_filesystems, list_paths, create,
 append, flush, read, get_properties, set_metadata, set_properties, set_access_control,
-get_access_control, rename, delete, put_blob, unknown.
+get_access_control, rename, delete, put_blob, get_account_info, unknown.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ OPERATIONS: Dict[str, Tuple[str, bool, str]] = {
     "set_metadata": ("blob", True, "path"),
     "set_properties": ("blob", True, "path"),
     "put_blob": ("blob", True, "path"),
+    "get_account_info": ("blob", False, "account"),
     "unknown": ("blob", False, "account"),
 }
 
@@ -95,10 +96,19 @@ def _classify_path(request: Request) -> str:
 
 def classify(request: Request) -> str:
     """The operation a request asks for, from its method, query string and headers."""
+    if _is_account_info(request):
+        return "get_account_info"
     _, fs, path = split_target(request.raw_path)
     if not fs:
         return "list_filesystems" if request.query.get("comp") == "list" else "unknown"
     return _classify_filesystem(request) if not path else _classify_path(request)
+
+
+def _is_account_info(request: Request) -> bool:
+    """Get Account Information (``?restype=account&comp=properties``, on the account or a
+    container): what kind of account this is, hierarchical namespace or not."""
+    return (request.method in ("GET", "HEAD") and request.query.get("restype") == "account"
+            and request.query.get("comp") == "properties")
 
 
 class LakeApp:
@@ -112,6 +122,9 @@ class LakeApp:
         self.issuer = issuer
         self.store = store or LakeStore(delete_page_size=DEFAULT_PAGE)
         self.base_url = ""
+        #: False: a flat Blob Storage account (``emulate --flat-namespace``), as Get Account
+        #: Information reports it; the operations themselves stay those of a Data Lake.
+        self.hierarchical_namespace = True
         self._handlers: Dict[str, Callable[[Request, str, str], Response]] = {
             name[len("_op_"):]: getattr(self, name) for name in dir(self)
             if name.startswith("_op_")}
@@ -183,6 +196,13 @@ class LakeApp:
                 allowed = identity.may_lake(*_rename_source(request), True)
         if not allowed:
             raise LakeError(403, "AuthorizationPermissionMismatch", _FORBIDDEN)
+
+    # -- the account (Blob API) -----------------------------------------------------------
+
+    def _op_get_account_info(self, request: Request, fs: str, path: str) -> Response:
+        return Response(200, [
+            ("x-ms-sku-name", "Standard_LRS"), ("x-ms-account-kind", "StorageV2"),
+            ("x-ms-is-hns-enabled", "true" if self.hierarchical_namespace else "false")])
 
     # -- file systems (Blob API) ----------------------------------------------------------
 

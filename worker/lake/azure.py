@@ -77,6 +77,7 @@ class AzureStore(Store):
         self._rest: Any = None
         self._lock = threading.Lock()
         self._made_dirs: Set[str] = set()
+        self._namespace_checked = False
 
     @classmethod
     def from_url(cls, url: str, config=None) -> "AzureStore":
@@ -263,6 +264,24 @@ class AzureStore(Store):
                 self._forget_dirs(parent)  # deleted behind our back since we made it
                 self.make_dirs(parent)
                 rename()
+
+    def check_namespace(self) -> None:
+        """A commit's renames are atomic only on a hierarchical namespace: on a flat account
+        a folder "rename" is a copy and delete per file, which may move part of a folder and
+        still report success. Asked once per store (Get Account Information)."""
+        if self._namespace_checked:
+            return
+        with self._errors("check of the account of", ""):
+            hierarchical = self.rest.hierarchical_namespace()
+        if hierarchical is False:
+            raise ConfigError(
+                f"the storage account of the lake {self.url} has no hierarchical namespace (a "
+                "flat Blob Storage account): renames there are not atomic, a folder may move "
+                "only in part, so the worker commits nothing to it; point WORKER_LAKE_URL at "
+                "an account with hierarchical namespace (Data Lake Storage Gen2) enabled, or "
+                "upgrade this one (az storage account hns-migration start)",
+                code="config.flat_namespace")
+        self._namespace_checked = True
 
     def delete(self, key: str, recursive: bool = False) -> None:
         path = self._path(key)

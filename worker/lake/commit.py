@@ -150,6 +150,7 @@ class Committer:
         staged = self._staged_files(run_dir)
         outputs = [Output(**o) for o in record["outputs"]]
         left = [o for o in outputs if o.src in staged]
+        self.store.check_namespace()
         log.warning("an earlier run (%s) was stopped mid-commit: moving its %d remaining "
                     "output(s) of %d into place", record["run"], len(left), len(outputs))
         self._moves = []
@@ -174,6 +175,7 @@ class Committer:
             self._drop(task_dir(self.task_key))
             self._prune_parents(task_dir(self.task_key))
             return
+        self.store.check_namespace()  # before anything moves: atomic renames or none
         self._claim(outputs)
         self._write_record({
             "version": 1, "task": self.task_key, "run": self.run_id, "state": "committing",

@@ -1,7 +1,8 @@
 """The lake's calls as plain REST requests: ranged reads (Get Blob), small writes (Put Blob),
 big uploads (Path Create, Path Update appends in parallel, a flush), renames (Path Create
 with a rename source), listings (List Paths), properties (Get Blob Properties, Set Blob
-Properties for a Content-MD5), folders made (Path Create) and deletes (Path Delete).
+Properties for a Content-MD5), folders made (Path Create), deletes (Path Delete) and the
+account's kind (Get Account Information).
 
 The storage SDK builds a client per call (a generated client for the path, options merged,
 the response deserialised into properties, for reads a downloader and a second pass over the
@@ -149,8 +150,12 @@ class LakeRest:
     def delete(self, path: str, recursive: bool) -> None:
         """Path Delete of a file, an empty folder, or with ``recursive`` a whole folder (which
         the service may delete in several calls, each answer naming where to go on). A 404
-        after a retry is done: the try whose answer was lost deleted it."""
+        after a retry is done: the try whose answer was lost deleted it. A recursive delete
+        asks for pages (``paginated=true``): without it the service checks the ACLs of a
+        big folder in one call, which may time out."""
         query = {"recursive": "true" if recursive else "false"}
+        if recursive:
+            query["paginated"] = "true"
         while True:
             response = self._http.send(
                 "DELETE", f"{self._dfs}/{_quote(path)}?{urlencode(query)}", {}, b"",
@@ -159,6 +164,14 @@ class LakeRest:
             if not continuation:
                 return
             query["continuation"] = continuation
+
+    def hierarchical_namespace(self) -> Optional[bool]:
+        """Whether the account has a hierarchical namespace (Get Account Information on the
+        container: ``x-ms-is-hns-enabled``); None when the service does not say."""
+        answer = self._send("HEAD", f"{self._base}?restype=account&comp=properties", {}, b"",
+                            200)
+        value = (answer.headers.get("x-ms-is-hns-enabled") or "").lower()
+        return {"true": True, "false": False}.get(value)
 
     def _send(self, method: str, url: str, headers: Dict[str, str], body: bytes,
               expected: int) -> Answer:
