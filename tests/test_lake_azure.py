@@ -685,3 +685,30 @@ def test_a_recursive_delete_goes_page_by_page(emulators, emulator_environ):
     assert emulators.counts("lake") == {"delete": 3}  # 2, 2, then 1 and the folder
     assert not emulators.exists(filesystem, "big")
     store.close()
+
+
+@pytest.mark.parametrize("flat", [False, True])
+@pytest.mark.parametrize("account_info", [200, 403, 404])
+def test_the_namespace_is_known_with_or_without_the_right_to_ask_the_account(
+        emulators, emulator_environ, flat, account_info):
+    """Get Account Information needs an RBAC action the data roles may not grant (403; 404
+    before 2025): the root folder's ACL tells then (400 on a flat account)."""
+    config = azure_config(emulator_environ)
+    emulators.lake_behaviour(flat_namespace=flat)
+    if account_info != 200:
+        emulators.fault("lake", "get_account_info", status=account_info, times=None,
+                        code="AuthorizationPermissionMismatch" if account_info == 403 else
+                        "ResourceNotFound")
+    store = open_store(config.lake_url, config=config)
+    if flat:
+        with pytest.raises(ConfigError, match="has no hierarchical namespace") as caught:
+            store.check_namespace()
+        assert caught.value.exit_code == 2
+    else:
+        store.check_namespace()
+        store.check_namespace()  # asked once
+    expected = {"get_account_info": 1}
+    if account_info != 200:
+        expected["get_access_control"] = 1
+    assert emulators.counts("lake") == expected
+    store.close()

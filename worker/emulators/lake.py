@@ -70,6 +70,8 @@ def _classify_filesystem(request: Request) -> str:
         return "list_paths"
     if query.get("comp") == "metadata" and method == "PUT":
         return "set_filesystem_metadata"
+    if method == "HEAD" and query.get("action") == "getAccessControl":
+        return "get_access_control"  # of the root folder
     return {"PUT": "create_filesystem", "DELETE": "delete_filesystem", "GET":
             "get_filesystem_properties", "HEAD": "get_filesystem_properties"}.get(
                 method, "unknown")
@@ -204,6 +206,17 @@ class LakeApp:
             ("x-ms-sku-name", "Standard_LRS"), ("x-ms-account-kind", "StorageV2"),
             ("x-ms-is-hns-enabled", "true" if self.hierarchical_namespace else "false")])
 
+    def _root_access_control(self, fs: str) -> Response:
+        """The root folder's ACL; a flat account has none: 400, which clients such as
+        Hadoop's ABFS driver read as "no hierarchical namespace"."""
+        self.store.filesystem(fs, "FilesystemNotFound")
+        if not self.hierarchical_namespace:
+            raise LakeError(400, "HierarchicalNamespaceNotEnabled", "This operation is only "
+                            "supported on a hierarchical namespace enabled account.")
+        return Response(200, [("x-ms-owner", "$superuser"), ("x-ms-group", "$superuser"),
+                              ("x-ms-permissions", "rwxr-x---"),
+                              ("x-ms-acl", "user::rwx,group::r-x,other::---")])
+
     # -- file systems (Blob API) ----------------------------------------------------------
 
     def _op_create_filesystem(self, request: Request, fs: str, path: str) -> Response:
@@ -289,6 +302,8 @@ class LakeApp:
         return Response(200, wire.stamp(node))
 
     def _op_get_access_control(self, request: Request, fs: str, path: str) -> Response:
+        if not path:
+            return self._root_access_control(fs)
         node = self.store.get(fs, path, "FilesystemNotFound", "PathNotFound")
         acl = "user::rwx,group::r-x,other::---" if node.is_dir else \
             "user::rw-,group::r--,other::---"

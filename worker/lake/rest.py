@@ -166,12 +166,19 @@ class LakeRest:
             query["continuation"] = continuation
 
     def hierarchical_namespace(self) -> Optional[bool]:
-        """Whether the account has a hierarchical namespace (Get Account Information on the
-        container: ``x-ms-is-hns-enabled``); None when the service does not say."""
-        answer = self._send("HEAD", f"{self._base}?restype=account&comp=properties", {}, b"",
-                            200)
+        """Whether the account has a hierarchical namespace; None when the service does not
+        say. Get Account Information on the container (``x-ms-is-hns-enabled``) needs the
+        RBAC action ``blobServices/getInfo/action``, which the data roles may not grant
+        (403, or 404 from services older than 2025): then the file system root's ACL is
+        asked for, as Hadoop's ABFS driver does (a flat account answers 400)."""
+        answer = self._http.send("HEAD", f"{self._base}?restype=account&comp=properties",
+                                 {}, ok=(200, 403, 404))
         value = (answer.headers.get("x-ms-is-hns-enabled") or "").lower()
-        return {"true": True, "false": False}.get(value)
+        if answer.status_code == 200 and value in ("true", "false"):
+            return value == "true"
+        acl = self._http.send("HEAD", f"{self._dfs}/?action=getAccessControl&upn=false", {},
+                              ok=(200, 400, 403, 404, 409))
+        return {200: True, 400: False}.get(acl.status_code)
 
     def _send(self, method: str, url: str, headers: Dict[str, str], body: bytes,
               expected: int) -> Answer:
