@@ -174,6 +174,9 @@ def _lake_answers(store, report) -> bool:
     try:
         next(iter(store.list("", recursive=False)), None)
     except FileNotFoundError as e:
+        if store.url.startswith("file:"):
+            return report.ok(f"lake {store.url}: the folder does not exist yet (the first write "
+                             "creates it; reads fail until then)")
         if type(e).__name__ == "FileSystemNotFound":  # from worker.lake.azure
             report.bad(f"lake {store.url}", _text(e), "create the file system or fix the URL")
             return False

@@ -36,6 +36,8 @@ class Result:
     params: Dict[str, Any] = field(default_factory=dict)
     task: Dict[str, Any] = field(default_factory=dict)
     ended: Optional[float] = None
+    #: Added to the final log line only (not the record): e.g. where the traceback is.
+    note: str = ""
 
     def to_dict(self) -> Dict[str, Any]:
         ended = self.ended if self.ended is not None else time.time()

@@ -306,6 +306,8 @@ def _record_error(result: Result, error: BaseException, in_handler: bool = False
         # failure, such as a program exec ran) says all in its message.
         if not isinstance(error, WorkerError) or in_handler_code(error):
             log.error("the handler raised:\n%s", handler_traceback(error).rstrip())
+            if not isinstance(error, WorkerError):  # ours say what to fix themselves
+                result.note = "; fix the handler where its traceback above points"
 
 
 def _exit_code(error: BaseException) -> int:
@@ -319,7 +321,8 @@ def _exit_code(error: BaseException) -> int:
 
 def _message(error: BaseException) -> str:
     if isinstance(error, SystemExit):
-        return f"the handler called sys.exit({error.code!r})"
+        return (f"the handler called sys.exit({error.code!r}); return a value instead, or "
+                "raise worker.PermanentError or RetryableError to fail with a reason")
     return str(error)
 
 
@@ -348,9 +351,9 @@ def _final_line(result: Result) -> None:
         return
     error = result.error or {}
     log.error(
-        "task %s after %.2fs: exit %d (%s): %s: %s",
+        "task %s after %.2fs: exit %d (%s): %s: %s%s",
         result.status, duration, result.exit_code, meaning,
-        error.get("type", "?"), error.get("message", ""),
+        error.get("type", "?"), error.get("message", ""), result.note,
     )
 
 

@@ -82,38 +82,36 @@ class VaultBackend:
         """Our error for an SDK one; never includes a secret value or a token. What the
         service said and the request ids go with it (``service_details``, for the line and
         the result record)."""
-        translated = self._translated(error, name, version)
         details = _details(error)
+        translated = self._translated(error, name, version, details)
         if details is not None:
             translated.service_details = details  # type: ignore[attr-defined]
-            if translated.args and isinstance(translated.args[0], str):
-                translated.args = (f"{translated.args[0]} [{describe_service(details)}]",)
         return translated
 
-    def _translated(self, error: Exception, name: str, version: Optional[str]) -> Exception:
+    def _translated(self, error: Exception, name: str, version: Optional[str],
+                    details: Optional[Dict[str, Any]]) -> Exception:
         what = f"secret {name!r}" + (f" version {version!r}" if version else "")
         if isinstance(error, (ServiceRequestError, ServiceResponseError)):
             return connection_error(error, f"reading {what} from {self.source}",
                                     "WORKER_VAULT_URL", self.config.environ)
         status = getattr(error, "status_code", None)
         code = _error_code(error)
+        reason = describe_service(details) if details else f"{status} {code}"
         if isinstance(error, ResourceNotFoundError) or status == 404:
             hint = "check the name and version" if version else "check the name"
             return SecretNotFound(f"secret {name!r} not found in {self.source}; {hint} or "
-                                  f"create it ({status} {code})")
+                                  f"create it ({reason})")
         if status in (401, 403):
             return AccessDenied(
                 f"{identity_name(self.config)} may not read {what} in {self.source} "
-                f"({status} {code}); grant it the role '{SECRETS_ROLE}' on the vault (or a "
+                f"({reason}); grant it the role '{SECRETS_ROLE}' on the vault (or a "
                 "'get' access policy)")
         if isinstance(error, ClientAuthenticationError):  # the credential gave no token
             return token_error(error, self.config, self.source)
         if status in _TRANSIENT or (status or 0) >= 506:
             return RetryableError(
-                f"reading {what} from {self.source} failed after the SDK's retries: "
-                f"{status} {code}"
-            )
-        return OSError(f"reading {what} from {self.source} failed: {status} {code}: "
+                f"reading {what} from {self.source} failed after the SDK's retries ({reason})")
+        return OSError(f"reading {what} from {self.source} failed ({reason}): "
                        f"{first_line(error)}")
 
 

@@ -318,7 +318,8 @@ def parse_lake_url(url: str) -> Tuple[str, str, str]:
     if parsed.query or parsed.password:
         raise ConfigError(
             "WORKER_LAKE_URL must not carry a SAS token, key or query string: the worker "
-            "authenticates with its managed identity"
+            "authenticates with its managed identity; remove everything from the '?' on "
+            "(and any user:password@)"
         )
     parts = [unquote(p) for p in parsed.path.split("/") if p]
     if parsed.scheme == "abfss" and "@" in parsed.netloc:
@@ -388,7 +389,13 @@ def _translated(error: Exception, store: AzureStore, action: str, key: str,
                 f"the file system {store.filesystem!r} of the lake {store.url} does not exist "
                 f"({reason}); create it or fix WORKER_LAKE_URL"
             )
-        return InputNotFound(f"no such file or folder: {where} ({reason})")
+        return InputNotFound(f"no such file or folder: {where} ({reason}); check the path, "
+                             "or that the task writing it ran first")
+    if status == 400 and code in ("InvalidUri", "InvalidResourceName", "AccountNotFound"):
+        return ConfigError(
+            f"the lake {store.url} is not a storage account and file system the service knows "
+            f"({reason}); check the account and file system names in WORKER_LAKE_URL "
+            f"(abfss://FILESYSTEM@ACCOUNT{_DFS_SUFFIX}/PREFIX)", code="config.lake_url")
     if status == 412 and action == "read":
         return RetryableError(
             f"{where} changed while it was being read ({reason}); run the task again to "

@@ -195,7 +195,7 @@ class Committer:
 
     def abort(self) -> None:
         """Drop this run's staged files (the task's record, if any, stays for its next run)."""
-        self._drop(self.run_dir)
+        self._drop(self.run_dir, after_failure=True)
         self._prune_parents(self.run_dir)
 
     def _move_outputs(self, outputs: List[Output], run_dir: str) -> None:
@@ -300,9 +300,9 @@ class Committer:
         if self._previous is not None:
             self._write_record(self._previous)
         else:
-            self._drop(f"{task_dir(self.task_key)}/{RECORD}")
-        self._drop(self.run_dir)
-        self._drop(self.run_dir + REPLACED)
+            self._drop(f"{task_dir(self.task_key)}/{RECORD}", after_failure=True)
+        self._drop(self.run_dir, after_failure=True)
+        self._drop(self.run_dir + REPLACED, after_failure=True)
 
     def _undo_move(self, move: _Move) -> None:
         if self.store.exists(move.dst) and not self.store.exists(move.src):
@@ -361,13 +361,19 @@ class Committer:
     def _prune_parents(self, key: str) -> None:
         prune_empty_parents(self.store, key)
 
-    def _drop(self, key: str) -> None:
+    def _drop(self, key: str, after_failure: bool = False) -> None:
+        """Delete ``key`` from the staging area, if the lake lets us: the outputs are safe
+        either way, and leftovers go at the task's next run or ``lake gc``. After a failure
+        the lake's error is the task's own final line already, so it is not repeated."""
         try:
             self.store.delete(key, recursive=True)
         except FileNotFoundError:
             pass
-        except Exception as e:  # the outputs are safe; leftovers go at the next run or gc
-            log.warning("could not remove %s from the staging area: %s", key, e)
+        except Exception as e:
+            if after_failure:
+                log.info("%s stays in the staging area for the task's next run", key)
+            else:
+                log.warning("could not remove %s from the staging area: %s", key, e)
 
 
 def prune_empty_parents(store: Store, key: str) -> None:
