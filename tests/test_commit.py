@@ -340,3 +340,23 @@ def test_a_delete_whose_answer_was_lost_is_done_and_a_missing_file_still_an_erro
     with pytest.raises(FileNotFoundError, match="'gone.txt'"):
         lake.delete("gone.txt")  # a 404 at the first try: there was nothing
     lake.close()
+
+
+def test_a_roll_back_that_meets_a_transient_failure_is_run_again(azure):
+    """The commit fails (b's rename, with its one retry), and the first round of the roll
+    back fails too (a's rename back, with its retry): the next round finishes it, so the
+    failed task leaves nothing at the final paths and its record as it was."""
+    config, emulators = azure
+    texts = {"a.txt": "a", "b.txt": "b", "c.txt": "c"}
+    lake = lake_of(config, concurrency=1)
+    for path, text in texts.items():
+        lake.write_text(path, text)
+    emulators.fault("lake", "rename", "latency", delay=0, times=1)  # a.txt moves
+    emulators.fault("lake", "rename", "status", status=500, times=4)  # b.txt, then a's undo
+    with pytest.raises(RetryableError, match="500"):
+        lake.commit()
+    lake.abort()
+    lake.close()
+    assert state(config, *texts) == {p: None for p in texts}
+    assert staging_left(config) == []
+    assert emulators.counts("lake")["rename"] == 6  # a, b x2, a back x2, a back

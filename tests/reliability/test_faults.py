@@ -77,7 +77,8 @@ def _fault_runs(tmp_path, emulators, filesystem, env, add_faults, job, seed):
         if proc.returncode == 0:
             assert found == reference, f"{name}: outputs differ from the fault-free run"
         else:
-            assert found == {}, f"{name} exited 3 and left {sorted(found)} at final paths"
+            assert found == {}, (f"{name} exited 3 and left {sorted(found)} at final paths\n"
+                                 + proc.stderr[-4000:])
             failed.append(name)
     emulators.clear_faults()
     for name in failed:  # Batch's retry: the same task, no faults this time

@@ -46,7 +46,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
-from ..errors import CommitConflict
+from ..errors import CommitConflict, RetryableError
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,10 @@ RECORD = "commit.json"
 REPLACED = ".replaced"  # suffix of a run's folder of previous versions
 #: A claim older than this is an abandoned commit (its task was killed and not rerun).
 STALE_CLAIM_S = 600.0
+#: A roll-back that meets a transient failure is run again, this many times in all, after
+#: pauses of WORKER_RETRY_BACKOFF (or UNDO_PAUSE_S) x 1, 2, 4 ... seconds.
+UNDO_ROUNDS = 4
+UNDO_PAUSE_S = 1.0
 
 
 @dataclass
@@ -177,13 +181,13 @@ class Committer:
             return
         self.store.check_namespace()  # before anything moves: atomic renames or none
         self._claim(outputs)
-        self._write_record({
-            "version": 1, "task": self.task_key, "run": self.run_id, "state": "committing",
-            "started_at": time.time(), "outputs": [asdict(o) for o in outputs],
-            "owned": self._owned,
-        })
         self._moves = []
         try:
+            self._write_record({
+                "version": 1, "task": self.task_key, "run": self.run_id, "state": "committing",
+                "started_at": time.time(), "outputs": [asdict(o) for o in outputs],
+                "owned": self._owned,
+            })
             self._move_outputs(outputs, self.run_dir)
         except BaseException:
             self._undo()
@@ -287,22 +291,42 @@ class Committer:
         return True
 
     def _undo(self) -> None:
-        """Put back what this run moved; if that fails too, the record stays ``committing``
-        and the task's next run finishes the commit instead."""
-        try:
-            self._parallel(self._undo_move, list(reversed(self._moves)))
-        except BaseException as e:
-            log.error("could not roll back the commit (%s); the task's next run will finish "
-                      "it", e)
-            return
+        """Put back what this run moved and forget its record. Each step is idempotent, so a
+        round that meets a transient failure (the lake's own retries used up) is run again,
+        up to ``UNDO_ROUNDS`` times: a failed task must not leave part of its outputs. If the
+        lake stays out of reach, the record stays ``committing`` and the task's next run
+        finishes the commit instead."""
+        for round_ in range(1, UNDO_ROUNDS + 1):
+            try:
+                self._parallel(self._undo_move, list(reversed(self._moves)))
+                self._forget_record()
+                break
+            except BaseException as e:
+                if round_ == UNDO_ROUNDS or not isinstance(e, RetryableError):
+                    log.error("could not roll back the commit (%s); the task's next run will "
+                              "finish it", e)
+                    return
+                log.info("rolling back again (round %d of %d): %s", round_ + 1, UNDO_ROUNDS,
+                         type(e).__name__)
+                time.sleep(self._undo_pause() * 2 ** (round_ - 1))
         log.info("rolled back %d move(s): nothing of this run is at its final path",
                  len(self._moves))
-        if self._previous is not None:
-            self._write_record(self._previous)
-        else:
-            self._drop(f"{task_dir(self.task_key)}/{RECORD}", after_failure=True)
         self._drop(self.run_dir, after_failure=True)
         self._drop(self.run_dir + REPLACED, after_failure=True)
+
+    def _undo_pause(self) -> float:
+        """The lake's own backoff (WORKER_RETRY_BACKOFF) when it has one."""
+        return float(getattr(getattr(self.store, "config", None), "retry_backoff", UNDO_PAUSE_S))
+
+    def _forget_record(self) -> None:
+        """The record as it was before this run's commit (an earlier run's, or none)."""
+        if self._previous is not None:
+            self._write_record(self._previous)
+            return
+        try:
+            self.store.delete(f"{task_dir(self.task_key)}/{RECORD}")
+        except FileNotFoundError:
+            pass
 
     def _undo_move(self, move: _Move) -> None:
         if self.store.exists(move.dst) and not self.store.exists(move.src):
