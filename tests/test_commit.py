@@ -360,3 +360,21 @@ def test_a_roll_back_that_meets_a_transient_failure_is_run_again(azure):
     assert state(config, *texts) == {p: None for p in texts}
     assert staging_left(config) == []
     assert emulators.counts("lake")["rename"] == 6  # a, b x2, a back x2, a back
+
+
+def test_a_rename_whose_every_answer_was_lost_is_rolled_back_too(azure):
+    """b's rename is applied but neither its answer nor its retry's arrives: the commit
+    fails, and the roll-back, which looks before it moves, puts b back with a."""
+    config, emulators = azure
+    texts = {"a.txt": "a", "b.txt": "b", "c.txt": "c"}
+    lake = lake_of(config, concurrency=1)
+    for path, text in texts.items():
+        lake.write_text(path, text)
+    emulators.fault("lake", "rename", "latency", delay=0, times=1)  # a.txt moves
+    emulators.fault("lake", "rename", "lost", times=2)  # b.txt moves; no answer reaches us
+    with pytest.raises(RetryableError, match="'b.txt'"):
+        lake.commit()
+    lake.abort()
+    lake.close()
+    assert state(config, *texts) == {p: None for p in texts}
+    assert staging_left(config) == []

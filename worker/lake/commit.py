@@ -87,7 +87,7 @@ class Output:
 
 @dataclass
 class _Move:
-    """One rename done by this run, remembered to undo it."""
+    """One rename this run made (or tried: see :meth:`Committer._plan`), to undo it."""
 
     src: str
     dst: str
@@ -223,16 +223,18 @@ class Committer:
 
     def _move_folder(self, folder: str, run_dir: str) -> bool:
         src = f"{run_dir}/{folder}"
+        move = self._plan(_Move(src, folder))
         moved = self._rename(lambda: self.store.rename_folder(src, folder), src,
                              lambda: self.store.exists(folder))
-        if moved:
-            self._moves.append(_Move(src, folder))
+        if not moved:
+            self._moves.remove(move)
         return moved
 
     def _move_file(self, output: Output) -> None:
+        move = self._plan(_Move(output.src, output.path))
         if self._rename_in(output):
-            self._moves.append(_Move(output.src, output.path))
             return
+        self._moves.remove(move)  # something is there: not this run's to move back
         existing = self.store.content_md5(output.path)
         if existing == output.md5:  # already there, the same bytes: a rerun's own output
             self._drop(output.src)
@@ -248,13 +250,20 @@ class Committer:
     def _replace(self, output: Output) -> None:
         """Move the previous version aside, then the output in: both can be undone."""
         aside = f"{_run_of(output.src, self.task_key)}{REPLACED}/{output.path}"
+        self._plan(_Move(output.src, output.path, aside))
         self._rename(lambda: self.store.rename(output.path, aside, overwrite=True),
                      output.path, lambda: self.store.exists(aside))
-        self._moves.append(_Move(output.src, output.path, aside))
         if not self._rename_in(output):
             raise CommitConflict(
                 f"another task wrote {output.path!r} in the lake {self.store.url} during this "
                 "commit; run the task again once the other has finished")
+
+    def _plan(self, move: _Move) -> _Move:
+        """Note a move before it is tried: a rename whose answers were all lost may have
+        been applied though it failed, and the roll-back (which looks at what is where
+        before it moves anything back) must then undo it too."""
+        self._moves.append(move)
+        return move
 
     def _rename_in(self, output: Output) -> bool:
         """Move a staged output to its path if nothing is there (a conditional rename);
@@ -329,6 +338,8 @@ class Committer:
             pass
 
     def _undo_move(self, move: _Move) -> None:
+        """Undo one move if it happened: only this run moves its staged files, so a staged
+        file gone and its destination there means the move was made."""
         if self.store.exists(move.dst) and not self.store.exists(move.src):
             self._rename(lambda: self.store.rename(move.dst, move.src, overwrite=True),
                          move.dst, lambda: self.store.exists(move.src))
