@@ -57,10 +57,10 @@ RECORD = "commit.json"
 REPLACED = ".replaced"  # suffix of a run's folder of previous versions
 #: A claim older than this is an abandoned commit (its task was killed and not rerun).
 STALE_CLAIM_S = 600.0
-#: A roll-back that meets a transient failure is run again, this many times in all, after
-#: pauses of WORKER_RETRY_BACKOFF (or UNDO_PAUSE_S) x 1, 2, 4 ... seconds.
-UNDO_ROUNDS = 4
-UNDO_PAUSE_S = 1.0
+#: A roll-back or clean-up that meets a transient failure is run again, this many times in
+#: all, after pauses of WORKER_RETRY_BACKOFF (or AGAIN_PAUSE_S) x 1, 2, 4 ... seconds.
+AGAIN_ROUNDS = 4
+AGAIN_PAUSE_S = 1.0
 
 
 @dataclass
@@ -301,31 +301,43 @@ class Committer:
 
     def _undo(self) -> None:
         """Put back what this run moved and forget its record. Each step is idempotent, so a
-        round that meets a transient failure (the lake's own retries used up) is run again,
-        up to ``UNDO_ROUNDS`` times: a failed task must not leave part of its outputs. If the
+        roll-back that meets a transient failure (the lake's own retries used up) runs
+        again (:meth:`_again`): a failed task must not leave part of its outputs. If the
         lake stays out of reach, the record stays ``committing`` and the task's next run
         finishes the commit instead."""
-        for round_ in range(1, UNDO_ROUNDS + 1):
-            try:
-                self._parallel(self._undo_move, list(reversed(self._moves)))
-                self._forget_record()
-                break
-            except BaseException as e:
-                if round_ == UNDO_ROUNDS or not isinstance(e, RetryableError):
-                    log.error("could not roll back the commit (%s); the task's next run will "
-                              "finish it", e)
-                    return
-                log.info("rolling back again (round %d of %d): %s", round_ + 1, UNDO_ROUNDS,
-                         type(e).__name__)
-                time.sleep(self._undo_pause() * 2 ** (round_ - 1))
+        def roll_back() -> None:
+            self._parallel(self._undo_move, list(reversed(self._moves)))
+            self._forget_record()
+
+        try:
+            self._again(roll_back, "rolling back")
+        except BaseException as e:
+            log.error("could not roll back the commit (%s); the task's next run will finish "
+                      "it", e)
+            return
         log.info("rolled back %d move(s): nothing of this run is at its final path",
                  len(self._moves))
         self._drop(self.run_dir, after_failure=True)
         self._drop(self.run_dir + REPLACED, after_failure=True)
 
-    def _undo_pause(self) -> float:
+    def _again(self, step: Callable[[], None], doing: str) -> None:
+        """Run an idempotent ``step``; after a transient failure (the lake's own retries
+        used up) run it again, ``AGAIN_ROUNDS`` times in all, after pauses of the lake's
+        backoff x 1, 2, 4 ... seconds."""
+        for round_ in range(1, AGAIN_ROUNDS + 1):
+            try:
+                step()
+                return
+            except RetryableError as e:
+                if round_ == AGAIN_ROUNDS:
+                    raise
+                log.info("%s again (round %d of %d): %s", doing, round_ + 1, AGAIN_ROUNDS,
+                         type(e).__name__)
+                time.sleep(self._pause() * 2 ** (round_ - 1))
+
+    def _pause(self) -> float:
         """The lake's own backoff (WORKER_RETRY_BACKOFF) when it has one."""
-        return float(getattr(getattr(self.store, "config", None), "retry_backoff", UNDO_PAUSE_S))
+        return float(getattr(getattr(self.store, "config", None), "retry_backoff", AGAIN_PAUSE_S))
 
     def _forget_record(self) -> None:
         """The record as it was before this run's commit (an earlier run's, or none)."""
@@ -401,7 +413,10 @@ class Committer:
         either way, and leftovers go at the task's next run or ``lake gc``. After a failure
         the lake's error is the task's own final line already, so it is not repeated."""
         try:
-            self.store.delete(key, recursive=True)
+            if after_failure:  # the lake just failed: one try, leftovers go at the next run
+                self.store.delete(key, recursive=True)
+            else:
+                self._again(lambda: self.store.delete(key, recursive=True), "cleaning up")
         except FileNotFoundError:
             pass
         except Exception as e:
