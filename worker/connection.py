@@ -72,6 +72,21 @@ def is_misconfiguration(error: BaseException) -> bool:
     return _untrusted(error) or _unresolved(error) or _proxy_refused(error)
 
 
+#: Exceptions (by class name, so that no HTTP library is imported for it) of a connection
+#: that failed or broke off: requests', urllib3's and http.client's, under an SDK's own.
+_BROKEN = {"ConnectionError", "ChunkedEncodingError", "ProtocolError", "IncompleteRead",
+           "ReadTimeout", "ConnectTimeout", "ReadTimeoutError", "ConnectTimeoutError",
+           "NewConnectionError", "RemoteDisconnected", "ServiceRequestError",
+           "ServiceResponseError"}
+
+
+def broke_off(error: BaseException) -> bool:
+    """Whether a connection failed or broke off somewhere below ``error``: no whole answer
+    came (a library may wrap that in an authentication or credential error)."""
+    return any(isinstance(link, ConnectionError) or type(link).__name__ in _BROKEN
+               for link in _chain(error))
+
+
 def _proxy_refused(error: BaseException) -> bool:
     text = " ".join(_texts(error))
     return any(t in text for t in _PROXY_AUTH_TEXT)

@@ -124,14 +124,11 @@ def _endpoint_fix(config, setting: str) -> str:
 
 
 def _did_not_answer(error: BaseException) -> bool:
-    from azure.core.exceptions import ServiceRequestError, ServiceResponseError
+    """No whole answer from the endpoint: refused, reset, timed out, or cut off midway
+    (azure-identity words the last as a credential error)."""
+    from .connection import broke_off
 
-    link: Optional[BaseException] = error
-    while link is not None:
-        if isinstance(link, (ServiceRequestError, ServiceResponseError)):
-            return True
-        link = link.__cause__ or link.__context__
-    return False
+    return broke_off(error)
 
 
 # azure-identity words every failed IMDS answer as "no response from the IMDS endpoint."

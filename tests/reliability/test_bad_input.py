@@ -267,6 +267,10 @@ CASES = [
     Case("imds-500", bi("read", "path=x"), 3, ["managed-identity endpoint http://127.0.0.1:",
                                                "failed (InternalError) after its retries"],
          setup=fault("*", service="identity", status=500), fix="a retry of the task may succeed"),
+    Case("imds-answer-cut", bi("read", "path=x"), 3, ["managed-identity endpoint http://127.0.0.1:",
+                                                     "did not answer"],
+         fix="names a running identity endpoint",
+         setup=fault("*", service="identity", kind="truncate")),
     Case("handler-retryable", bi("transient"), 3, ["503; try again"], fix="try again"),
     # -- bad input data (exit 4), named as lake paths ---------------------------------------
     Case("input-missing", bi("read", "path=raw/missing.csv"), 4,
