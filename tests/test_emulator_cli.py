@@ -24,10 +24,14 @@ from azure.keyvault.secrets import SecretClient
 from azure.storage.filedatalake import DataLakeServiceClient
 from support import clean_env, last_line, run_worker
 
+from worker import envfile
 from worker.emulators import CLEARED_VARIABLES
 
 KEYS = ["WORKER_LAKE_URL", "WORKER_VAULT_URL", "AZURE_CLIENT_ID",
-        "AZURE_POD_IDENTITY_AUTHORITY_HOST", "REQUESTS_CA_BUNDLE"]
+        "AZURE_POD_IDENTITY_AUTHORITY_HOST", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE",
+        "AZURE_STORAGE_ACCOUNT_NAME", "AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_ENDPOINT",
+        "AZURE_STORAGE_CONNECTION_STRING", "FSSPEC_ABFS_ACCOUNT_HOST", "IDENTITY_ENDPOINT",
+        "IDENTITY_HEADER"]
 
 
 def _start(tmp_path: Path, *args: str) -> subprocess.Popen:
@@ -44,7 +48,7 @@ def _wait_env(tmp_path: Path, proc: subprocess.Popen) -> Dict[str, str]:
         assert proc.poll() is None, proc.stderr.read()
         assert time.monotonic() < deadline, "emulate never became ready"
         time.sleep(0.05)
-    env = dict(line.split("=", 1) for line in path.read_text().splitlines())
+    env = envfile.parse(path.read_text())
     path.unlink()
     return env
 
@@ -102,6 +106,7 @@ def test_emulate_with_config_and_data_survives_restart(tmp_path, monkeypatch):
     proc = _start(tmp_path, "--data", str(data), "--config", str(config))
     env2 = _wait_env(tmp_path, proc)
     assert env2["REQUESTS_CA_BUNDLE"] == env["REQUESTS_CA_BUNDLE"]
+    assert env2["IDENTITY_HEADER"] == env["IDENTITY_HEADER"]  # a loaded shell keeps working
     fs, vault = _clients(env2, monkeypatch)
     assert fs.get_file_client("keep/me.txt").download_file().readall() == b"persisted"
     assert [p.name for p in fs.get_paths()] == ["keep", "keep/me.txt"]
@@ -162,7 +167,7 @@ def _emulate(tmp_path: Path, *argv: str) -> Iterator[Dict[str, str]]:
             assert thread.is_alive(), "emulate exited with %s" % codes
             assert time.monotonic() < deadline, "emulate never became ready"
             time.sleep(0.02)
-        yield dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+        yield envfile.parse(env_file.read_text())
     finally:
         stop.set()
         thread.join(30)
@@ -207,7 +212,8 @@ def test_one_log_line_per_request_without_the_query(tmp_path, monkeypatch, capsy
                      lines[0]), lines[0]
     assert re.search(r" GET +/devstoreaccount1/data/logged\.txt read 401 [\d.]+ ms$", lines[-1])
     assert "SECRET-SIGNATURE" not in err
-    assert re.search(r"identity +GET +/metadata/identity/oauth2/token token 200 ", err)
+    # the env file's IDENTITY_ENDPOINT: azure-identity speaks App Service's protocol
+    assert re.search(r"identity +GET +/msi/token token 200 ", err)
 
 
 def test_quiet_logs_no_requests(tmp_path, monkeypatch, capsys):

@@ -8,7 +8,7 @@ import pytest
 from support import TESTS_DIR, run_worker
 
 COMMANDS = ["run", "exec", "doctor", "lake", "package", "spec", "local-batch", "emulate",
-            "init"]
+            "init", "deploy", "status", "logs", "results", "rerun"]
 SUBCOMMANDS = ["lake ls", "lake get", "lake put", "lake rm", "lake gc"]
 
 

@@ -14,6 +14,8 @@ import pytest
 from conftest import build
 from support import clean_env, last_line, run_worker, start_worker, wait_for_file
 
+from worker import envfile
+
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
@@ -69,7 +71,7 @@ def test_its_readme_local_run_works_against_emulate(project):
                            "--vault-port", "0", "--identity-port", "0", cwd=project)
     try:
         wait_for_file(env_file)
-        env = clean_env(**dict(line.split("=", 1) for line in env_file.read_text().splitlines()))
+        env = clean_env(**envfile.parse(env_file.read_text()))  # as loaded by a user
         run = run_worker("run", "handlers.orders:summarize", "--param", "date=2024-01-31",
                          cwd=project, env=env)
         assert run.returncode == 0, run.stderr

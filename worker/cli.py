@@ -1,4 +1,5 @@
-"""The command line: ``python -m worker run|exec|doctor|emulate|lake|package|spec|local-batch``.
+"""The command line: ``python -m worker run|exec|doctor|emulate|lake|package|spec|local-batch|
+deploy|status|logs|results|rerun``.
 
 ``main(argv) -> int`` is the one place that turns outcomes into exit codes; it is testable
 in-process, and only ``__main__`` (or the ``batch-worker`` script) calls ``sys.exit``.
@@ -134,11 +135,20 @@ _DEPLOY_COMMANDS = {
     "spec": ("spec", "print the pool, job and task documents to deploy"),
     "local-batch": ("localbatch.cli", "run a job's documents on this machine as one Batch "
                                       "node would (a local test runner)"),
+    "deploy": ("cloud.deploy", "upload the package, create the pool, the job and its tasks "
+                               "on Azure Batch (idempotent)"),
+    "status": ("cloud.status", "a job's state, its tasks by state and why the failed ones "
+                               "failed (--watch)"),
+    "logs": ("cloud.logs", "a task's stderr.txt or stdout.txt from its node (--follow)"),
+    "results": ("cloud.results", "every task's result record in one table (parquet, csv, "
+                                 "json)"),
+    "rerun": ("cloud.rerun", "run a job's failed tasks again once their cause is fixed"),
 }
 
 
 def _add_package(commands, argv: Optional[List[str]]) -> None:
-    """``package``, ``spec``, ``local-batch``: the tools in worker.deploy."""
+    """``package``, ``spec``, ``local-batch`` and the deploy loop: the tools in
+    worker.deploy."""
     for name, (_, help_text) in _DEPLOY_COMMANDS.items():
         parser = commands.add_parser(name, help=help_text)
         if argv and argv[0] == name:

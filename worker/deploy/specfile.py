@@ -7,6 +7,7 @@ Sections and keys (docs/deploying.md, "The spec file and `spec`", shows an examp
     [pool]     id, account, vm_size, nodes, spot_nodes, autoscale, autoscale_minutes,
                task_slots, fill, identity, client_id, start_task_retries, environment,
                image, node_agent                  (default: those of the package's Python)
+               account_url, subscription, resource_group (where ``deploy`` finds the account)
     [job]      id, lake_url, vault_url, environment
     [tasks]    command, items, timeout, grace, margin, retries, slots, first_id,
                dependency_action, environment
@@ -38,6 +39,7 @@ SCHEMA: Dict[str, Dict[str, Any]] = {
         "autoscale": str, "autoscale_minutes": int, "task_slots": int,
         "fill": ("pack", "spread"), "identity": str, "client_id": str,
         "start_task_retries": int, "environment": dict, "image": dict, "node_agent": str,
+        "account_url": str, "subscription": str, "resource_group": str,
     },
     "job": {"id": str, "lake_url": str, "vault_url": str, "environment": dict},
     "tasks": dict(_TASK_KEYS, items=dict, first_id=int,

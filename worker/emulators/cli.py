@@ -19,7 +19,9 @@ import threading
 import time
 from typing import Dict, Optional, Tuple
 
+from ..envfile import format_environment
 from ..errors import OK, USAGE
+from .batch import cli as batch_cli
 from .config import ConfigError, load_config
 from .emulators import SERVICES, EmulatorSet
 from .faults import add_rules
@@ -38,6 +40,7 @@ def _epilog() -> str:
         return textwrap.fill(", ".join(operations), 78, subsequent_indent=" " * 6).lstrip()
 
     return _EPILOG % {"lake": names(lake.OPERATIONS), "vault": names(vault.OPERATIONS),
+                      "batch": batch_cli.HELP,
                       "identity": names(identity.OPERATIONS),
                       "ports": "/".join(str(p) for p in DEFAULT_PORTS)}
 
@@ -102,7 +105,11 @@ fault file (--faults FILE): a JSON list of rules; for each request the first rul
 --load-dir DIR: every file below DIR appears at the same relative path in the file system
   --filesystem (default: the first configured), replacing a file --data kept.
 
-environment: emulate reads no environment variables.
+%(batch)s
+
+environment: emulate reads no environment variables; `emulate batch preempt` reads
+  AZURE_BATCH_ENDPOINT, AZURE_BATCH_ACCOUNT, AZURE_BATCH_ACCESS_KEY and REQUESTS_CA_BUNDLE
+  (the env file's), unless --env-file names the file.
 """
 
 
@@ -123,7 +130,8 @@ def _non_negative(text: str) -> float:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``emulate`` options (and its help's examples and formats) to ``parser``."""
     parser.description = ("Run loopback Data Lake, Key Vault and managed-identity (IMDS)\n"
-                          "emulators in the foreground; print the environment a worker needs.")
+                          "emulators in the foreground; print the environment a worker and\n"
+                          "the Azure clients (SDKs, adlfs, obstore) need.")
     parser.epilog = _epilog()
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--lake-port", type=int, metavar="PORT",
@@ -167,11 +175,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--flat-namespace", action="store_true",
                         help="report a flat Blob Storage account (no hierarchical namespace) "
                              "to Get Account Information, as a misconfigured deployment would")
-
-
-def format_environment(env: Dict[str, str]) -> str:
-    """``KEY=VALUE`` lines: readable by ``set -a; . FILE`` and by dotenv loaders."""
-    return "".join("%s=%s\n" % item for item in env.items())
+    batch_cli.add_arguments(parser)
 
 
 def _write_atomic(path: str, text: str) -> None:
@@ -232,7 +236,8 @@ def _build(args: argparse.Namespace) -> EmulatorSet:
                             identity_port=args.identity_port or 0, seed=_fault_seed(args),
                             link_mbps=args.link_mbps, latency_ms=args.latency_ms,
                             preferred_ports=preferred,
-                            on_request=None if args.quiet else _RequestPrinter())
+                            on_request=None if args.quiet else _RequestPrinter(),
+                            batch=batch_cli.host(args, data, _fault_seed(args)))
     if args.faults:
         with open(args.faults, encoding="utf-8") as f:
             try:
@@ -252,6 +257,8 @@ def _prepare(args: argparse.Namespace, emulators: EmulatorSet) -> None:
         print("emulate: %s" % note, file=sys.stderr)
     if args.flat_namespace:
         emulators.lake_app.hierarchical_namespace = False
+    for line in batch_cli.load_packages(args, emulators.batch):
+        print("emulate: %s" % line, file=sys.stderr)
     _remember_ports(args.data, emulators.bound_ports)
     if args.load_dir:
         filesystem = args.filesystem or (emulators.config.filesystems or ("data",))[0]
@@ -300,6 +307,8 @@ def run(args: argparse.Namespace, stop: Optional[threading.Event] = None) -> int
     """Serve until SIGTERM/SIGINT (or ``stop`` is set); 0 on a clean stop, 2 on bad input."""
     import importlib.util
 
+    if getattr(args, "action", None):
+        return batch_cli.run_action(args)
     if importlib.util.find_spec("trustme") is None:
         print(MISSING_TRUSTME, file=sys.stderr)
         return USAGE

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import secrets
 import shutil
 import tempfile
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -29,6 +30,11 @@ from .vault import VaultApp
 from .vault_store import SecretStore
 
 SERVICES = ("lake", "vault", "identity")
+
+#: App Service's managed-identity variables. azure-identity prefers them to
+#: AZURE_POD_IDENTITY_AUTHORITY_HOST; a Batch node has IMDS only, so a node's environment
+#: (the test fixtures', local-batch's) leaves them out.
+APP_SERVICE_VARIABLES = ("IDENTITY_ENDPOINT", "IDENTITY_HEADER")
 
 # Variables that would send azure-identity somewhere other than our IMDS.
 CLEARED_VARIABLES = (
@@ -52,6 +58,20 @@ def _signing_key(data_dir: Optional[str]) -> Optional[bytes]:
         return f.read()
 
 
+def _identity_header(data_dir: Optional[str]) -> str:
+    """App Service's header secret: kept under ``--data`` as the ports and the CA are, so a
+    shell that loaded the env file keeps working across restarts."""
+    if data_dir is None:
+        return secrets.token_urlsafe(24)
+    path = os.path.join(data_dir, "identity_header")
+    if not os.path.exists(path):
+        with open(path, "w", encoding="ascii") as f:
+            f.write(secrets.token_urlsafe(24))
+        os.chmod(path, 0o600)
+    with open(path, encoding="ascii") as f:
+        return f.read().strip()
+
+
 class EmulatorSet:
     """IMDS + lake + vault; ``start()``/``stop()`` or use as a context manager.
 
@@ -68,7 +88,8 @@ class EmulatorSet:
                  seed: Optional[int] = None, delete_page_size: int = DEFAULT_PAGE,
                  link_mbps: Optional[float] = None, latency_ms: float = 0.0,
                  preferred_ports: Optional[Sequence[int]] = None,
-                 on_request: Optional[Callable[[RequestRecord], None]] = None) -> None:
+                 on_request: Optional[Callable[[RequestRecord], None]] = None,
+                 batch: Optional[Any] = None) -> None:
         self.config = config or default_config()
         self.data_dir = data_dir
         self.ports = (lake_port, vault_port, identity_port)
@@ -83,6 +104,8 @@ class EmulatorSet:
         self.lake: Optional[EmulatorServer] = None
         self.vault: Optional[EmulatorServer] = None
         self.identity: Optional[EmulatorServer] = None
+        self.identity_header = ""  # App Service's X-IDENTITY-HEADER secret, set at start
+        self.batch = batch  # a batch.hosting.BatchHost: the local Batch account, or None
 
     def start(self) -> EmulatorSet:
         """Generate TLS material, open the stores, start serving, seed the configuration."""
@@ -94,19 +117,28 @@ class EmulatorSet:
             tls = make_tls(self._tmp)
         self.ca_path = tls.ca_path
         self.bundle_path = write_bundle(os.path.dirname(tls.ca_path), tls.ca_path)
-        issuer = TokenIssuer(_signing_key(self.data_dir))
+        issuer = self.issuer = TokenIssuer(_signing_key(self.data_dir))
+        self.identity_header = _identity_header(self.data_dir)
         self.lake_app = LakeApp(self.config, issuer, self._lake_store())
         self.vault_app = VaultApp(self.config, issuer, SecretStore(
             os.path.join(self.data_dir, "vault.json") if self.data_dir else None))
         try:
             self.lake = self._serve(0, self.lake_app, tls.context, self.network)
             self.vault = self._serve(1, self.vault_app, tls.context, self.network)
-            self.identity = self._serve(2, IdentityApp(self.config, issuer), None, None)
+            self.identity = self._serve(2, IdentityApp(self.config, issuer,
+                                                       self.identity_header), None, None)
         except BaseException:
             self.stop()  # a port was taken: release the ones already bound
             raise
         self.lake_app.base_url = self.lake.base_url
         self._seed()
+        if self.batch is not None:
+            try:
+                self.batch.start(self, issuer, tls.context, self.data_dir or self._tmp)
+            except BaseException:
+                self.stop()
+                raise
+            self.notes.extend(self.batch.notes)
         return self
 
     def _serve(self, index: int, app: Any, tls: Any, network: Optional[Network]
@@ -167,6 +199,8 @@ class EmulatorSet:
 
     def stop(self) -> None:
         """Stop the servers and remove the temporary CA (kept under ``--data``)."""
+        if self.batch is not None:
+            self.batch.stop()
         for server in (self.lake, self.vault, self.identity):
             if server is not None:
                 server.stop()
@@ -198,17 +232,44 @@ class EmulatorSet:
         assert self.identity is not None, "start() first"
         return self.identity.base_url
 
-    def environment(self, client_id: Optional[str] = None,
-                    filesystem: Optional[str] = None) -> Dict[str, str]:
-        """The variables a worker (or any Azure SDK user) needs to reach these emulators."""
+    def environment(self, client_id: Optional[str] = None, filesystem: Optional[str] = None,
+                    app_service: bool = True) -> Dict[str, str]:
+        """The variables that point a worker, and the Azure clients people reach for, at these
+        emulators: loading them (``emulate --env-file``) is all a client needs.
+
+        - the worker: WORKER_LAKE_URL, WORKER_VAULT_URL, AZURE_CLIENT_ID and IMDS's
+          AZURE_POD_IDENTITY_AUTHORITY_HOST;
+        - trust in the emulators' CA: REQUESTS_CA_BUNDLE (requests) and SSL_CERT_FILE
+          (OpenSSL's default paths: aiohttp, curl, Rust's native roots), both the bundle;
+        - the storage account: AZURE_STORAGE_ACCOUNT_NAME/_KEY, AZURE_STORAGE_ENDPOINT
+          (obstore), AZURE_STORAGE_CONNECTION_STRING (the Blob SDK, adlfs, az),
+          FSSPEC_ABFS_ACCOUNT_HOST (fsspec's abfs:// and az://);
+        - managed identity for clients that speak App Service's protocol: IDENTITY_ENDPOINT
+          and IDENTITY_HEADER, unless ``app_service`` is False (a node's environment).
+        """
         if filesystem is None:
             filesystem = self.config.filesystems[0] if self.config.filesystems else "data"
         if client_id is None:
             client_id = self.config.identities[0].client_id if self.config.identities else ""
-        return {
-            "WORKER_LAKE_URL": "%s/%s" % (self.account_url, filesystem),
+        account, key, url = self.config.account, self.config.account_key, self.account_url
+        env = {
+            "WORKER_LAKE_URL": "%s/%s" % (url, filesystem),
             "WORKER_VAULT_URL": self.vault_url,
             "AZURE_CLIENT_ID": client_id,
             "AZURE_POD_IDENTITY_AUTHORITY_HOST": self.identity_url,
             "REQUESTS_CA_BUNDLE": self.bundle_path,
+            "SSL_CERT_FILE": self.bundle_path,
+            "AZURE_STORAGE_ACCOUNT_NAME": account,
+            "AZURE_STORAGE_ACCOUNT_KEY": key,
+            "AZURE_STORAGE_ENDPOINT": url,
+            "AZURE_STORAGE_CONNECTION_STRING": (
+                "DefaultEndpointsProtocol=https;AccountName=%s;AccountKey=%s;BlobEndpoint=%s;"
+                % (account, key, url)),
+            "FSSPEC_ABFS_ACCOUNT_HOST": url.split("://", 1)[1],
         }
+        if app_service:
+            env["IDENTITY_ENDPOINT"] = self.identity_url + "/msi/token"
+            env["IDENTITY_HEADER"] = self.identity_header
+        if self.batch is not None:
+            env.update(self.batch.environment())
+        return env
