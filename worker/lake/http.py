@@ -64,7 +64,7 @@ _METHODS = frozenset(["HEAD", "GET", "PUT", "DELETE", "PATCH", "POST"])
 _SAFE_HEADERS = ("x-ms-version", "x-ms-continuation", "x-ms-rename-source", "Range",
                  "Content-Range", "x-ms-blob-type", "x-ms-resource-type", "Content-MD5",
                  "x-ms-content-md5", "x-ms-blob-content-md5", "Content-Encoding",
-                 "x-ms-namespace-enabled")
+                 "x-ms-namespace-enabled", "x-ms-is-hns-enabled")
 _SAFE_QUERY = ("resource", "recursive", "directory", "maxResults", "action", "position",
                "comp", "mode", "restype", "paginated")
 

@@ -71,12 +71,13 @@ class LakeTransport(HttpTransport):
         """The connection pool of the URL's origin and the target to ask it for. The pool
         manager would find the same pool, parsing the URL twice per request to do so."""
         scheme, _, rest = url.partition("://")
-        origin, _, target = rest.partition("/")
+        end = min([i for i in (rest.find("/"), rest.find("?")) if i >= 0] or [len(rest)])
+        origin, target = rest[:end], rest[end:]
         key = f"{scheme}://{origin}"
         pool = self._pools.get(key)
         if pool is None:
             pool = self._pools.setdefault(key, self._pool.connection_from_url(key))
-        return pool, "/" + target
+        return pool, target if target.startswith("/") else "/" + target
 
     def open(self) -> None:
         """Connections are opened by the pool as requests need them."""
