@@ -87,8 +87,12 @@ class Loop:
         service.add_package(self.package)  # in the account (uploads: see test_deploy_examples)
 
     def cli(self, *argv: str) -> Tuple[int, str, str]:
+        """As a new process would: no credential cached by an earlier test (one made for
+        other emulators holds tokens these refuse)."""
         from worker.cli import main
+        from worker.identity import reset_credential
 
+        reset_credential()
         out, err = io.StringIO(), io.StringIO()
         with redirect_stdout(out), redirect_stderr(err):
             code = main(list(argv))

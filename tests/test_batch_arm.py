@@ -1,8 +1,9 @@
 """The local Batch account's account plane (ARM), driven by azure-mgmt-batch pointed at it
 (19.x on 3.12, 18.x on 3.8) with a token from the emulated identity endpoint: the account
-and its keys, an application and a package version (created with a storageUrl, the zip
-uploaded there, activated, seen by the data plane and extracted on a node), and the pool of
-``python -m worker spec pool`` created, updated and refused where Azure refuses."""
+and its keys, an application and a package version (created with a storageUrl whose SAS is
+Azure's, the zip uploaded there with the Blob SDK, activated, named by a pool the account
+plane creates, and run from by a task on its node), and the pool of ``python -m worker spec
+pool`` created, updated and refused where Azure refuses."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any, Dict
 
 import pytest
 from batch_raw import Raw
+from support import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -60,24 +62,70 @@ def test_the_account_and_its_keys(arm, batch_service):
 
 def test_a_package_version_is_created_uploaded_activated_and_used_by_a_node(
         arm, batch_service, tmp_path):
-    pytest.importorskip("worker.emulators.sas", reason="the Blob endpoint checks SAS once "
-                        "worker/emulators/sas.py is there (the blob-surface branch)")
+    """The account plane's whole path of a package: a version created, its zip PUT to the
+    storageUrl (a SAS as Azure's: the blob, read and write, four hours), activated, named
+    by a pool created through the account plane, and run from by a task on its node."""
+    from urllib.parse import parse_qs, urlsplit
+
     client, group, account = arm
     client.application.create(group, account, "tool", {"properties": {"displayName": "Tool"}})
     version = client.application_package.create(group, account, "tool", "2.0")
     assert str(version.state).lower().endswith("pending")
     url = version.storage_url
     assert url.startswith(batch_service.environment()["WORKER_LAKE_URL"].rsplit("/", 1)[0])
+    sas = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+    assert (sas["sp"], sas["sr"]) == ("rw", "b")
+    lifetime = _stamp(sas["se"]) - _stamp(sas["st"])
+    assert lifetime == 4 * 3600 + 300  # from five minutes ago, for four hours
+    assert abs(_stamp(sas["se"]) - version.storage_url_expiry.timestamp()) < 2
     archive = tmp_path / "tool.zip"
     with zipfile.ZipFile(str(archive), "w") as handle:
         handle.writestr("hello.txt", "hello from tool\n")
+        handle.writestr("bin/tool.sh", "echo tool ran in $PWD\n")
     upload(batch_service, url, archive.read_bytes())
+    assert download(batch_service, url) == archive.read_bytes()  # the SAS reads it back
     active = client.application_package.activate(group, account, "tool", "2.0",
                                                  {"format": "zip"})
     assert str(active.state).lower().endswith("active")
     client.application.update(group, account, "tool", {"properties": {"defaultVersion": "2.0"}})
     raw = Raw(batch_service)
     assert raw.send("GET", "/applications/tool")[1]["versions"] == ["2.0"]
+
+    prefix = batch_service.service.arm_prefix()
+    client.pool.create(group, account, "tools", {"properties": {
+        "vmSize": "STANDARD_D2A_V4", "deploymentConfiguration": {
+            "virtualMachineConfiguration": {
+                "imageReference": {"publisher": "canonical", "offer": "ubuntu-24_04-lts",
+                                   "sku": "server", "version": "latest"},
+                "nodeAgentSkuId": "batch.node.ubuntu 24.04"}},
+        "scaleSettings": {"fixedScale": {"targetDedicatedNodes": 1}},
+        "applicationPackages": [{"id": prefix + "/applications/tool", "version": "2.0"}]}})
+    assert raw.send("POST", "/jobs", {"id": "j", "poolInfo": {"poolId": "tools"}})[0] == 201
+    command = "/bin/bash -c 'cat $AZ_BATCH_APP_PACKAGE_tool_2_0/hello.txt; " \
+              "bash $AZ_BATCH_APP_PACKAGE_tool_2_0/bin/tool.sh'"
+    assert raw.send("POST", "/jobs/j/tasks", {"id": "t", "commandLine": command})[0] == 201
+    done = wait_for(lambda: (lambda t: t["state"] == "completed" and t)(
+        raw.send("GET", "/jobs/j/tasks/t")[1]), 120, "the task on the package's node")
+    assert done["executionInfo"]["exitCode"] == 0, done
+    status, stdout, _ = raw.send("GET", "/jobs/j/tasks/t/files/stdout.txt")
+    assert status == 200
+    lines = stdout.splitlines()
+    assert lines[0] == "hello from tool" and lines[1].startswith("tool ran in ")
+    assert lines[1].endswith("/workitems/j/job-1/t/wd")
+
+
+def _stamp(text: str) -> float:
+    import calendar
+    import time
+
+    return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
+
+
+def download(batch_service, url: str) -> bytes:
+    from azure.storage.blob import BlobClient
+
+    return BlobClient.from_blob_url(url, connection_verify=batch_service.ca_path
+                                    ).download_blob().readall()
 
 
 def upload(batch_service, url: str, data: bytes) -> None:

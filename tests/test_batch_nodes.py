@@ -22,7 +22,8 @@ from typing import Any, Dict, List
 
 import pytest
 from batch_raw import Raw, error_of
-from test_batch_service import make, pool_body, wait_for
+from support import wait_for
+from test_batch_service import make, pool_body
 
 
 def bash(script: str) -> str:
@@ -191,6 +192,26 @@ def test_an_exit_condition_disables_the_job_and_requeues_its_running_tasks(raw, 
     assert completed(raw, "job1", "long")["executionInfo"]["result"] == "success"
 
 
+def test_changing_a_job_leaves_its_running_tasks_running(raw, tmp_path):
+    """A patch or update of a job that keeps its pool (deploy sets onAllTasksComplete once
+    the tasks are in) is not a lost node: its running tasks go on, their requeueCount 0."""
+    pool_with(raw, targetDedicatedNodes=1)
+    job_with(raw, [{"id": "t", "commandLine": bash(
+        "echo run >> %s/runs; %s" % (tmp_path, hold(tmp_path, "t")))}])
+    running(tmp_path, "t")
+    assert raw.send("PATCH", "/jobs/job1", {"onAllTasksComplete": "terminatejob",
+                                            "priority": 10})[0] == 200
+    assert raw.send("PUT", "/jobs/job1", {"poolInfo": {"poolId": "pool1"},
+                                          "onAllTasksComplete": "terminatejob"})[0] == 200
+    info = task(raw, "job1", "t")["executionInfo"]
+    assert (info["requeueCount"], "lastRequeueTime" in info) == (0, False)
+    release(tmp_path, "t")
+    assert completed(raw, "job1", "t")["executionInfo"]["requeueCount"] == 0
+    assert (tmp_path / "runs").read_text() == "run\n"
+    wait_for(lambda: raw.send("GET", "/jobs/job1")[1]["state"] == "completed",
+             what="the job to end by onAllTasksComplete")
+
+
 def test_a_task_past_its_max_wall_clock_time_is_killed(raw):
     pool_with(raw, targetDedicatedNodes=1)
     job_with(raw, [{"id": "slow", "commandLine": bash("sleep 60"),
@@ -274,7 +295,9 @@ def test_task_files_are_listed_and_read_in_ranges(raw, tmp_path):
 
 def test_a_preempted_spot_node_requeues_its_task_which_runs_again_elsewhere(
         raw, batch_service, tmp_path):
-    batch_service.configure(recovery=60.0)  # a second at 60 service seconds per second
+    # the node stays preempted for a minute of real time (at 60 service seconds per
+    # second) whatever the machine's load, until the clock is sped up for its return
+    batch_service.configure(recovery=3600.0)
     pool_with(raw, targetLowPriorityNodes=2, taskSlotsPerNode=1)
     script = ("echo run on $AZ_BATCH_NODE_ID >> %s/runs; touch %s/t.run; "
               "while [ ! -e %s/t.go ]; do sleep 0.05; done" % (tmp_path, tmp_path, tmp_path))
@@ -297,6 +320,7 @@ def test_a_preempted_spot_node_requeues_its_task_which_runs_again_elsewhere(
     release(tmp_path, "t")
     assert completed(raw, "job1", "t")["executionInfo"]["result"] == "success"
     assert len((tmp_path / "runs").read_text().splitlines()) == 2
+    batch_service.configure(time_scale=3600.0)  # its hour away passes in a second
     back = wait_for(lambda: (lambda n: n["state"] == "idle" and n)(
         raw.send("GET", "/pools/pool1/nodes/%s" % first)[1]), what="the node's return")
     assert back["isDedicated"] is False
@@ -333,8 +357,8 @@ def test_shrinking_a_pool_follows_the_deallocation_option(raw, tmp_path):
     running(tmp_path, "a")
     assert raw.send("POST", "/pools/pool1/resize", {
         "targetDedicatedNodes": 0, "nodeDeallocationOption": "taskcompletion"})[0] == 202
-    node = raw.send("GET", "/pools/pool1/nodes")[1]["value"][0]
-    assert node["state"] == "leavingpool"
+    wait_for(lambda: raw.send("GET", "/pools/pool1/nodes")[1]["value"][0]["state"] ==
+             "leavingpool", what="the node to be leaving")  # while its task runs
     assert raw.send("GET", "/pools/pool1")[1]["allocationState"] == "resizing"
     release(tmp_path, "a")
     assert completed(raw, "job1", "a")["executionInfo"]["result"] == "success"
@@ -370,8 +394,9 @@ def test_emulate_batch_preempt_preempts_a_spot_node_of_a_running_service(tmp_pat
     log = (tmp_path / "emulate.log").open("w")
     process = subprocess.Popen([sys.executable, "-m", "worker", "emulate", "--batch",
                                 "--batch-port", "0", "--lake-port", "0", "--vault-port", "0",
-                                "--identity-port", "0", "--quiet", "--env-file",
-                                str(env_file)], stdout=log, stderr=subprocess.STDOUT)
+                                "--identity-port", "0", "--quiet", "--pool-quota", "1",
+                                "--env-file", str(env_file)], stdout=log,
+                               stderr=subprocess.STDOUT)
     try:
         wait_for(env_file.exists, what="the emulators")
         env = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
@@ -380,6 +405,7 @@ def test_emulate_batch_preempt_preempts_a_spot_node_of_a_running_service(tmp_pat
         nodes = pool_with(raw, targetDedicatedNodes=1, targetLowPriorityNodes=1)
         spot = [n["id"] for n in nodes if not n["isDedicated"]][0]
         dedicated = [n["id"] for n in nodes if n["isDedicated"]][0]
+        assert raw.send("POST", "/pools", pool_body("pool2"))[1]["code"] == "PoolQuotaReached"
 
         def preempt(node: str) -> subprocess.CompletedProcess:
             return subprocess.run([sys.executable, "-m", "worker", "emulate", "batch",

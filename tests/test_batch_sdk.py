@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import shlex
 import sys
-import time
 
 import pytest
+from support import wait_for
 
 pytestmark = pytest.mark.skipif(sys.version_info < (3, 9),
                                 reason="azure-batch 15 needs Python >= 3.9 "
@@ -24,16 +24,6 @@ TASKS = 500
 
 def bash(script: str) -> str:
     return "/bin/bash -c %s" % shlex.quote(script)
-
-
-def wait_for(check, timeout: float = 120.0, what: str = "the condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out waiting for %s" % what
-        time.sleep(0.1)
 
 
 def test_500_tasks_in_collections_run_to_completion_and_a_failed_one_is_reactivated(
@@ -67,7 +57,7 @@ def test_500_tasks_in_collections_run_to_completion_and_a_failed_one_is_reactiva
     assert exists.value.error.code == "TaskExists"
 
     counts = wait_for(lambda: (lambda c: c.task_counts.completed == TASKS and c)(
-        client.get_job_task_counts("job")), what="500 tasks")
+        client.get_job_task_counts("job")), 120, "500 tasks")
     assert (counts.task_counts.succeeded, counts.task_counts.failed) == (TASKS - 1, 1)
     listed = list(client.list_tasks("job", max_results=100, select=["id", "state"]))
     assert [t.id for t in listed] == [t.id for t in tasks]
@@ -82,7 +72,7 @@ def test_500_tasks_in_collections_run_to_completion_and_a_failed_one_is_reactiva
     fixed.touch()
     client.reactivate_task("job", "250")
     again = wait_for(lambda: (lambda t: t.state == m.BatchTaskState.COMPLETED and t)(
-        client.get_task("job", "250")), what="the reactivated task")
+        client.get_task("job", "250")), 120, "the reactivated task")
     assert (again.execution_info.result, again.execution_info.exit_code) == (
         m.BatchTaskExecutionResult.SUCCESS, 0)
     assert b"".join(client.download_task_file("job", "250", "stdout.txt")) == b"fixed\n"
@@ -114,6 +104,10 @@ def test_the_long_running_pool_and_job_operations_poll_to_their_end(batch_servic
         virtual_machine_configuration=m.VirtualMachineConfiguration(
             image_reference=m.BatchVmImageReference(publisher="canonical", offer="x", sku="y"),
             node_agent_sku_id="batch.node.ubuntu 22.04")))
+    # A new pool allocates its nodes first; a resize meanwhile is refused (PoolBeingResized),
+    # as on Azure: wait until it is steady, as a client must.
+    wait_for(lambda: client.get_pool("pool").allocation_state == m.AllocationState.STEADY,
+             what="the new pool to be steady")
     client.begin_resize_pool("pool", m.BatchPoolResizeOptions(
         target_dedicated_nodes=1, target_low_priority_nodes=1), polling_interval=0.1).result()
     pool = client.get_pool("pool")
@@ -137,4 +131,4 @@ def test_the_long_running_pool_and_job_operations_poll_to_their_end(batch_servic
         auto_scale_formula="$TargetDedicatedNodes = 2;"))
     assert "$TargetDedicatedNodes=2" in run.results
     wait_for(lambda: client.get_pool("pool").current_dedicated_nodes == 0,
-             what="the formula's shrink")
+             120, "the formula's shrink")

@@ -15,6 +15,7 @@ from typing import Any, Dict, List
 
 import pytest
 from batch_raw import Raw, error_of
+from support import wait_for
 
 BASH = "/bin/bash -c %s"
 IMAGE = {"publisher": "canonical", "offer": "0001-com-ubuntu-server-jammy",
@@ -36,16 +37,6 @@ def raw(batch_service) -> Raw:
 def make(raw: Raw, path: str, body: Dict[str, Any]) -> None:
     status, document, _ = raw.send("POST", path, body)
     assert status == 201, document
-
-
-def wait_for(check, timeout: float = 60.0, what: str = "the condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out waiting for %s" % what
-        time.sleep(0.05)
 
 
 # -- authentication ---------------------------------------------------------------------------
@@ -234,6 +225,29 @@ def test_a_collection_answers_for_each_task(raw):
     assert (status, error_of(document)[1]["PropertyName"]) == (400, "value")
 
 
+def test_fault_rules_name_the_batch_planes_and_the_fixtures_reset_clears_them(
+        raw, batch_service):
+    """``batch`` and ``arm`` are fault services (a --faults file's rules too); a rule of kind
+    ``item`` answers a collection's task with a serverError inside the 200."""
+    from worker.emulators.faults import add_rules
+
+    faults = batch_service.set.faults
+    add_rules(faults, [{"service": "batch", "operation": "pool.list", "status": 503,
+                        "times": None}, {"service": "arm", "operation": "pool.get"}])
+    status, document, _ = raw.send("GET", "/pools")
+    assert (status, document["code"]) == (503, "ServerBusy")
+    make(raw, "/jobs", {"id": "j", "poolInfo": {"poolId": "p"}})
+    faults.add("batch", "task.addcollection", "item", status=503, times=1)
+    status, document, _ = raw.send("POST", "/jobs/j/addtaskcollection", {"value": [
+        {"id": "a", "commandLine": "true"}, {"id": "b", "commandLine": "true"}]})
+    a, b = document["value"]
+    assert (status, a["status"], a["error"]["code"], b["status"]) == (
+        200, "servererror", "ServerBusy", "success")
+    assert raw.send("GET", "/jobs/j/tasks/a")[0] == 404  # not added
+    batch_service.reset()
+    assert raw.send("GET", "/pools")[0] == 200
+
+
 def test_listings_filter_select_and_page(raw):
     make(raw, "/jobs", {"id": "j", "poolInfo": {"poolId": "p"}})
     raw.send("POST", "/jobs/j/addtaskcollection", {"value": [
@@ -241,7 +255,7 @@ def test_listings_filter_select_and_page(raw):
         for i in range(25)]})
     pages: List[List[Dict[str, Any]]] = []
     status, document, _ = raw.send("GET", "/jobs/j/tasks", params={
-        "maxresults": "10", "$filter": "state eq 'active' and displayName ne 'n0'",
+        "maxresults": "10", "$filter": "state eq 'active' and (id lt 't10' or id ge 't20')",
         "$select": "id,state"})
     assert status == 200
     pages.append(document["value"])
@@ -253,9 +267,9 @@ def test_listings_filter_select_and_page(raw):
         params.pop("api-version")
         status, document, _ = raw.send("GET", path, params=params)
         pages.append(document["value"])
-    assert [len(p) for p in pages] == [10, 6]
+    assert [len(p) for p in pages] == [10, 5]
     ids = [t["id"] for page in pages for t in page]
-    assert ids == ["t%02d" % i for i in range(25) if i % 3]
+    assert ids == ["t%02d" % i for i in range(25) if not 10 <= i < 20]
     assert set(pages[0][0]) == {"id", "state"}
     status, document, _ = raw.send("GET", "/jobs/j/tasks", params={
         "$filter": "startswith(id, 't1') or id eq 'T22'"})
@@ -263,6 +277,27 @@ def test_listings_filter_select_and_page(raw):
     status, document, _ = raw.send("GET", "/jobs/j/tasks", params={"$filter": "state eq"})
     assert error_of(document)[0:1] == ("InvalidQueryParameterValue",)
     assert error_of(document)[1]["QueryParameterName"] == "$filter"
+
+
+@pytest.mark.parametrize("path, refused", [
+    ("/jobs/j/tasks", "executionInfo/requeueCount gt 0"),  # not among a task's filters
+    ("/jobs/j/tasks", "displayName eq 'n0'"),
+    ("/jobs/j/tasks", "state ne 'active'"),  # state: eq only
+    ("/jobs", "onAllTasksComplete eq 'noaction'"),
+    ("/pools", "targetDedicatedNodes gt 0"),
+])
+def test_a_list_filters_only_on_what_batch_filters_it_on(raw, path, refused):
+    """"OData filters in Azure Batch" lists each list's properties and operators; Batch
+    refuses the others (the deploy loop cannot count requeued tasks with a filter)."""
+    make(raw, "/jobs", {"id": "j", "poolInfo": {"poolId": "p"}})
+    status, document, _ = raw.send("GET", path, params={"$filter": refused})
+    code, values = error_of(document)
+    assert (status, code, values["QueryParameterName"]) == (
+        400, "InvalidQueryParameterValue", "$filter")
+    accepted = {"/jobs/j/tasks": "executionInfo/exitCode ne 0 and executionInfo/result eq "
+                "'failure'", "/jobs": "executionInfo/poolId eq 'p'",
+                "/pools": "allocationState eq 'steady'"}[path]
+    assert raw.send("GET", path, params={"$filter": accepted})[0] == 200
 
 
 # -- jobs -----------------------------------------------------------------------------------------
@@ -320,8 +355,9 @@ def test_a_pool_grows_and_shrinks_to_its_targets(raw):
     make(raw, "/pools", pool_body(targetDedicatedNodes=2, targetLowPriorityNodes=1,
                                   taskSlotsPerNode=3))
     pool = raw.send("GET", "/pools/pool1")[1]
-    assert (pool["currentDedicatedNodes"], pool["currentLowPriorityNodes"],
-            pool["taskSlotsPerNode"], pool["enableAutoScale"]) == (2, 1, 3, False)
+    assert (pool["taskSlotsPerNode"], pool["enableAutoScale"]) == (3, False)
+    wait_for(lambda: (lambda p: (p["currentDedicatedNodes"], p["currentLowPriorityNodes"]) ==
+                      (2, 1))(raw.send("GET", "/pools/pool1")[1]), what="the nodes allocated")
     nodes = wait_for(lambda: (lambda n: all(x["state"] == "idle" for x in n) and n)(
         raw.send("GET", "/pools/pool1/nodes")[1]["value"]), what="idle nodes")
     assert sorted(n["isDedicated"] for n in nodes) == [False, True, True]

@@ -1,10 +1,10 @@
 """The deploy loop's errors: one line, the exit code of its kind, the service's words and
-request ids, and the fix. Against the local Batch service where it answers so: an
-application version that does not exist, a wrong account, a pool key Azure cannot change
-(and one it can), the lake refusing the items file to an identity without its role. A
-missing role on the Batch account and a pool quota, which the local service does not
-enforce, come from a stand-in account plane on loopback answering with ARM's bodies for
-them (the real SDK and HTTP, only the server is a stand-in: the test says so below).
+request ids, and the fix. Against the local Batch service: an application version that does
+not exist, a wrong account, a pool key Azure cannot change (and one it can), the lake
+refusing the items file to an identity without its role, a missing role on the Batch
+account (on its account plane; and Contributor, which grants no data action, on its data
+plane), the pool quota, and a core quota that leaves the pool without nodes (``status``
+says why).
 
 On Python 3.8 the commands refuse to run (one line, exit 2); ``--help`` works anywhere and
 imports no Azure SDK.
@@ -12,12 +12,10 @@ imports no Azure SDK.
 
 from __future__ import annotations
 
-import json
+import re
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 from deploy_support import make_loop
@@ -168,75 +166,61 @@ def test_a_lake_identity_without_its_role_cannot_write_the_items_file(loop, monk
     assert "Storage Blob Data Contributor" in line, line
 
 
-# -- a stand-in account plane, for what the local service does not enforce -------------------
-
-class _ArmStandIn(BaseHTTPRequestHandler):
-    """Answers every request with the ARM error body set on the server (status, code,
-    message), as Azure Resource Manager words a missing role or a reached quota."""
-
-    def _answer(self) -> None:
-        status, code, message = self.server.answer  # type: ignore[attr-defined]
-        body = json.dumps({"error": {"code": code, "message": message}}).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("x-ms-request-id", "11111111-2222-3333-4444-555555555555")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_PUT = do_PATCH = do_POST = _answer
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-@pytest.fixture
-def arm_stand_in(loop, monkeypatch, tmp_path):
-    """The stand-in over HTTPS (azure-core sends bearer tokens over TLS only), its CA added
-    to the emulators' bundle."""
-    import os
-    import ssl
-
-    import trustme
-
-    ca = trustme.CA()
-    server = HTTPServer(("127.0.0.1", 0), _ArmStandIn)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    bundle = tmp_path / "bundle.pem"
-    from pathlib import Path
-
-    bundle.write_bytes(Path(os.environ["REQUESTS_CA_BUNDLE"]).read_bytes() + ca.cert_pem.bytes())
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+ROLE_FIX = ("ask for the \"Azure Batch Data Contributor\" role on Batch account localbatch (az "
+            "role assignment create --role \"Azure Batch Data Contributor\" --assignee YOU "
+            "--scope ACCOUNT_ID)")
+QUOTA_FIX = ("the account's quota is reached: ask for more (Azure portal, the Batch account's "
+             "Quotas) or free what holds it")
 
 
 @needs_sdk
-@pytest.mark.parametrize("answer, expected", [
-    ((403, "AuthorizationFailed", "The client 'me' does not have authorization to perform "
-      "action 'Microsoft.Batch/batchAccounts/applications/versions/read'."),
-     "ask for the \"Azure Batch Data Contributor\" role on Batch account localbatch (az role "
-     "assignment create --role \"Azure Batch Data Contributor\" --assignee YOU --scope "
-     "ACCOUNT_ID)"),
-    ((409, "PoolQuotaReached", "The number of pools in the account would exceed its quota."),
-     "the account's quota is reached: ask for more (Azure portal, the Batch account's "
-     "Quotas) or free what holds it"),
-])
-def test_a_missing_role_and_a_quota_name_the_fix(loop, arm_stand_in, monkeypatch, answer,
-                                                  expected):
-    arm_stand_in.answer = answer
-    monkeypatch.setenv("AZURE_ARM_ENDPOINT", "https://127.0.0.1:%d" % arm_stand_in.server_port)
+def test_a_missing_role_on_the_account_plane_names_the_role(loop):
+    loop.service.assign_roles(loop.env["AZURE_CLIENT_ID"])  # no role on the Batch account
     code, out, err = loop.cli("deploy")
     assert code == 2, err
     line = one_line(err)
-    assert "%d %s: %s" % answer in line
-    assert "request-id 11111111-2222-3333-4444-555555555555" in line
-    assert line.endswith(expected), line
+    assert line.startswith(
+        "deploy: error: reading application mini version 1.0.0: 403 AuthorizationFailed: The "
+        "client '%s' with object id '%s' does not have authorization to perform action "
+        "'Microsoft.Batch/batchAccounts/applications/versions/read' over scope "
+        % ((loop.env["AZURE_CLIENT_ID"],) * 2)), line
+    assert "(request-id " in line and line.endswith(ROLE_FIX), line
+
+
+@needs_sdk
+def test_contributor_without_data_actions_cannot_add_jobs_and_is_told_the_role(loop):
+    """Azure's Contributor manages the account plane (the pool is created) but grants no data
+    action: the data plane refuses its jobs."""
+    loop.service.assign_roles(loop.env["AZURE_CLIENT_ID"], "Contributor")
+    code, out, err = loop.cli("deploy")
+    assert code == 2, err
+    line = one_line(err)
+    assert re.match(r"deploy: error: [a-z]+ job loop1: 403 AuthorizationFailure: This request "
+                    r"is not authorized to perform this operation\. \(request-id ", line), line
+    assert line.endswith(ROLE_FIX), line
+    assert "  pool     loop: created" in out
+
+
+@needs_sdk
+def test_the_pool_quota_names_the_quotas_page(loop):
+    loop.service.configure(pool_quota=0)
+    code, out, err = loop.cli("deploy")
+    assert code == 2, err
+    line = one_line(err)
+    assert line.startswith("deploy: error: creating pool loop: 409 PoolQuotaReached: Pool quota "
+                           "for the account has been reached."), line
+    assert "(request-id " in line and line.endswith(QUOTA_FIX), line
+
+
+@needs_sdk
+def test_a_core_quota_leaves_the_pool_short_and_status_says_why(loop):
+    loop.service.configure(dedicated_core_quota=0)
+    code, out, err = loop.cli("deploy")
+    assert code == 0, err
+    code, out, err = loop.cli("status", "loop1")
+    assert code == 41, out + err  # nothing can run, nothing failed: still running
+    assert "  pool loop: 0 node(s), steady; resize error AccountCoreQuotaReached: The " \
+           "specified account has reached core quota\n" in out
 
 
 @pytest.mark.skipif(sys.version_info >= (3, 9), reason="the refusal of Python 3.8")

@@ -1,7 +1,8 @@
 """Adding a job's tasks idempotently (worker/deploy/cloud/tasks.py) through azure-batch 15
 against the local Batch service: one request per 100 tasks, a second run adds nothing, a task
-id with another definition is a conflict, refusals are reported per task, a lost answer and
-whole-request server errors are retried without duplicates.
+id with another definition is a conflict, refusals are reported per task, a task's server
+error inside the answer (a fault rule of kind ``item``), a lost answer and whole-request server
+errors are retried without duplicates.
 
 azure-batch 15 needs Python >= 3.9: skipped on 3.8 (the deploy commands refuse to run there).
 """
@@ -27,7 +28,6 @@ def cloud(batch_service, monkeypatch):
     clients = Clients(resolve(environ=env), env, retry_backoff_factor=0.01)
     yield clients
     clients.close()
-    batch_service.set.faults.clear()  # the fixture's reset keeps fault rules
 
 
 def make_job(clients, job_id="job1", **extra):
@@ -104,18 +104,56 @@ def test_a_lost_answer_is_sent_again_and_taskexists_with_our_definition_counts_a
     """The service applies the collection and the connection breaks before the answer: the
     next round's TaskExists are read back and compared."""
     make_job(cloud)
-    batch_service.set.faults.add("*", "task.addcollection", "truncate", times=1)
+    batch_service.set.faults.add("batch", "task.addcollection", "truncate", times=1)
     report = adder(cloud).add([task(n) for n in range(1, 121)])
     assert report.added + report.present == 120 and report.conflicts == []
     assert report.present >= 1  # the first collection's, read back
     assert ids(cloud) == sorted(str(n) for n in range(1, 121))
 
 
+def test_a_tasks_server_error_in_the_answer_sends_that_task_again(cloud, batch_service):
+    """Batch answers the collection 200 with a serverError for two of its tasks (a fault
+    rule of kind item): those two go again in the next round, alone, and are added; a
+    clientError is reported with Batch's words and never sent again."""
+    make_job(cloud)
+    faults = batch_service.set.faults
+    faults.add("batch", "task.addcollection", "item", status=503, times=2)
+    slept = []
+    before = cloud.requests["batch"]
+    report = adder(cloud, sleep=slept.append).add([task(n) for n in range(1, 6)], scan=False)
+    assert (report.added, report.refused, slept) == (5, [], [1.0])
+    assert cloud.requests["batch"] - before == 2  # the collection, then the two again
+    assert ids(cloud) == [str(n) for n in range(1, 6)]
+
+    make_job(cloud, "job2")
+    faults.add("batch", "task.addcollection", "item", status=400,
+               code="InvalidPropertyValue", times=1)
+    report = adder(cloud, "job2", sleep=slept.append).add([task(1), task(2)], scan=False)
+    assert report.added == 1
+    assert report.refused == [("1", "InvalidPropertyValue", "The value provided for one of "
+                                                            "the properties in the request "
+                                                            "body is invalid.")]
+    assert ids(cloud, "job2") == ["2"]
+
+
+def test_a_task_without_an_answer_is_sent_again():
+    """Every task of a collection gets a result from the local service; one Batch left out
+    of its answer goes again (the answer here is azure-batch's own model of that JSON)."""
+    from azure.batch import models
+
+    from worker.deploy.cloud.tasks import TaskAdder
+
+    answer = models.BatchCreateTaskCollectionResult({"value": [
+        {"status": "success", "taskId": "1"}]})
+    retry, present = TaskAdder(None, "job")._outcomes([{"id": "1"}, {"id": "2"}], answer)
+    assert ([t["id"] for t in retry], present) == (["2"], [])
+
+
 def test_server_errors_on_whole_requests_are_retried_in_rounds(cloud, batch_service):
     """The SDK retries a 503 three times (4 requests, backoff shortened here); what outlives
     that goes again in the next round, after the adder's own backoff."""
     make_job(cloud)
-    batch_service.set.faults.add("*", "task.addcollection", "status", status=503, times=6)
+    batch_service.set.faults.add("batch", "task.addcollection", "status", status=503, times=6)
     slept = []
     before = cloud.requests["batch"]
     report = adder(cloud, sleep=slept.append, concurrency=1).add(
@@ -129,7 +167,7 @@ def test_server_errors_that_outlast_the_rounds_are_exit_3_with_the_fix(cloud, ba
     from worker.deploy.errors import CloudTransient
 
     make_job(cloud)
-    batch_service.set.faults.add("*", "task.addcollection", "status", status=503, times=None)
+    batch_service.set.faults.add("batch", "task.addcollection", "status", status=503, times=None)
     with pytest.raises(CloudTransient) as caught:
         adder(cloud, rounds=2).add([task(1), task(2)])
     assert caught.value.exit_code == 3

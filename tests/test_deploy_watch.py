@@ -3,8 +3,7 @@ local Batch service: a steady refresh is four requests whatever the job's size a
 tasks are listed once; ``logs --follow`` reads a growing file to its end; once the pool's
 nodes are gone, ``results`` reads the records the harness copied to the lake (and says which
 tasks have none), ``status`` takes a failed task's reason from there, and ``logs`` says the
-node is gone. Also: Batch's answer to a task collection read task by task (per-task server
-errors, which the local service never gives, parsed from the SDK's own model of that answer).
+node is gone.
 
 azure-batch 15 needs Python >= 3.9: skipped on 3.8.
 """
@@ -13,11 +12,11 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from deploy_support import make_loop
+from support import wait_for
 
 pytestmark = pytest.mark.skipif(sys.version_info < (3, 9),
                                 reason="the deploy loop needs azure-batch 15 (Python >= 3.9)")
@@ -34,16 +33,6 @@ def clients():
     return Clients(resolve())
 
 
-def wait_until(check, timeout=120.0, what="the condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out waiting for %s" % what
-        time.sleep(0.2)
-
-
 def test_a_steady_refresh_is_four_requests_and_failures_are_listed_once(loop):
     from worker.deploy.cloud.status import JobView
 
@@ -57,13 +46,51 @@ def test_a_steady_refresh_is_four_requests_and_failures_are_listed_once(loop):
         before = own.requests["batch"]
         snap = view.refresh()
         counted.append(own.requests["batch"] - before)
-    # job, counts, requeued ids, failed list + each failure's stderr.txt (a HEAD: it never
-    # ran), the waiting tasks (blocked by the failures?), the pool (nothing runs); then job,
-    # counts, requeued ids, pool
-    assert counted == [4 + 1 + 2 + 1, 4, 4]
+    # job, counts, failed list + each failure's stderr.txt (a HEAD: it never ran), the
+    # waiting tasks (blocked by the failures?), the pool (nothing runs); then job, counts, pool
+    assert counted == [2 + 1 + 2 + 1 + 1, 3, 3]
     assert (snap.failed, snap.active, snap.total) == (2, 3, 5)
     assert snap.pool_note.startswith("pool loop: 0 node(s), steady")
     assert sorted(view.failures) == ["1", "2"]
+    own.close()
+
+
+def test_requeued_tasks_are_counted_while_they_run_and_over_all_once_ended(batch_service,
+                                                                           monkeypatch,
+                                                                           tmp_path):
+    """Batch cannot filter tasks on their requeueCount: status counts it on the running
+    tasks it lists each refresh, and over every task once the job's tasks have ended."""
+    from azure.batch import models as m
+
+    from worker.deploy.cloud.status import JobView
+
+    for name, value in batch_service.environment().items():
+        monkeypatch.setenv(name, value)
+    own = clients()
+    own.batch.create_pool(m.BatchPoolCreateOptions(
+        id="p", vm_size="standard_d2a_v4", target_dedicated_nodes=1,
+        virtual_machine_configuration=m.VirtualMachineConfiguration(
+            image_reference=m.BatchVmImageReference(publisher="canonical", offer="x", sku="y"),
+            node_agent_sku_id="batch.node.ubuntu 22.04")))
+    own.batch.create_job(m.BatchJobCreateOptions(id="j", pool_info=m.BatchPoolInfo(
+        pool_id="p")))
+    hold = "touch %s/run; while [ ! -e %s/go ]; do sleep 0.05; done" % (tmp_path, tmp_path)
+    own.batch.create_task("j", m.BatchTaskCreateOptions(
+        id="t", command_line="/bin/bash -c '%s'" % hold))
+    wait_for(lambda: (tmp_path / "run").exists(), 120, "the task to run")
+    own.batch.begin_disable_job("j", m.BatchJobDisableOptions(disable_tasks="requeue"),
+                                polling_interval=0.1).result()  # requeued: not a retry
+    (tmp_path / "run").unlink()
+    own.batch.begin_enable_job("j", polling_interval=0.1).result()
+    wait_for(lambda: (tmp_path / "run").exists(), 120, "the task to run again")
+    view = JobView(own, "j")
+    running = view.refresh()
+    assert (running.running, running.requeued) == (1, 1)
+    (tmp_path / "go").touch()
+    wait_for(lambda: own.batch.get_task("j", "t").state == m.BatchTaskState.COMPLETED, 120,
+             "the task to end")
+    fresh = JobView(own, "j").refresh()  # a status of the ended job: every task listed
+    assert (fresh.ended, fresh.succeeded, fresh.requeued) == (True, 1, 1)
     own.close()
 
 
@@ -95,7 +122,7 @@ def test_without_nodes_results_read_the_lake_status_its_copy_and_logs_say_so(loo
     assert loop.cli("status", "loop1", "--watch", "--interval", "0.3")[0] == 40
     assert loop.cli("deploy", "--set", "pool.nodes=0")[0] == 0  # the nodes go
     own = clients()
-    wait_until(lambda: not list(own.batch.list_nodes("loop")), what="the nodes to go")
+    wait_for(lambda: not list(own.batch.list_nodes("loop")), 120, "the nodes to go")
     own.close()
     from worker.jobfiles import result_file
 
@@ -129,30 +156,6 @@ def _delete(path):
         lake.delete(path)
     finally:
         lake.close()
-
-
-def test_a_collections_answer_is_read_task_by_task():
-    """Batch may answer 200 with a server error for some tasks of a collection (the local
-    service never does): those go again, a refusal is kept with Batch's words, TaskExists
-    is read back. The answer is azure-batch's own model of that JSON."""
-    from azure.batch import models
-
-    from worker.deploy.cloud.tasks import TaskAdder
-
-    answer = models.BatchCreateTaskCollectionResult({"value": [
-        {"status": "success", "taskId": "1"},
-        {"status": "serverError", "taskId": "2", "error": {"code": "ServerBusy"}},
-        {"status": "clientError", "taskId": "3", "error": {
-            "code": "InvalidPropertyValue", "message": {"value": "bad value\nRequestId:x"}}},
-        {"status": "clientError", "taskId": "4", "error": {"code": "TaskExists"}},
-    ]})
-    sent = [{"id": str(n)} for n in range(1, 6)]
-    adder = TaskAdder(None, "job")
-    retry, present = adder._outcomes(sent, answer)
-    assert [t["id"] for t in retry] == ["2", "5"]  # a server error, and no answer at all
-    assert present == ["4"]
-    assert adder._report.added == 1
-    assert adder._report.refused == [("3", "InvalidPropertyValue", "bad value")]
 
 
 def test_logs_of_an_earlier_attempt_where_the_node_keeps_it(loop):

@@ -1,5 +1,5 @@
-"""The command line: ``python -m worker run|exec|doctor|emulate|lake|package|spec|local-batch|
-deploy|status|logs|results|rerun``.
+"""The command line: ``python -m worker run|exec|doctor|emulate|lake|secrets|package|spec|
+local-batch|deploy|status|logs|results|rerun|init``.
 
 ``main(argv) -> int`` is the one place that turns outcomes into exit codes; it is testable
 in-process, and only ``__main__`` (or the ``batch-worker`` script) calls ``sys.exit``.
@@ -46,7 +46,8 @@ _DOCTOR_EPILOG = """examples:
 environment: WORKER_LAKE_URL, WORKER_VAULT_URL, WORKER_SECRETS_FILE, WORKER_CLIENT_ID or
   AZURE_CLIENT_ID, AZURE_POD_IDENTITY_AUTHORITY_HOST (an identity endpoint such as the
   emulators'), AZ_BATCH_NODE_ID (on a node: managed identity), REQUESTS_CA_BUNDLE,
-  WORKER_LOG_FORMAT, WORKER_LOG_LEVEL; off Batch, DefaultAzureCredential's own
+  SSL_CERT_FILE, CURL_CA_BUNDLE (each checked to name a file), WORKER_LOG_FORMAT,
+  WORKER_LOG_LEVEL; off Batch, DefaultAzureCredential's own
 
 exit codes: 0 every check made passed, 2 a check failed"""
 
@@ -111,9 +112,23 @@ def build_parser(argv: Optional[List[str]] = None) -> argparse.ArgumentParser:
         lake.epilog = lake_command.EXAMPLES
         lake_command.add_arguments(lake)
         _add_log_options(lake)
+    _add_secrets(commands, argv)
     _add_package(commands, argv)
     _add_init(commands, argv)
     return parser
+
+
+def _add_secrets(commands, argv: Optional[List[str]]) -> None:
+    """``secrets``: the vault from a terminal (worker.commands.secrets, imported when used)."""
+    secrets = commands.add_parser(
+        "secrets", help="set, get, list and delete Key Vault secrets from a terminal",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    if argv and argv[0] == "secrets":
+        from .commands import secrets as secrets_command
+
+        secrets.epilog = secrets_command.EXAMPLES
+        secrets_command.add_arguments(secrets)
+        _add_log_options(secrets)
 
 
 def _add_init(commands, argv: Optional[List[str]]) -> None:
@@ -187,15 +202,16 @@ def _add_run(run: argparse.ArgumentParser) -> None:
 
 
 def _add_exec(commands, argv: Optional[List[str]]) -> None:
-    """``exec``: a legacy program over lake files (worker.legacy, imported only for it)."""
+    """``exec``: a legacy program over lake files (worker.commands.exec over the worker.legacy
+    library, imported only for it)."""
     parser = commands.add_parser(
         "exec", help="run a legacy program over lake files as a task, outputs committed "
         "atomically", formatter_class=argparse.RawDescriptionHelpFormatter)
     if argv and argv[0] == "exec":
-        from .legacy import command
+        from .commands import exec as exec_command
 
-        parser.epilog = command.EXAMPLES
-        command.add_arguments(parser)
+        parser.epilog = exec_command.EXAMPLES
+        exec_command.add_arguments(parser)
         _add_log_options(parser)
 
 
@@ -249,10 +265,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .commands import lake as lake_command
 
         return lake_command.run(args, config)
-    if args.command == "exec":
-        from .legacy import command
+    if args.command == "secrets":
+        from .commands import secrets as secrets_command
 
-        return command.run(args, config)
+        return secrets_command.run(args, config)
+    if args.command == "exec":
+        from .commands import exec as exec_command
+
+        return exec_command.run(args, config)
     return _run(args, config)
 
 

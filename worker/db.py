@@ -189,8 +189,8 @@ def _unreadable(message: str) -> str:
     bad = _first_unreadable(dataset)
     what = repr(bad) if bad else f"a file of {', '.join(repr(d.path) for d in _datasets)}"
     return (f"bad input data: {what} in the lake {dataset.lake.url} does not read whole "
-            f"({message}): a corrupt {dataset.format} file; replace or remove it, or leave it "
-            "out of the dataset's path or glob")
+            f"({message}): a corrupt {dataset.format} file; fix or replace the file, or leave "
+            "it out of the dataset's path or glob")
 
 
 def _first_unreadable(dataset: Any) -> Optional[str]:
@@ -228,7 +228,7 @@ def lake_paths(message: str) -> str:
 def _lake_failure(message: str) -> Optional[BaseException]:
     if "worker.lake.dataset" not in sys.modules:
         return None
-    from .lake.dataset import failure_in
+    from .lake.failures import failure_in
 
     return failure_in(message)
 

@@ -31,7 +31,7 @@ Fixtures:
   ``client()`` (a real azure-batch client with the account key), ``add_package(zip)``,
   ``preempt(node_id)``, ``configure(time_scale=..., preempt_rate=...)``.
 - ``batch_service`` (function): the same handle with an empty account (no pools, jobs or
-  applications) and its clock at 60 service seconds per second.
+  applications, no fault rules) and its clock at 60 service seconds per second.
 
 And a helper for fast tests: :func:`run_handler` runs a handler in the test's own process
 through the real runner and returns its :class:`worker.result.Result`.

@@ -12,6 +12,9 @@
 | 15   | DownloadError     | the index or a wheel could not be fetched, or a hash mismatched |
 | 16   | ToolError         | a build tool (uv, pip) or the worker's checkout is missing, or  |
 |      |                   | a build step failed                                             |
+| 17   | MissingImportError| a module imports what nothing in the package provides (not the  |
+|      |                   | standard library, the project, the worker's lock or its         |
+|      |                   | requirements)                                                   |
 
 ``python -m worker spec`` and ``local-batch`` (their documents and options):
 
@@ -96,6 +99,11 @@ class DownloadError(DeployError):
 class ToolError(DeployError):
     exit_code = 16
     code = "package.tool"
+
+
+class MissingImportError(DeployError):
+    exit_code = 17
+    code = "package.missing_import"
 
 
 class SpecError(DeployError):

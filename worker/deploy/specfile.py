@@ -3,7 +3,9 @@ overrides, read into one validated mapping that ``spec pool|job|tasks`` turn int
 
 Sections and keys (docs/deploying.md, "The spec file and `spec`", shows an example)::
 
-    [package]  app, version, python               (default: the --package zip's manifest)
+    [package]  app, version, python               (default: the --package zip's manifest),
+               optional_imports                   (read by ``package``: modules the code
+                                                   runs without)
     [pool]     id, account, vm_size, nodes, spot_nodes, autoscale, autoscale_minutes,
                task_slots, fill, identity, client_id, start_task_retries, environment,
                image, node_agent                  (default: those of the package's Python)
@@ -33,7 +35,7 @@ _TASK_KEYS = {
     "slots": int, "environment": dict,
 }
 SCHEMA: Dict[str, Dict[str, Any]] = {
-    "package": {"app": str, "version": str, "python": str},
+    "package": {"app": str, "version": str, "python": str, "optional_imports": list},
     "pool": {
         "id": str, "account": str, "vm_size": str, "nodes": int, "spot_nodes": int,
         "autoscale": str, "autoscale_minutes": int, "task_slots": int,

@@ -10,7 +10,8 @@ The configuration is a JSON file (``--config FILE``); every key is optional::
         {"client_id": "11111111-1111-1111-1111-111111111111",
          "name": "worker",                    # informative only
          "lake": [{"filesystem": "*", "prefix": "", "access": "rw"}],
-         "secrets": {"get": ["*"], "set": ["*"]}},
+         "secrets": {"get": ["*"], "set": ["*"]},
+         "batch": ["Azure Batch Data Contributor"]},   # roles on the Batch account
         {"client_id": "22222222-2222-2222-2222-222222222222",
          "lake": [{"filesystem": "data", "prefix": "inputs", "access": "r"}],
          "secrets": {"get": ["db-*"]}}
@@ -22,9 +23,13 @@ The configuration is a JSON file (``--config FILE``); every key is optional::
 grant to a path and what lies below it ("" is the whole file system). ``access`` is ``r``
 (read, list, properties) or ``rw`` (also create, append, flush, rename, delete, metadata).
 Creating or deleting a file system needs ``rw`` with the empty prefix. ``secrets.get``
-covers get and list; ``secrets.set`` covers set, update, delete, recover and purge. The
-first identity is also the one IMDS answers for a request without ``client_id`` (as a
-system-assigned identity). Without a file, :func:`default_config` applies.
+covers get and list; ``secrets.set`` covers set, update, delete, recover and purge. A
+``lake`` grant with ``rw`` is what "Storage Blob Data Contributor" gives on Azure, ``r`` what
+"Storage Blob Data Reader" gives. ``batch`` lists the Azure roles the identity holds on the
+local Batch account (``emulate --batch``; ``worker.emulators.batch.roles`` lists the roles
+understood); without it, "Azure Batch Account Contributor" (everything). The first identity
+is also the one IMDS answers for a request without ``client_id`` (as a system-assigned
+identity). Without a file, :func:`default_config` applies.
 
 The account key signs Shared Key requests and SAS tokens (the holder of the key may do
 anything in the account, as on Azure). It defaults to the well-known key of the storage
@@ -75,6 +80,7 @@ class Identity(NamedTuple):
     lake: Tuple[LakeGrant, ...]
     secret_get: Tuple[str, ...]
     secret_set: Tuple[str, ...]
+    batch_roles: Optional[Tuple[str, ...]] = None  # None: the Batch account's default
 
     def may_lake(self, filesystem: str, path: str, write: bool) -> bool:
         """Whether this identity may read (or write) ``path`` in ``filesystem``."""
@@ -136,7 +142,22 @@ def _identity(raw: Dict[str, Any]) -> Identity:
         lake=tuple(_grant(g) for g in raw.get("lake", [])),
         secret_get=tuple(secrets.get("get", [])),
         secret_set=tuple(secrets.get("set", [])),
+        batch_roles=_batch_roles(raw["batch"]) if "batch" in raw else None,
     )
+
+
+def _batch_roles(value: Any) -> Tuple[str, ...]:
+    from .batch.roles import ROLES, unknown_roles
+
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError("an identity's batch must be a list of role names, not %s"
+                          % json_kind(value))
+    unknown = unknown_roles(value)
+    if unknown:
+        raise ConfigError("an identity's batch names the role %r, which the local Batch "
+                          "account does not know; its roles are %s"
+                          % (unknown[0], ", ".join(ROLES)))
+    return tuple(value)
 
 
 def parse_config(raw: Dict[str, Any]) -> EmulatorConfig:

@@ -7,7 +7,6 @@ configured file systems and secrets, and knows the environment a worker needs to
 
 from __future__ import annotations
 
-import errno
 import os
 import secrets
 import shutil
@@ -23,7 +22,7 @@ from .lake_disk import Disk
 from .lake_store import DEFAULT_PAGE, LakeError, LakeStore
 from .network import Network
 from .seeding import load_directory
-from .server import EmulatorServer, RequestRecord
+from .server import EmulatorServer, RequestRecord, start_server
 from .tls import make_tls, write_bundle
 from .tokens import TokenIssuer
 from .vault import VaultApp
@@ -75,6 +74,9 @@ def _identity_header(data_dir: Optional[str]) -> str:
 class EmulatorSet:
     """IMDS + lake + vault; ``start()``/``stop()`` or use as a context manager.
 
+    The CA: under ``data_dir`` when given, else kept in ``ca_dir`` when given (reused by
+    every run given the same folder: ``emulate`` passes a per-user one, so the bundle its
+    env file names outlives it), else a temporary one removed at ``stop()``.
     Ports: a nonzero ``*_port`` must be free; for a zero one the matching entry of
     ``preferred_ports`` (lake, vault, identity) is tried first, then any free port (each
     fallback is described in ``notes``). ``link_mbps`` and ``latency_ms`` set the network
@@ -89,9 +91,10 @@ class EmulatorSet:
                  link_mbps: Optional[float] = None, latency_ms: float = 0.0,
                  preferred_ports: Optional[Sequence[int]] = None,
                  on_request: Optional[Callable[[RequestRecord], None]] = None,
-                 batch: Optional[Any] = None) -> None:
+                 batch: Optional[Any] = None, ca_dir: Optional[str] = None) -> None:
         self.config = config or default_config()
         self.data_dir = data_dir
+        self.ca_dir = ca_dir
         self.ports = (lake_port, vault_port, identity_port)
         self.preferred_ports = tuple(preferred_ports or (0, 0, 0))
         self.notes: List[str] = []
@@ -113,8 +116,9 @@ class EmulatorSet:
             os.makedirs(self.data_dir, exist_ok=True)
             tls = make_tls(os.path.join(self.data_dir, "tls"), persist=True)
         else:
-            self._tmp = tempfile.mkdtemp(prefix="worker-emulators-")
-            tls = make_tls(self._tmp)
+            tls = self._kept_tls() if self.ca_dir else None
+            if tls is None:
+                tls = make_tls(self._scratch())
         self.ca_path = tls.ca_path
         self.bundle_path = write_bundle(os.path.dirname(tls.ca_path), tls.ca_path)
         issuer = self.issuer = TokenIssuer(_signing_key(self.data_dir))
@@ -134,36 +138,37 @@ class EmulatorSet:
         self._seed()
         if self.batch is not None:
             try:
-                self.batch.start(self, issuer, tls.context, self.data_dir or self._tmp)
+                self.batch.start(self, issuer, tls.context, self.data_dir or self._scratch())
             except BaseException:
                 self.stop()
                 raise
             self.notes.extend(self.batch.notes)
         return self
 
+    def _scratch(self) -> str:
+        """The temporary folder (removed at ``stop()``) of what ``data_dir`` would keep."""
+        if self._tmp is None:
+            self._tmp = tempfile.mkdtemp(prefix="worker-emulators-")
+        return self._tmp
+
+    def _kept_tls(self):
+        """The CA kept in ``ca_dir``; None (a note says why) when that folder cannot be
+        used (a read-only home): a temporary CA then, which goes with the emulators."""
+        assert self.ca_dir
+        try:
+            return make_tls(self.ca_dir, persist=True)
+        except OSError as e:
+            self.notes.append("cannot keep the CA in %s (%s); using a temporary one, which "
+                              "goes when the emulators stop" % (self.ca_dir, e.strerror or e))
+            return None
+
     def _serve(self, index: int, app: Any, tls: Any, network: Optional[Network]
                ) -> EmulatorServer:
         """Start one server on its port, its preferred port, or (that one taken) any port."""
-        shared: Dict[str, Any] = {"faults": self.faults, "counters": self.counters,
-                                  "network": network, "on_request": self.on_request}
-        port, preferred = self.ports[index], self.preferred_ports[index]
-        if not port and preferred:
-            try:
-                return EmulatorServer(app, preferred, tls, **shared).start()
-            except OSError as e:
-                if e.errno != errno.EADDRINUSE:
-                    raise
-            server = EmulatorServer(app, 0, tls, **shared).start()
-            self.notes.append("port %d for the %s is taken; it listens on %d instead"
-                              % (preferred, SERVICES[index], server.port))
-            return server
-        try:
-            return EmulatorServer(app, port, tls, **shared).start()
-        except OSError as e:
-            if e.errno != errno.EADDRINUSE:
-                raise
-            raise OSError("port %d for the %s is taken; give another port, or 0 for any free "
-                          "one" % (port, SERVICES[index])) from e
+        return start_server(app, self.ports[index], self.preferred_ports[index], tls,
+                            SERVICES[index], self.notes, faults=self.faults,
+                            counters=self.counters, network=network,
+                            on_request=self.on_request)
 
     def _lake_store(self) -> LakeStore:
         disk = Disk(os.path.join(self.data_dir, "lake")) if self.data_dir else None
@@ -198,7 +203,7 @@ class EmulatorSet:
         return self.lake.port, self.vault.port, self.identity.port
 
     def stop(self) -> None:
-        """Stop the servers and remove the temporary CA (kept under ``--data``)."""
+        """Stop the servers and remove a temporary CA and folder (a kept CA stays)."""
         if self.batch is not None:
             self.batch.stop()
         for server in (self.lake, self.vault, self.identity):

@@ -99,8 +99,11 @@ def _create(clients: Clients, pool_id: str, body: Dict[str, Any]) -> None:
     try:
         clients.mgmt.pool.create(t.resource_group, t.account, pool_id, body,
                                  match_condition=MatchConditions.IfMissing)
-    except (ResourceExistsError, ResourceModifiedError):  # created meanwhile: compare it
-        ensure_pool(clients, pool_id, body)
+    except (ResourceExistsError, ResourceModifiedError) as e:
+        if _get(clients, pool_id) is None:  # a 409 that is not the pool: a quota, ...
+            raise translate(e, "creating pool %s" % pool_id, t.where(),
+                            not_found=clients.missing_account()) from None
+        ensure_pool(clients, pool_id, body)  # created meanwhile: compare it
     except Exception as e:  # the SDK's errors, translated at this boundary
         raise translate(e, "creating pool %s" % pool_id, t.where(),
                         not_found=clients.missing_account()) from None

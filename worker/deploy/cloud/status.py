@@ -2,11 +2,16 @@
 failed task failed.
 
 One refresh asks the service for the job (its state), its task counts (one call, whatever
-the number of tasks), the ids of the requeued tasks, and lists the failed tasks only when
-their count changed; each failed task's reason is read once (the last line of its
+the number of tasks), the running tasks (their requeue counts), and lists the failed tasks
+only when their count changed; each failed task's reason is read once (the last line of its
 ``stderr.txt``, the harness's one-line failure; from the job's folder in the lake when its
-node is gone) and kept. When nothing runs, the pool is read too, to say why (no nodes, a
+node is gone) and kept. When nothing runs, the pool is read instead, to say why (no nodes, a
 resize error such as a quota).
+
+Batch cannot filter tasks on ``executionInfo/requeueCount`` ("OData filters in Azure Batch"
+lists what a task list filters on), so the requeued tasks are counted from what is listed
+anyway: the running tasks (as many as the pool's slots) and the failed ones while the job
+runs, and every task once, when the job's tasks have ended (one request per 1,000 tasks).
 """
 
 from __future__ import annotations
@@ -78,7 +83,7 @@ class Snapshot:
     running: int = 0
     succeeded: int = 0
     failed: int = 0
-    requeued: Optional[int] = 0
+    requeued: int = 0  # tasks Batch ran again after a node was lost
     blocked: int = 0
     pool_note: str = ""
     terminate_reason: str = ""
@@ -119,8 +124,9 @@ class JobView:
     job_id: str
     lake_url: Optional[str] = None
     failures: Dict[str, Failure] = field(default_factory=dict)
-    _requeue_filter: bool = True
+    requeued: Set[str] = field(default_factory=set)  # ids of tasks seen requeued
     _blocked_for: Any = ((None, None), 0)
+    _counted_for: Any = None  # the ended snapshot's counts every task was listed for
 
     def refresh(self) -> Snapshot:
         from .failures import translate
@@ -140,7 +146,9 @@ class JobView:
                         succeeded=counts.succeeded, failed=counts.failed,
                         terminate_reason=(job.execution_info.termination_reason or "")
                         if job.execution_info else "")
-        snap.requeued = self._requeued()
+        if snap.running:
+            self._note_requeues(self.clients.batch.list_tasks(
+                self.job_id, filter="state eq 'running'", select=["id", "executionInfo"]))
         if snap.failed != len(self.failures):
             self._read_failures()
         if snap.failed and snap.running == 0 and 0 < snap.active <= 1000:
@@ -150,27 +158,27 @@ class JobView:
             snap.blocked = self._blocked_for[1]
         if snap.running == 0 and snap.active > snap.blocked and snap.pool_id:
             snap.pool_note = self._pool_note(snap.pool_id)
+        if snap.ended and self._counted_for != (snap.total, snap.succeeded, snap.failed):
+            self._counted_for = (snap.total, snap.succeeded, snap.failed)
+            self.requeued = set()  # every task, once: the exact count
+            self._note_requeues(self.clients.batch.list_tasks(
+                self.job_id, select=["id", "executionInfo"]))
+        snap.requeued = len(self.requeued)
         return snap
 
-    def _requeued(self) -> Optional[int]:
-        from azure.core.exceptions import HttpResponseError
-
-        if not self._requeue_filter:
-            return None
-        try:
-            return sum(1 for _ in self.clients.batch.list_tasks(
-                self.job_id, filter="executionInfo/requeueCount gt 0", select=["id"]))
-        except HttpResponseError as e:
-            if e.status_code == 400:  # a service that cannot filter on it: not asked again
-                self._requeue_filter = False
-                return None
-            raise
+    def _note_requeues(self, tasks: Any) -> None:
+        """Keep the ids of the listed tasks Batch requeued (a node lost under them)."""
+        for task in tasks:
+            if task.execution_info is not None and task.execution_info.requeue_count:
+                self.requeued.add(task.id)
 
     def _read_failures(self) -> None:
         tasks = self.clients.batch.list_tasks(
             self.job_id, filter="executionInfo/result eq 'failure'",
             select=["id", "displayName", "executionInfo"])
         found: Set[str] = set()
+        tasks = list(tasks)
+        self._note_requeues(tasks)
         for task in tasks:
             found.add(task.id)
             if task.id not in self.failures:
@@ -298,9 +306,9 @@ def watch(view: JobView, out: IO[str], interval: float) -> int:
 def report(view: JobView, snap: Snapshot) -> str:
     lines = ["job %s: %s%s, pool %s" % (view.job_id, snap.state, " (%s)" % snap.terminate_reason
                                         if snap.terminate_reason else "", snap.pool_id or "?"),
-             "  tasks %d: %d active, %d running, %d succeeded, %d failed, %s requeued%s" % (
+             "  tasks %d: %d active, %d running, %d succeeded, %d failed, %d requeued%s" % (
                  snap.total, snap.active, snap.running, snap.succeeded, snap.failed,
-                 "?" if snap.requeued is None else snap.requeued,
+                 snap.requeued,
                  ", %d blocked by failed tasks" % snap.blocked if snap.blocked else "")]
     if snap.pool_note:
         lines.append("  " + snap.pool_note)

@@ -14,11 +14,13 @@ import uuid
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import quote, urlencode
 
+from ..faults import Fault, Faults
 from ..server import Request, Response, http_date
 from . import applications, files, jobs, nodes, pools, tasks
 from .auth import authenticate
 from .errors import BatchError, query_error
 from .odata import max_results, parse_filter, select
+from .roles import data_plane_action
 from .schema import Field, check
 from .service import BatchService
 from .wire import ODATA_MINIMAL, parse_iso
@@ -31,59 +33,51 @@ Handler = Callable[[BatchService, "Call"], Any]
 _ROUTES: List[Tuple[str, "re.Pattern", Handler, str]] = []
 
 
-def _route(methods: str, pattern: str, handler: Handler, operation: str) -> None:
-    regex = "^" + re.sub(r"\{(\w+)\}", lambda m: "(?P<%s>%s)" % (
-        m.group(1), ".+" if m.group(1) == "path" else "[^/]+"), pattern) + "$"
-    for method in methods.split("|"):
-        _ROUTES.append((method, re.compile(regex), handler, operation))
+def _route(pattern: str, kind: str, **verbs: Tuple[Handler, str]) -> None:
+    """The operations on one path: ``GET=(handler, "get")`` is operation ``KIND.get``."""
+    regex = re.compile("^" + re.sub(r"\{(\w+)\}", lambda m: "(?P<%s>%s)" % (
+        m.group(1), ".+" if m.group(1) == "path" else "[^/]+"), pattern) + "$")
+    for methods, (handler, name) in verbs.items():
+        for method in methods.split("_"):
+            _ROUTES.append((method, regex, handler, "%s.%s" % (kind, name)))
 
 
-_route("GET", "/applications", applications.list_applications, "application.list")
-_route("GET", "/applications/{applicationId}", applications.get_application, "application.get")
-_route("POST", "/pools", pools.add, "pool.add")
-_route("GET", "/pools", pools.list_pools, "pool.list")
-_route("GET", "/pools/{poolId}", pools.get, "pool.get")
-_route("HEAD", "/pools/{poolId}", pools.exists, "pool.exists")
-_route("DELETE", "/pools/{poolId}", pools.delete, "pool.delete")
-_route("PATCH", "/pools/{poolId}", pools.patch, "pool.patch")
-_route("POST", "/pools/{poolId}/updateproperties", pools.replace, "pool.updateproperties")
-_route("POST", "/pools/{poolId}/resize", pools.resize, "pool.resize")
-_route("POST", "/pools/{poolId}/stopresize", pools.stop_resize, "pool.stopresize")
-_route("POST", "/pools/{poolId}/enableautoscale", pools.enable_autoscale,
-       "pool.enableautoscale")
-_route("POST", "/pools/{poolId}/disableautoscale", pools.disable_autoscale,
-       "pool.disableautoscale")
-_route("POST", "/pools/{poolId}/evaluateautoscale", pools.evaluate_autoscale,
-       "pool.evaluateautoscale")
-_route("POST", "/pools/{poolId}/removenodes", pools.remove_nodes, "pool.removenodes")
-_route("GET", "/pools/{poolId}/nodes", nodes.list_nodes, "node.list")
-_route("GET", "/pools/{poolId}/nodes/{nodeId}", nodes.get_node, "node.get")
-_route("GET", "/pools/{poolId}/nodes/{nodeId}/files", files.list_node_files, "file.listnode")
-_route("GET|HEAD|DELETE", "/pools/{poolId}/nodes/{nodeId}/files/{path}", files.get_node_file,
-       "file.node")
-_route("POST", "/jobs", jobs.add, "job.add")
-_route("GET", "/jobs", jobs.list_jobs, "job.list")
-_route("GET", "/jobs/{jobId}", jobs.get, "job.get")
-_route("PATCH", "/jobs/{jobId}", jobs.patch, "job.patch")
-_route("PUT", "/jobs/{jobId}", jobs.replace, "job.update")
-_route("DELETE", "/jobs/{jobId}", jobs.delete, "job.delete")
-_route("POST", "/jobs/{jobId}/disable", jobs.disable, "job.disable")
-_route("POST", "/jobs/{jobId}/enable", jobs.enable, "job.enable")
-_route("POST", "/jobs/{jobId}/terminate", jobs.terminate, "job.terminate")
-_route("GET", "/jobs/{jobId}/taskcounts", jobs.task_counts, "job.taskcounts")
-_route("POST", "/jobs/{jobId}/tasks", tasks.add, "task.add")
-_route("GET", "/jobs/{jobId}/tasks", tasks.list_tasks, "task.list")
-_route("POST", "/jobs/{jobId}/addtaskcollection", tasks.add_collection, "task.addcollection")
-_route("GET", "/jobs/{jobId}/tasks/{taskId}", tasks.get, "task.get")
-_route("PUT", "/jobs/{jobId}/tasks/{taskId}", tasks.update, "task.update")
-_route("DELETE", "/jobs/{jobId}/tasks/{taskId}", tasks.delete, "task.delete")
-_route("POST", "/jobs/{jobId}/tasks/{taskId}/terminate", tasks.terminate, "task.terminate")
-_route("POST", "/jobs/{jobId}/tasks/{taskId}/reactivate", tasks.reactivate, "task.reactivate")
-_route("GET", "/jobs/{jobId}/tasks/{taskId}/subtasksinfo", tasks.subtasks, "task.subtasks")
-_route("GET", "/jobs/{jobId}/tasks/{taskId}/files", files.list_task_files, "file.listtask")
-_route("GET|HEAD|DELETE", "/jobs/{jobId}/tasks/{taskId}/files/{path}", files.get_task_file,
-       "file.task")
-_route("POST", "/emulator/preempt/{nodeId}", nodes.preempt, "emulator.preempt")  # ours
+def _actions(base: str, kind: str, **handlers: Handler) -> None:
+    """POST ``BASE/NAME`` is operation ``KIND.NAME`` (a pool's ``resize``, ...)."""
+    for name, handler in handlers.items():
+        _route(base + "/" + name, kind, POST=(handler, name))
+
+
+P, J, T = "/pools/{poolId}", "/jobs/{jobId}", "/jobs/{jobId}/tasks/{taskId}"
+N = P + "/nodes/{nodeId}"
+_route("/applications", "application", GET=(applications.list_applications, "list"))
+_route("/applications/{applicationId}", "application",
+       GET=(applications.get_application, "get"))
+_route("/pools", "pool", POST=(pools.add, "add"), GET=(pools.list_pools, "list"))
+_route(P, "pool", GET=(pools.get, "get"), HEAD=(pools.exists, "exists"),
+       DELETE=(pools.delete, "delete"), PATCH=(pools.patch, "patch"))
+_actions(P, "pool", updateproperties=pools.replace, resize=pools.resize,
+         stopresize=pools.stop_resize, enableautoscale=pools.enable_autoscale,
+         disableautoscale=pools.disable_autoscale,
+         evaluateautoscale=pools.evaluate_autoscale, removenodes=pools.remove_nodes)
+_route(P + "/nodes", "node", GET=(nodes.list_nodes, "list"))
+_route(N, "node", GET=(nodes.get_node, "get"))
+_route(N + "/files", "file", GET=(files.list_node_files, "listnode"))
+_route(N + "/files/{path}", "file", GET_HEAD_DELETE=(files.get_node_file, "node"))
+_route("/jobs", "job", POST=(jobs.add, "add"), GET=(jobs.list_jobs, "list"))
+_route(J, "job", GET=(jobs.get, "get"), PATCH=(jobs.patch, "patch"),
+       PUT=(jobs.replace, "update"), DELETE=(jobs.delete, "delete"))
+_actions(J, "job", disable=jobs.disable, enable=jobs.enable, terminate=jobs.terminate)
+_route(J + "/taskcounts", "job", GET=(jobs.task_counts, "taskcounts"))
+_route(J + "/tasks", "task", POST=(tasks.add, "add"), GET=(tasks.list_tasks, "list"))
+_route(J + "/addtaskcollection", "task", POST=(tasks.add_collection, "addcollection"))
+_route(T, "task", GET=(tasks.get, "get"), PUT=(tasks.update, "update"),
+       DELETE=(tasks.delete, "delete"))
+_actions(T, "task", terminate=tasks.terminate, reactivate=tasks.reactivate)
+_route(T + "/subtasksinfo", "task", GET=(tasks.subtasks, "subtasks"))
+_route(T + "/files", "file", GET=(files.list_task_files, "listtask"))
+_route(T + "/files/{path}", "file", GET_HEAD_DELETE=(files.get_task_file, "task"))
+_route("/emulator/preempt/{nodeId}", "emulator", POST=(nodes.preempt, "preempt"))  # ours
 
 OPERATIONS = tuple(dict.fromkeys(op for _, _, _, op in _ROUTES)) + ("unknown",)
 
@@ -92,7 +86,8 @@ class Call:
     """One request as the operations see it, and the answers they give."""
 
     def __init__(self, service: BatchService, request: Request, params: Dict[str, str],
-                 request_id: str) -> None:
+                 request_id: str, operation: str = "unknown",
+                 faults: Optional[Faults] = None) -> None:
         self.service = service
         self.request = request
         self.method = request.method
@@ -100,6 +95,13 @@ class Call:
         self.params = params
         self.raw_body = request.body
         self.request_id = request_id
+        self.operation = operation
+        self.faults = faults
+
+    def item_fault(self) -> Optional[Fault]:
+        """An ``item`` fault rule's answer for one item of this request (a task of a
+        collection), if one fires."""
+        return self.faults.pick_item("batch", self.operation) if self.faults else None
 
     def header(self, name: str) -> Optional[str]:
         return self.request.header(name)
@@ -114,6 +116,12 @@ class Call:
         except (ValueError, UnicodeDecodeError) as e:
             raise BatchError("InvalidRequestBody", values=[("Reason", str(e))]) from None
         return check(document, rule)
+
+    def conditional(self, resource: Any) -> Any:
+        """``resource`` (a pool, a job: its ``etag`` and ``changed``) once the request's
+        conditions hold for it."""
+        self.check_conditions(resource.etag, resource.changed)
+        return resource
 
     def check_conditions(self, etag: str, changed: float) -> None:
         """If-Match, If-None-Match, If-Modified-Since, If-Unmodified-Since."""
@@ -178,7 +186,7 @@ class Call:
         the page is rendered."""
         render = render or (lambda item: item)
         ordered = sorted(items, key=key) if key else list(items)
-        predicate = parse_filter(self.query.get("$filter")) if filterable else None
+        predicate = parse_filter(self.query.get("$filter"), kind) if filterable else None
         size = max_results(self.query.get("maxresults"))
         start = self._skip()
         if predicate is None:
@@ -228,8 +236,9 @@ class BatchApp:
 
     service_name = "batch"
 
-    def __init__(self, service: BatchService) -> None:
+    def __init__(self, service: BatchService, faults: Optional[Faults] = None) -> None:
         self.batch = service
+        self.faults = faults  # the emulator set's: ``item`` rules apply inside a request
         self.service = self.service_name  # the server's name for counters and faults
 
     def operation(self, request: Request) -> str:
@@ -273,16 +282,22 @@ class BatchApp:
         if version not in API_VERSIONS:
             raise BatchError("UnsupportedRequestVersion", values=[
                 ("QueryParameterName", "api-version"), ("QueryParameterValue", version)])
-        authenticate(request.method, request.raw_path, request.raw_query, request.headers,
-                     self.batch.account, self.batch.key, self.batch.issuer)
+        caller = authenticate(request.method, request.raw_path, request.raw_query,
+                              request.headers, self.batch.account, self.batch.key,
+                              self.batch.issuer)
         route = self._match(request)
         if route is None:
             raise self._no_route(request)
-        handler, params, _ = route
-        call = Call(self.batch, request, params, request_id)
+        handler, params, operation = route
+        if caller is not None and not self.batch.roles.allows(
+                caller, *data_plane_action(operation, request.method)):
+            raise BatchError("AuthorizationFailure")
+        call = Call(self.batch, request, params, request_id, operation, self.faults)
         with self.batch.lock:
             response = handler(self.batch, call)
         self.batch.wake()
+        if callable(response):  # work a handler leaves for after the lock (a file's bytes)
+            response = response()
         return response
 
     def _no_route(self, request: Request) -> BatchError:

@@ -26,6 +26,7 @@ from ..tokens import TokenError, bearer_token
 from . import arm_pools
 from .applications import Application, Package
 from .arm_pools import ArmError
+from .roles import arm_action
 from .service import BatchService
 from .wire import iso
 
@@ -93,9 +94,12 @@ Operation = Callable[[ArmCall, List[str]], Any]
 _ROUTES: List[Tuple[str, "re.Pattern", Operation, str]] = []
 
 
-def _route(method: str, pattern: str, operation: Operation, name: str) -> None:
-    regex = "^" + re.sub(r"\{\w+\}", "([^/]+)", pattern) + "$"
-    _ROUTES.append((method, re.compile(regex, re.IGNORECASE), operation, name))
+def _route(pattern: str, kind: str, **verbs: Tuple[Operation, str]) -> None:
+    """The operations on one path below the account: ``GET=(operation, "get")`` is
+    operation ``KIND.get``; the path's ``{names}`` are its arguments, in order."""
+    regex = re.compile("^" + re.sub(r"\{\w+\}", "([^/]+)", pattern) + "$", re.IGNORECASE)
+    for method, (operation, name) in verbs.items():
+        _ROUTES.append((method, regex, operation, "%s.%s" % (kind, name)))
 
 
 # -- the account -------------------------------------------------------------------------------
@@ -107,7 +111,9 @@ def _account(call: ArmCall, _: List[str]) -> Any:
             "properties": {
                 "accountEndpoint": call.service.url.split("://", 1)[1],
                 "provisioningState": "Succeeded", "poolAllocationMode": "BatchService",
-                "dedicatedCoreQuota": 1000, "lowPriorityCoreQuota": 1000, "poolQuota": 100,
+                "dedicatedCoreQuota": settings.dedicated_core_quota,
+                "lowPriorityCoreQuota": settings.low_priority_core_quota,
+                "poolQuota": settings.pool_quota,
                 "activeJobAndJobScheduleQuota": 300, "publicNetworkAccess": "Enabled",
                 "allowedAuthenticationModes": ["SharedKey", "AAD", "TaskAuthenticationToken"],
             }}
@@ -293,32 +299,25 @@ def _disable_autoscale(call: ArmCall, args: List[str]) -> Any:
 
 def _stop_resize(call: ArmCall, args: List[str]) -> Any:
     pool = _find_pool(call, args[0])
-    dedicated, low = pool.counts()
-    pool.target_dedicated, pool.target_low, pool.stopping = dedicated, low, True
-    pool.touch()
+    pool.stop_resize()
     return arm_pools.to_arm(call, pool)
 
 
-_route("GET", "", _account, "account.get")
-_route("POST", "/listKeys", _keys, "account.listkeys")
-_route("GET", "/applications", _list_apps, "application.list")
-_route("PUT", "/applications/{app}", _put_app, "application.create")
-_route("PATCH", "/applications/{app}", _patch_app, "application.update")
-_route("GET", "/applications/{app}", _get_app, "application.get")
-_route("DELETE", "/applications/{app}", _delete_app, "application.delete")
-_route("GET", "/applications/{app}/versions", _list_versions, "package.list")
-_route("PUT", "/applications/{app}/versions/{version}", _put_version, "package.create")
-_route("GET", "/applications/{app}/versions/{version}", _get_version, "package.get")
-_route("DELETE", "/applications/{app}/versions/{version}", _delete_version, "package.delete")
-_route("POST", "/applications/{app}/versions/{version}/activate", _activate,
-       "package.activate")
-_route("GET", "/pools", _list_pools, "pool.list")
-_route("PUT", "/pools/{pool}", _put_pool, "pool.create")
-_route("PATCH", "/pools/{pool}", _patch_pool, "pool.update")
-_route("GET", "/pools/{pool}", _get_pool, "pool.get")
-_route("DELETE", "/pools/{pool}", _delete_pool, "pool.delete")
-_route("POST", "/pools/{pool}/disableAutoScale", _disable_autoscale, "pool.disableautoscale")
-_route("POST", "/pools/{pool}/stopResize", _stop_resize, "pool.stopresize")
+A, V = "/applications/{app}", "/applications/{app}/versions/{version}"
+_route("", "account", GET=(_account, "get"))
+_route("/listKeys", "account", POST=(_keys, "listkeys"))
+_route("/applications", "application", GET=(_list_apps, "list"))
+_route(A, "application", PUT=(_put_app, "create"), PATCH=(_patch_app, "update"),
+       GET=(_get_app, "get"), DELETE=(_delete_app, "delete"))
+_route(A + "/versions", "package", GET=(_list_versions, "list"))
+_route(V, "package", PUT=(_put_version, "create"), GET=(_get_version, "get"),
+       DELETE=(_delete_version, "delete"))
+_route(V + "/activate", "package", POST=(_activate, "activate"))
+_route("/pools", "pool", GET=(_list_pools, "list"))
+_route("/pools/{pool}", "pool", PUT=(_put_pool, "create"), PATCH=(_patch_pool, "update"),
+       GET=(_get_pool, "get"), DELETE=(_delete_pool, "delete"))
+_route("/pools/{pool}/disableAutoScale", "pool", POST=(_disable_autoscale, "disableautoscale"))
+_route("/pools/{pool}/stopResize", "pool", POST=(_stop_resize, "stopresize"))
 
 OPERATIONS = tuple(name for _, _, _, name in _ROUTES) + ("unknown",)
 
@@ -360,7 +359,7 @@ class ArmApp:
             return _json(e.status, {"error": error})
 
     def _handle(self, request: Request) -> Response:
-        self._authenticate(request)
+        caller = self._authenticate(request)
         version = request.query.get("api-version")
         if not version:
             raise ArmError(400, "MissingApiVersionParameter", "The api-version query "
@@ -376,13 +375,24 @@ class ArmApp:
                            "The resource type or operation %s %s is not one the local "
                            "account plane serves (docs/batch-service.md lists them)."
                            % (request.method, request.raw_path))
-        operation, _, args = found
+        operation, name, args = found
+        self._authorize(caller, arm_action(name, request.method), request)
         with self.batch.lock:
             document = operation(ArmCall(self.batch, request, self.blobs), args)
         self.batch.wake()
         return _json(200, document) if document is not None else Response(200, [])
 
-    def _authenticate(self, request: Request) -> None:
+    def _authorize(self, caller: str, action: str, request: Request) -> None:
+        """ARM's 403 unless the caller holds a role that grants ``action``."""
+        if not self.batch.roles.allows(caller, action, False):
+            raise ArmError(403, "AuthorizationFailed", "The client '%s' with object id '%s' "
+                           "does not have authorization to perform action '%s' over scope "
+                           "'%s' or the scope is invalid. If access was recently granted, "
+                           "please refresh your credentials."
+                           % (caller, caller, action, unquote(request.raw_path)))
+
+    def _authenticate(self, request: Request) -> str:
+        """The caller's client id, from a valid token for Azure Resource Manager."""
         try:
             token = bearer_token(request.header("Authorization"))
         except TokenError:
@@ -390,8 +400,7 @@ class ArmApp:
                            "'Authorization' header is missing.") from None
         for audience in AUDIENCES:
             try:
-                self.batch.issuer.verify(token, audience)
-                return
+                return self.batch.issuer.verify(token, audience).client_id
             except TokenError as e:
                 if e.reason == "expired":
                     raise ArmError(401, "ExpiredAuthenticationToken", "The access token "

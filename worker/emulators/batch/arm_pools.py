@@ -234,6 +234,12 @@ def to_arm(call: "ArmCall", pool: Any) -> Dict[str, Any]:
         "allocationState": pool.allocation_state().capitalize(),
         "allocationStateTransitionTime": iso(pool.alloc_changed),
         "currentDedicatedNodes": dedicated, "currentLowPriorityNodes": low})
+    if pool.resize_errors:
+        properties["resizeOperationStatus"] = {
+            "targetDedicatedNodes": pool.target_dedicated,
+            "nodeDeallocationOption": pool.deallocation.capitalize(),
+            "resizeTimeout": pool.resize_timeout, "startTime": iso(pool.alloc_changed),
+            "errors": list(pool.resize_errors)}
     if pool.scaler is not None and pool.scaler.last_run is not None:
         properties["autoScaleRun"] = {"evaluationTime": pool.scaler.last_run["timestamp"],
                                       "results": pool.scaler.last_run["results"]}

@@ -20,7 +20,7 @@ import base64
 import hashlib
 import hmac
 import json
-from typing import Any
+from typing import Any, Optional
 from urllib.parse import parse_qs
 
 from ..tokens import TokenError, TokenIssuer, bearer_token
@@ -40,15 +40,15 @@ _TOKEN_DETAIL = {
 
 
 def authenticate(method: str, path: str, query: str, headers: Any, account: str, key: str,
-                 issuer: TokenIssuer) -> None:
-    """Raise :class:`BatchError` unless the request is signed with the key or carries a
-    valid Batch token."""
+                 issuer: TokenIssuer) -> Optional[str]:
+    """Who calls: the client id of a valid Batch token, None for a request signed with the
+    key (which may do anything); :class:`BatchError` for anything else."""
     authorization = headers.get("Authorization") or ""
     scheme, _, credentials = authorization.partition(" ")
     if scheme == "SharedKey":
         _check_shared_key(method, path, query, headers, account, key, credentials)
-    else:
-        _check_token(authorization, issuer)
+        return None
+    return _check_token(authorization, issuer)
 
 
 def string_to_sign(method: str, path: str, query: str, headers: Any, account: str) -> str:
@@ -82,9 +82,9 @@ def _check_shared_key(method: str, path: str, query: str, headers: Any, account:
                            "as any computed signature." % signature.strip())
 
 
-def _check_token(authorization: str, issuer: TokenIssuer) -> None:
+def _check_token(authorization: str, issuer: TokenIssuer) -> str:
     try:
-        issuer.verify(bearer_token(authorization or None), AUDIENCE)
+        return issuer.verify(bearer_token(authorization or None), AUDIENCE).client_id
     except TokenError as e:
         if e.reason == "audience":
             detail = _audience_detail(authorization, issuer)

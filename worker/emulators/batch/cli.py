@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from ..options import non_negative, positive
 from .auth import sign, string_to_sign
 from .hosting import DEFAULT_ARM_PORT, DEFAULT_PORT, BatchHost
 from .service import BatchSettings, new_key
@@ -34,7 +35,9 @@ the local Batch service (--batch): an Azure Batch account at https://127.0.0.1:P
   on this machine. The env file adds AZURE_BATCH_ENDPOINT, AZURE_BATCH_ACCOUNT,
   AZURE_BATCH_ACCESS_KEY, AZURE_ARM_ENDPOINT, AZURE_SUBSCRIPTION_ID, AZURE_RESOURCE_GROUP.
   --time-scale 60 makes a minute of the service's clock (autoscale intervals, spot
-  preemption, node allocation) pass in a second; tasks run in real time.
+  preemption, node allocation) pass in a second; tasks run in real time. The account
+  enforces its core and pool quotas (--dedicated-core-quota, ...) and, for Entra tokens,
+  the Azure roles --config gives each identity ("batch": ["Azure Batch Data Contributor"]).
   python -m worker emulate --batch --batch-package app.zip --time-scale 60 \\
       --preempt-rate 2 --env-file .emulators.env
   python -m worker emulate batch preempt tvmps_..._p    # with the env file loaded
@@ -58,28 +61,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--batch-package", action="append", default=[], metavar="ZIP",
         help="an application package (python -m worker package) the account starts with, "
              "active and its application's default version (repeatable)")
-    add("--time-scale", type=_positive, default=1.0, metavar="N",
+    add("--time-scale", type=positive, default=1.0, metavar="N",
         help="service seconds per real second (default 1)")
-    add("--preempt-rate", type=_non_negative, default=0.0, metavar="N",
+    add("--preempt-rate", type=non_negative, default=0.0, metavar="N",
         help="preemptions per spot node-hour of service time (default 0: never)")
-    add("--preempt-recovery", type=_non_negative, default=120.0, metavar="SECONDS",
+    add("--preempt-recovery", type=non_negative, default=120.0, metavar="SECONDS",
         help="service seconds a preempted node stays preempted (default 120)")
-    add("--node-start", type=_non_negative, default=0.0, metavar="SECONDS",
+    add("--node-start", type=non_negative, default=0.0, metavar="SECONDS",
         help="service seconds a new node takes to be allocated (default 0)")
-
-
-def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be more than 0, not %s" % text)
-    return value
-
-
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError("must be 0 or more, not %s" % text)
-    return value
+    defaults = BatchSettings()
+    add("--dedicated-core-quota", type=int, default=defaults.dedicated_core_quota,
+        metavar="N", help="the account's dedicated vCPUs across its pools (default %d)"
+        % defaults.dedicated_core_quota)
+    add("--low-priority-core-quota", type=int, default=defaults.low_priority_core_quota,
+        metavar="N", help="its spot (low-priority) vCPUs (default %d)"
+        % defaults.low_priority_core_quota)
+    add("--pool-quota", type=int, default=defaults.pool_quota, metavar="N",
+        help="how many pools it may have (default %d)" % defaults.pool_quota)
 
 
 def host(args: argparse.Namespace, data_dir: Optional[str], seed: Optional[int]
@@ -90,7 +88,8 @@ def host(args: argparse.Namespace, data_dir: Optional[str], seed: Optional[int]
     settings = BatchSettings(
         account=args.batch_account, key=_key(data_dir), time_scale=args.time_scale,
         preempt_rate=args.preempt_rate, seed=seed, recovery=args.preempt_recovery,
-        node_start=args.node_start)
+        node_start=args.node_start, dedicated_core_quota=args.dedicated_core_quota,
+        low_priority_core_quota=args.low_priority_core_quota, pool_quota=args.pool_quota)
     return BatchHost(settings, port=args.batch_port or 0,
                      preferred_port=0 if args.batch_port == 0 else DEFAULT_PORT,
                      arm_port=args.arm_port or 0,

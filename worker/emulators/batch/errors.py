@@ -33,10 +33,14 @@ MESSAGES: Dict[str, str] = {
     "AuthenticationFailed": "Server failed to authenticate the request. Make sure the value "
                             "of Authorization header is formed correctly including the "
                             "signature.",
+    "AuthorizationFailure": "This request is not authorized to perform this operation.",
     "RequestBodyTooLarge": "The size of the request body exceeds the maximum size permitted.",
     "ConditionNotMet": "The condition specified using HTTP conditional header(s) is not met.",
     "InvalidRange": "The range specified is invalid for the current size of the resource.",
     "InternalError": "The server encountered an internal error. Please retry the request.",
+    "OperationTimedOut": "The operation could not be completed within the permitted time.",
+    "ServerBusy": "The server is currently unable to receive requests. Please retry your "
+                  "request.",
     "PoolNotFound": "The specified pool does not exist.",
     "NodeNotFound": "The specified node does not exist.",
     "JobNotFound": "The specified job does not exist.",
@@ -67,6 +71,7 @@ MESSAGES: Dict[str, str] = {
     "AutoScalingFormulaSyntaxError": "The specified auto-scaling formula has a syntax error.",
     "AutoScaleTooManyRequestsToEnable": "Too many Enable Pool AutoScale requests are issued "
                                         "on the pool.",
+    "PoolQuotaReached": "Pool quota for the account has been reached.",
     "InvalidApplicationPackageReferences": "One or more of the specified application package "
                                            "references are invalid.",
     "TaskDependenciesNotSpecifiedOnJob": "The specified task depends on other tasks, but the "
@@ -77,8 +82,10 @@ MESSAGES: Dict[str, str] = {
 }
 
 STATUS: Dict[str, int] = {
-    "AuthenticationFailed": 403, "RequestBodyTooLarge": 413, "InvalidRange": 416,
-    "InternalError": 500, "UnsupportedHttpVerb": 405, "ConditionNotMet": 412,
+    "AuthenticationFailed": 403, "AuthorizationFailure": 403, "RequestBodyTooLarge": 413,
+    "InvalidRange": 416,
+    "InternalError": 500, "OperationTimedOut": 500, "ServerBusy": 503,
+    "UnsupportedHttpVerb": 405, "ConditionNotMet": 412,
     "AutoScaleTooManyRequestsToEnable": 503,
 }
 for _code in ("PoolNotFound", "NodeNotFound", "JobNotFound", "TaskNotFound", "FileNotFound",
@@ -88,7 +95,8 @@ for _code in ("PoolExists", "JobExists", "TaskExists", "PoolBeingDeleted", "Pool
               "JobBeingDeleted", "JobBeingTerminated", "JobCompleted", "JobNotActive",
               "JobDisabled", "TaskCompleted", "TaskNotCompleted", "TaskSucceeded",
               "OperationInvalidForCurrentState", "OperationNotValidOnNode",
-              "InvalidApplicationPackageReferences", "TaskFilesUnavailable"):
+              "InvalidApplicationPackageReferences", "TaskFilesUnavailable",
+              "PoolQuotaReached"):
     STATUS[_code] = 409
 
 

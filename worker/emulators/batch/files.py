@@ -5,6 +5,10 @@ list (``recursive``, ``$filter``), get (whole, or the bytes of an ``ocp-range`` 
 
 A task whose node is gone (preempted, removed) has no files to serve: Batch's 409
 ``TaskFilesUnavailable``, as for a task that never ran.
+
+Where the files are is found under the service's lock; the disk is read after the app let
+go of it (the handlers return that work as a function), so a large file or a slow disk holds
+no other request up. A file that goes meanwhile (its node preempted) is ``FileNotFound``.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Iterator, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Optional, Tuple
 from urllib.parse import quote, unquote
 
 from ..server import Response, http_date
@@ -51,19 +55,30 @@ def _node_base(service: "BatchService", call: "Call") -> Tuple[Path, str]:
 
 
 def list_task_files(service: "BatchService", call: "Call") -> Any:
-    return _list(*_task_base(service, call), call)
+    return _later(_list, _task_base(service, call), call)
 
 
 def list_node_files(service: "BatchService", call: "Call") -> Any:
-    return _list(*_node_base(service, call), call)
+    return _later(_list, _node_base(service, call), call)
 
 
 def get_task_file(service: "BatchService", call: "Call") -> Any:
-    return _file(*_task_base(service, call), call)
+    return _later(_file, _task_base(service, call), call)
 
 
 def get_node_file(service: "BatchService", call: "Call") -> Any:
-    return _file(*_node_base(service, call), call)
+    return _later(_file, _node_base(service, call), call)
+
+
+def _later(work: Callable[[Path, str, "Call"], Any], where: Tuple[Path, str],
+           call: "Call") -> Callable[[], Any]:
+    """The disk's part of an operation, for the app to run outside the service's lock."""
+    def run() -> Any:
+        try:
+            return work(where[0], where[1], call)
+        except OSError:  # gone since it was found (the node preempted, the file deleted)
+            raise BatchError("FileNotFound") from None
+    return run
 
 
 def _list(base: Path, url: str, call: "Call") -> Any:

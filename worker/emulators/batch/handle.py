@@ -1,6 +1,6 @@
 """A test's handle on the local Batch service (the pytest fixtures of ``worker.testing``):
-where it is, a real azure-batch client for it, application packages, preemption, the clock;
-``reset`` gives the next test an empty account."""
+where it is, a real azure-batch client for it, application packages, preemption, the clock,
+quotas and role assignments; ``reset`` gives the next test an empty account."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ if TYPE_CHECKING:
     from .service import BatchService
 
 DEFAULTS = {"time_scale": 60.0, "preempt_rate": 0.0, "recovery": 120.0, "node_start": 0.0,
-            "kill_after": 30.0}
+            "kill_after": 30.0, "dedicated_core_quota": 1000, "low_priority_core_quota": 1000,
+            "pool_quota": 100}
 
 
 class BatchHandle:
@@ -69,17 +70,18 @@ class BatchHandle:
         return BatchClient(self.endpoint, AzureNamedKeyCredential(self.account, self.key),
                            **options)
 
-    def management_client(self, **options: Any) -> Any:
+    def management_client(self, client_id: Optional[str] = None, **options: Any) -> Any:
         """A real azure-mgmt-batch client for the account plane, authenticated with
-        azure-identity's ManagedIdentityCredential: the process's environment must point it at
-        this set's identity endpoint (AZURE_POD_IDENTITY_AUTHORITY_HOST of ``environment()``,
-        e.g. with ``monkeypatch.setenv``), which azure-identity reads when it asks."""
+        azure-identity's ManagedIdentityCredential as ``client_id`` (default: the env's
+        AZURE_CLIENT_ID): the process's environment must point it at this set's identity
+        endpoint (AZURE_POD_IDENTITY_AUTHORITY_HOST of ``environment()``, e.g. with
+        ``monkeypatch.setenv``), which azure-identity reads when it asks."""
         from azure.identity import ManagedIdentityCredential
         from azure.mgmt.batch import BatchManagementClient
 
         env = self.environment()
         options.setdefault("connection_verify", self.ca_path)
-        credential = ManagedIdentityCredential(client_id=env["AZURE_CLIENT_ID"])
+        credential = ManagedIdentityCredential(client_id=client_id or env["AZURE_CLIENT_ID"])
         return BatchManagementClient(credential, env["AZURE_SUBSCRIPTION_ID"],
                                      base_url=self.arm_endpoint, **options)
 
@@ -101,9 +103,16 @@ class BatchHandle:
                     return running
         raise KeyError("no node %s" % node_id)
 
+    def assign_roles(self, client_id: str, *roles: str) -> None:
+        """The Azure roles the identity holds on the account from now on (none: it may do
+        nothing with a token); ``reset`` goes back to the configuration's."""
+        with self.service.lock:
+            self.service.roles.assign(client_id, roles)
+
     def configure(self, **settings: float) -> None:
         """Change the clock's scale (``time_scale``), ``preempt_rate``, ``recovery``,
-        ``node_start`` or ``kill_after`` for what follows."""
+        ``node_start``, ``kill_after`` or the account's quotas (``dedicated_core_quota``,
+        ``low_priority_core_quota``, ``pool_quota``) for what follows."""
         service = self.service
         with service.lock:
             unknown = set(settings) - set(DEFAULTS)
@@ -117,9 +126,12 @@ class BatchHandle:
             service.wake()
 
     def reset(self) -> None:
-        """No pools, jobs or applications; the default settings."""
+        """No pools, jobs or applications, no fault rules; the configuration's role
+        assignments; the default settings."""
+        self.set.faults.clear()
         service = self.service
         with service.lock:
+            service.roles.reset()
             for job in list(service.jobs.values()):
                 service.delete_job(job)
             for pool in list(service.pools.values()):

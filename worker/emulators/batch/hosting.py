@@ -11,15 +11,15 @@ under ``<data>/batch`` (``--data``) or a temporary folder, emptied at each start
 
 from __future__ import annotations
 
-import errno
 import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
-from ..server import EmulatorServer
+from ..server import EmulatorServer, start_server
 from .app import BatchApp
 from .arm import ArmApp, PackageBlobs
+from .roles import RoleAssignments
 from .service import BatchService, BatchSettings
 
 if TYPE_CHECKING:
@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 DEFAULT_PORT = 10017
 DEFAULT_ARM_PORT = 10018
 CONTAINER = "batch-packages"
-URL_LIFETIME = 24 * 3600.0  # how long a storageUrl's SAS is good for
+URL_LIFETIME = 4 * 3600.0  # how long a storageUrl's SAS is good for (Azure's: 4 hours)
+URL_SKEW = 300.0  # its start, before now (Azure's starts 5 minutes before)
 
 
 class LakePackageBlobs(PackageBlobs):
@@ -59,13 +60,12 @@ class LakePackageBlobs(PackageBlobs):
 
 
 def _sas(owner: "EmulatorSet", path: str, expiry: float) -> str:
-    """The upload SAS (create and write on that blob), once the Blob endpoint checks SAS."""
-    try:
-        from ..sas import sign
-    except ImportError:  # pragma: no cover - until worker/emulators/sas.py lands
-        return ""
+    """The blob's SAS as Azure's storageUrl carries it: read and write on that blob
+    (``sr=b&sp=rw``), from five minutes ago for four hours."""
+    from ..sas import sign
+
     return "?" + sign(owner.config.account, owner.config.account_key, CONTAINER, path,
-                      permissions="cw", expiry=expiry)
+                      permissions="rw", expiry=expiry, start=expiry - URL_LIFETIME - URL_SKEW)
 
 
 class BatchHost:
@@ -88,9 +88,13 @@ class BatchHost:
         root = Path(folder) / "batch"
         shutil.rmtree(str(root / "nodes"), ignore_errors=True)  # nodes do not outlive us
         self.service = BatchService(self.settings, issuer, root, machine=self._machine)
+        self.service.roles = RoleAssignments({i.client_id: i.batch_roles for i in
+                                              owner.config.identities
+                                              if i.batch_roles is not None})
         shared = {"faults": owner.faults, "counters": owner.counters,
                   "on_request": owner.on_request}
-        self.server = self._serve("batch account", BatchApp(self.service), tls, shared)
+        self.server = self._serve("batch account", BatchApp(self.service, owner.faults), tls,
+                                  shared)
         self.service.url = self.server.base_url
         self.arm = self._serve("batch account plane",
                                ArmApp(self.service, LakePackageBlobs(owner)), tls, shared)
@@ -98,17 +102,7 @@ class BatchHost:
 
     def _serve(self, what: str, app: Any, tls: Any, shared: Dict[str, Any]) -> EmulatorServer:
         port, preferred = self.ports_wanted[what]
-        if port or not preferred:
-            return EmulatorServer(app, port, tls, **shared).start()
-        try:
-            return EmulatorServer(app, preferred, tls, **shared).start()
-        except OSError as e:
-            if e.errno != errno.EADDRINUSE:
-                raise
-        server = EmulatorServer(app, 0, tls, **shared).start()
-        self.notes.append("port %d for the %s is taken; it listens on %d instead"
-                          % (preferred, what, server.port))
-        return server
+        return start_server(app, port, preferred, tls, what, self.notes, **shared)
 
     def _machine(self, node_id: str) -> Dict[str, str]:
         """What a node's VM gives its processes: its identity endpoint (the node's own,

@@ -188,8 +188,7 @@ def add(service: "BatchService", call: "Call") -> Any:
 
 
 def get(service: "BatchService", call: "Call") -> Any:
-    job = service.job(call.params["jobId"])
-    call.check_conditions(job.etag, job.changed)
+    job = call.conditional(service.job(call.params["jobId"]))
     return call.resource(job.to_json(), job, "jobs/@Element")
 
 
@@ -199,15 +198,13 @@ def list_jobs(service: "BatchService", call: "Call") -> Any:
 
 
 def patch(service: "BatchService", call: "Call") -> Any:
-    job = service.job(call.params["jobId"])
-    call.check_conditions(job.etag, job.changed)
+    job = call.conditional(service.job(call.params["jobId"]))
     _update(service, job, call.body(schema.JOB_PATCH), replace=False)
     return call.empty(200, job)
 
 
 def replace(service: "BatchService", call: "Call") -> Any:
-    job = service.job(call.params["jobId"])
-    call.check_conditions(job.etag, job.changed)
+    job = call.conditional(service.job(call.params["jobId"]))
     _update(service, job, call.body(schema.JOB_REPLACE), replace=True)
     return call.empty(200, job)
 
@@ -218,7 +215,8 @@ def _update(service: "BatchService", job: JobRecord, body: Dict[str, Any],
     pool = (body.get("poolInfo") or {}).get("poolId")
     if body.get("poolInfo") is not None and not pool:
         raise property_error("MissingRequiredProperty", "poolInfo.poolId")
-    if pool and pool.lower() != job.pool_id.lower() and job.run.state != "disabled":
+    moved = bool(pool) and pool.lower() != job.pool_id.lower()
+    if moved and job.run.state != "disabled":
         raise property_error("InvalidPropertyValue", "poolInfo.poolId", pool,
                              "a job's pool can change only while the job is disabled")
     before = str(job.spec.get("onAllTasksComplete", "noaction")).lower()
@@ -233,9 +231,11 @@ def _update(service: "BatchService", job: JobRecord, body: Dict[str, Any],
     for key, value in body.items():
         if value is not None:
             job.spec[key] = copy.deepcopy(value)
-    service.detach_job(job)
+    if moved:  # only a job that moves leaves its scheduler (its running tasks requeued)
+        service.detach_job(job)
     job.run.job = job.engine_job()
-    service.attach_job(job)
+    if moved:
+        service.attach_job(job)
     job.touch()
     if after == "terminatejob" and before != after:
         job.check_all_complete()
@@ -243,15 +243,13 @@ def _update(service: "BatchService", job: JobRecord, body: Dict[str, Any],
 
 
 def delete(service: "BatchService", call: "Call") -> Any:
-    job = service.job(call.params["jobId"])
-    call.check_conditions(job.etag, job.changed)
+    job = call.conditional(service.job(call.params["jobId"]))
     service.delete_job(job)
     return call.empty(202)
 
 
 def disable(service: "BatchService", call: "Call") -> Any:
-    job = service.job(call.params["jobId"])
-    call.check_conditions(job.etag, job.changed)
+    job = call.conditional(service.job(call.params["jobId"]))
     body = call.body(schema.JOB_DISABLE)
     _not_finished(job)
     if job.run.state != "active":
@@ -263,8 +261,7 @@ def disable(service: "BatchService", call: "Call") -> Any:
 
 
 def enable(service: "BatchService", call: "Call") -> Any:
-    job = service.job(call.params["jobId"])
-    call.check_conditions(job.etag, job.changed)
+    job = call.conditional(service.job(call.params["jobId"]))
     _not_finished(job)
     if job.run.state != "disabled":
         raise BatchError("OperationInvalidForCurrentState", "The specified job is not "
@@ -275,8 +272,7 @@ def enable(service: "BatchService", call: "Call") -> Any:
 
 
 def terminate(service: "BatchService", call: "Call") -> Any:
-    job = service.job(call.params["jobId"])
-    call.check_conditions(job.etag, job.changed)
+    job = call.conditional(service.job(call.params["jobId"]))
     body = call.body(schema.JOB_TERMINATE, optional=True)
     _not_finished(job)
     reason = body.get("terminateReason") or "UserTerminate"

@@ -32,7 +32,7 @@ from .errors import BatchError
 from .wire import iso
 
 if TYPE_CHECKING:
-    from .pools import Pool
+    from .pool import Pool
 
 AGENT_VERSION = "1.11.2"  # what nodeAgentInfo says: a version of Batch's Linux agent
 RECENT = 5  # recentTasks kept per node

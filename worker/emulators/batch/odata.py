@@ -3,8 +3,12 @@ properties, ``and``/``or``/``not``, parentheses, ``startswith``), ``$select`` (t
 properties) and ``maxresults`` with ``odata.nextLink`` pages.
 
 A filter is evaluated on the answer's own JSON: a property path such as
-``executionInfo/result`` reads ``{"executionInfo": {"result": ...}}``. A filter that does not
-parse is Batch's 400 ``InvalidQueryParameterValue`` naming ``$filter``.
+``executionInfo/result`` reads ``{"executionInfo": {"result": ...}}``. Each list filters on
+the properties and with the operators Batch's reference lists for it ("OData filters in
+Azure Batch", :data:`FILTERABLE`): ``executionInfo/exitCode`` of tasks, but not their
+``executionInfo/requeueCount`` or ``displayName``. A filter that does not parse, or names a
+property or an operator the list does not filter on, is Batch's 400
+``InvalidQueryParameterValue`` naming ``$filter``.
 """
 
 from __future__ import annotations
@@ -24,12 +28,34 @@ _COMPARE = {"eq": lambda a, b: a == b, "ne": lambda a, b: a != b,
             "le": lambda a, b: a is not None and b is not None and a <= b}
 MAX_RESULTS = 1000
 
+_ALL, _TEXT = "eq ne ge gt le lt", "startswith eq ne ge gt le lt"
+#: What each list filters on: a property's path and its operators (``startswith`` too).
+FILTERABLE: Dict[str, Dict[str, str]] = {
+    "tasks": {"id": _TEXT, "state": "eq", "stateTransitionTime": _ALL, "creationTime": _ALL,
+              "lastModified": _ALL, "executionInfo/startTime": _ALL,
+              "executionInfo/endTime": _ALL, "executionInfo/exitCode": _ALL,
+              "executionInfo/result": "eq ne"},
+    "jobs": {"id": _TEXT, "state": "eq", "stateTransitionTime": _ALL, "creationTime": _ALL,
+             "lastModified": _ALL, "executionInfo/startTime": _ALL,
+             "executionInfo/endTime": _ALL, "executionInfo/poolId": _TEXT},
+    "pools": {"id": _TEXT, "state": "eq", "stateTransitionTime": _ALL,
+              "allocationState": "eq", "allocationStateTransitionTime": _ALL,
+              "creationTime": _ALL, "enableAutoScale": "eq ne", "lastModified": _ALL,
+              "vmSize": "eq ne", "enableInterNodeCommunication": "eq ne"},
+    "nodes": {"state": "eq", "stateTransitionTime": _ALL, "lastBootTime": _ALL,
+              "allocationTime": _ALL, "startTaskInfo/state": "eq",
+              "startTaskInfo/result": "eq ne", "startTaskInfo/exitCode": _ALL,
+              "startTaskInfo/startTime": _ALL, "startTaskInfo/endTime": _ALL},
+    "files": {"name": "startswith"},
+}
 
-def parse_filter(text: Optional[str]) -> Optional[Predicate]:
-    """A predicate on an answer's JSON, or None for no filter."""
+
+def parse_filter(text: Optional[str], kind: Optional[str] = None) -> Optional[Predicate]:
+    """A predicate on an answer's JSON, or None for no filter; ``kind`` (``tasks``, ...)
+    limits it to what that list filters on."""
     if not text or not text.strip():
         return None
-    parser = _Parser(_tokens(text), text)
+    parser = _Parser(_tokens(text), text, FILTERABLE.get(kind or ""))
     predicate = parser.expression()
     if parser.position != len(parser.tokens):
         raise _bad(text, "unexpected %r" % parser.tokens[parser.position][1])
@@ -71,8 +97,23 @@ class _Parser:
     """expression := term (or term)*; term := factor (and factor)*;
     factor := not factor | ( expression ) | startswith(path, value) | path op value."""
 
-    def __init__(self, tokens: Sequence[Tuple[str, str]], text: str) -> None:
+    def __init__(self, tokens: Sequence[Tuple[str, str]], text: str,
+                 allowed: Optional[Dict[str, str]] = None) -> None:
         self.tokens, self.text, self.position = list(tokens), text, 0
+        self.allowed = allowed  # property -> its operators; None: anything
+
+    def check(self, path: List[str], operator: str) -> None:
+        """Refuse what the list does not filter on, as Batch does."""
+        if self.allowed is None:
+            return
+        name = "/".join(path)
+        operators = {k.lower(): v.split() for k, v in self.allowed.items()}.get(name.lower())
+        if operators is None:
+            raise _bad(self.text, "the property %s cannot be used in a filter of this list "
+                       "(it filters on %s)" % (name, ", ".join(self.allowed)))
+        if operator not in operators:
+            raise _bad(self.text, "the property %s allows only %s" % (name,
+                                                                     ", ".join(operators)))
 
     def peek(self) -> Tuple[str, str]:
         return self.tokens[self.position] if self.position < len(self.tokens) else ("", "")
@@ -117,6 +158,7 @@ class _Parser:
         self.take()
         self.take("(")
         path = self.path()
+        self.check(path, "startswith")
         self.take(",")
         prefix = self.literal()
         self.take(")")
@@ -127,6 +169,7 @@ class _Parser:
         operator = self.take()[1].lower()
         if operator not in _COMPARE:
             raise _bad(self.text, "%r is not a comparison (eq, ne, gt, ge, lt, le)" % operator)
+        self.check(path, operator)
         literal = self.literal()
         compare = _COMPARE[operator]
         return lambda d: compare(_normal(_get(d, path)), _normal(literal))

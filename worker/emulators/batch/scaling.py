@@ -17,7 +17,7 @@ from .errors import BatchError
 from .wire import duration, iso
 
 if TYPE_CHECKING:
-    from .pools import Pool
+    from .pool import Pool
 
 SAMPLE_EVERY = 30.0  # service seconds between samples, as Batch takes them
 

@@ -24,7 +24,8 @@ from .clock import Clock
 from .errors import BatchError
 from .jobs import JobRecord
 from .nodes import SimNode
-from .pools import Pool
+from .pool import Pool
+from .roles import RoleAssignments
 
 log = logging.getLogger(__name__)
 IDLE = 1.0  # the longest the thread sleeps when nothing wakes it (real seconds)
@@ -41,6 +42,9 @@ class BatchSettings(NamedTuple):
     recovery: float = 120.0  # service seconds a preempted node stays away
     node_start: float = 0.0  # service seconds a new node takes to be allocated
     kill_after: float = 30.0  # real seconds from SIGTERM to SIGKILL when a task is ended
+    dedicated_core_quota: int = 1000  # the account's quotas, as Azure enforces them
+    low_priority_core_quota: int = 1000
+    pool_quota: int = 100
     subscription: str = "00000000-0000-0000-0000-000000000000"
     resource_group: str = "local-rg"
     location: str = "local"
@@ -71,6 +75,7 @@ class BatchService:
         self.pools: Dict[str, Pool] = {}
         self.jobs: Dict[str, JobRecord] = {}
         self.identities: Dict[str, Any] = {}
+        self.roles = RoleAssignments()  # who may do what with a token (the host configures)
         self.apps = Applications(self.root / "packages")
         self.limbo = Scheduler(_cannot_run, wakeup=self.wakeup)  # jobs without a pool
         self.url = "https://127.0.0.1"

@@ -146,7 +146,12 @@ def add_collection(service: "BatchService", call: "Call") -> Any:
 
 def _result(service: "BatchService", job: JobRecord, item: Dict[str, Any],
             call: "Call") -> Dict[str, Any]:
+    """One task's result: added, or Batch's error for it (a fault rule's ``item`` answer
+    stands for the service failing that task alone)."""
     try:
+        fault = call.item_fault()
+        if fault is not None:
+            raise BatchError(fault.code, status=fault.status)
         run = _add_one(service, job, item)
     except BatchError as e:
         return {"status": "clienterror" if e.status < 500 else "servererror",
