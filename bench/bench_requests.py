@@ -5,10 +5,14 @@ measured), writes one file, then reads the same range ``--reads`` times each way
 process and prints the CPU time (``time.process_time``) per MB:
 
 - ``store.rest.read``: what the column stager, a download and an open file send
-  (``worker/lake/http.py``: token, retries, error checks);
+  (``worker/lake/http.py``: azure-core's pipeline and its policies over the lean urllib3
+  transport of ``worker/lake/transport.py``);
 - a bare ``urllib3.PoolManager`` GET with the same headers: no checks, the floor.
 
-    python bench/bench_requests.py [--sizes 409600 65536] [--reads 200]
+The two alternate in ``--rounds`` rounds (each a ``--reads``/``--rounds`` share), so that a
+machine whose speed drifts during the run (other work on its cores) weighs on both alike.
+
+    python bench/bench_requests.py [--sizes 409600 65536] [--reads 200] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -27,18 +31,30 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def cpu_ms_per_mb(read, size: int, reads: int) -> float:
-    read()  # a connection and a token in place before the clock starts
+def cpu_seconds(read, reads: int) -> float:
     started = time.process_time()
     for _ in range(reads):
         read()
-    return (time.process_time() - started) * 1000 / (reads * size / 1e6)
+    return time.process_time() - started
+
+
+def side_by_side(ours, bare, size: int, reads: int, rounds: int):
+    """CPU ms per MB of ``ours`` and ``bare``, run in alternating rounds."""
+    ours(), bare()  # connections and a token in place before the clock starts
+    share = max(1, reads // rounds)
+    spent = [0.0, 0.0]
+    for _ in range(rounds):
+        spent[0] += cpu_seconds(ours, share)
+        spent[1] += cpu_seconds(bare, share)
+    megabytes = share * rounds * size / 1e6
+    return spent[0] * 1000 / megabytes, spent[1] * 1000 / megabytes
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[409600, 65536])
     parser.add_argument("--reads", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="bench-requests-"))
     proc, env = start_emulators(workdir)
@@ -71,9 +87,8 @@ def main(argv=None) -> int:
                 assert len(response.read()) == size
                 response.release_conn()
 
-            ours = cpu_ms_per_mb(lambda size=size: store.rest.read("data.bin", 0, size), size,
-                                 args.reads)
-            floor = cpu_ms_per_mb(bare, size, args.reads)
+            ours, floor = side_by_side(lambda size=size: store.rest.read("data.bin", 0, size),
+                                       bare, size, args.reads, args.rounds)
             print(f"  {size:>8} B: ctx.lake {ours:6.2f} ms/MB, bare urllib3 {floor:6.2f} ms/MB, "
                   f"ratio {ours / floor:.2f}")
         store.close()

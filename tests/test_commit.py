@@ -286,3 +286,95 @@ def test_upload_records_its_source_through_the_commit(config, tmp_path):
         assert [o.get("source") for o in lake.commit()] == ["in/a.mp4", None]
     finally:
         lake.close()
+
+
+#: Every lake operation a run writing and committing outputs sends (the big output adds
+#: create, append and flush), with how many of its requests pass before one is lost.
+LOST_ON = [("put_blob", 0), ("put_blob", 3), ("create", 0), ("create", 2), ("append", 1),
+           ("flush", 0), ("rename", 0), ("rename", 1), ("rename", 3), ("delete", 0),
+           ("delete", 1), ("delete", 2), ("get_properties", 0), ("get_properties", 2),
+           ("read", 0), ("list_paths", 0), ("list_paths", 1)]
+
+
+@pytest.mark.parametrize("operation, skip", LOST_ON)
+@pytest.mark.parametrize("conflict_first", [False, True], ids=["404-first", "409-first"])
+def test_an_answer_lost_after_the_service_acted_is_survived(azure, operation, conflict_first,
+                                                           skip):
+    """The service applies the request and the answer never arrives: the retry meets the
+    new state (a delete finds nothing, a rename finds its source gone and its destination
+    there, as 404 or as 409), and that counts as done. The commit ends with every output
+    in place, nothing else, and no staging left."""
+    config, emulators = azure
+    config = Config.from_env(dict(config.environ, WORKER_LAKE_CHUNK_SIZE="1024"))
+    emulators.lake_behaviour(rename_conflict_first=conflict_first)
+    commit_texts(config, {"out/keep.txt": "old", "out/same.txt": "same"}, run="1-first")
+    texts = {"out/a.txt": "a", "out/b.txt": "b", "out/keep.txt": "new", "out/same.txt": "same",
+             "out/new/x.txt": "x", "out/new/y.txt": "y", "out/big.txt": "z" * 3000}
+    emulators.reset_counts()
+    if skip:
+        emulators.fault("lake", operation, "latency", delay=0, times=skip)
+    emulators.fault("lake", operation, "lost", times=1)
+    outputs = commit_texts(config, texts, run="2-second")
+    assert [o["path"] for o in outputs] == sorted(texts)
+    assert state(config, *texts) == texts
+    assert staging_left(config) == []
+    assert emulators.counts("lake").get(operation, 0) >= skip + 2, "lost, then retried"
+
+
+def test_a_claim_whose_answer_was_lost_is_this_runs_own(azure, caplog):
+    config, emulators = azure
+    emulators.fault("lake", "put_blob", "latency", delay=0, times=2)  # the two staged files
+    emulators.fault("lake", "put_blob", "lost", times=1)  # the claim
+    commit_texts(config, {"out/a.txt": "a", "out/b.txt": "b"})
+    assert state(config, "out/a.txt", "out/b.txt") == {"out/a.txt": "a", "out/b.txt": "b"}
+    assert "taking over the claim" not in caplog.text
+
+
+def test_a_delete_whose_answer_was_lost_is_done_and_a_missing_file_still_an_error(azure):
+    config, emulators = azure
+    commit_texts(config, {"gone.txt": "x"})
+    lake = lake_of(config)
+    emulators.fault("lake", "delete", "lost", times=1)
+    lake.delete("gone.txt")  # the retry's 404: the lost first try deleted it
+    assert state(config, "gone.txt") == {"gone.txt": None}
+    with pytest.raises(FileNotFoundError, match="'gone.txt'"):
+        lake.delete("gone.txt")  # a 404 at the first try: there was nothing
+    lake.close()
+
+
+def test_a_roll_back_that_meets_a_transient_failure_is_run_again(azure):
+    """The commit fails (b's rename, with its one retry), and the first round of the roll
+    back fails too (a's rename back, with its retry): the next round finishes it, so the
+    failed task leaves nothing at the final paths and its record as it was."""
+    config, emulators = azure
+    texts = {"a.txt": "a", "b.txt": "b", "c.txt": "c"}
+    lake = lake_of(config, concurrency=1)
+    for path, text in texts.items():
+        lake.write_text(path, text)
+    emulators.fault("lake", "rename", "latency", delay=0, times=1)  # a.txt moves
+    emulators.fault("lake", "rename", "status", status=500, times=4)  # b.txt, then a's undo
+    with pytest.raises(RetryableError, match="500"):
+        lake.commit()
+    lake.abort()
+    lake.close()
+    assert state(config, *texts) == {p: None for p in texts}
+    assert staging_left(config) == []
+    assert emulators.counts("lake")["rename"] == 6  # a, b x2, a back x2, a back
+
+
+def test_a_rename_whose_every_answer_was_lost_is_rolled_back_too(azure):
+    """b's rename is applied but neither its answer nor its retry's arrives: the commit
+    fails, and the roll-back, which looks before it moves, puts b back with a."""
+    config, emulators = azure
+    texts = {"a.txt": "a", "b.txt": "b", "c.txt": "c"}
+    lake = lake_of(config, concurrency=1)
+    for path, text in texts.items():
+        lake.write_text(path, text)
+    emulators.fault("lake", "rename", "latency", delay=0, times=1)  # a.txt moves
+    emulators.fault("lake", "rename", "lost", times=2)  # b.txt moves; no answer reaches us
+    with pytest.raises(RetryableError, match="'b.txt'"):
+        lake.commit()
+    lake.abort()
+    lake.close()
+    assert state(config, *texts) == {p: None for p in texts}
+    assert staging_left(config) == []

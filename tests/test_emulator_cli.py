@@ -291,17 +291,23 @@ def test_help_documents_the_fault_file_and_the_network_model(capsys):
     assert main(["emulate", "--help"]) == 0
     out = capsys.readouterr().out
     for key in ("service", "operation", "kind", "status", "code", "retry_after", "delay",
-                "times", "probability", "truncate", "drop", "latency"):
+                "times", "probability", "truncate", "drop", "latency", "lost", "late",
+                "headers", "retry-after-ms"):
         assert re.search(r"\b%s\b" % key, out), key
     assert all(op in out for op in list(lake.OPERATIONS) + list(vault.OPERATIONS))
     for option in ("--link-mbps", "--latency-ms", "--load-dir", "--load-secrets", "--quiet",
-                   "--fault-seed", "10014/10015/10016", "examples:"):
+                   "--fault-seed", "10014/10015/10016", "examples:", "--flat-namespace"):
         assert option in out
 
 
 @pytest.mark.parametrize("rules, message", [
     ('[{"service": "lake", "stauts": 503}]', "fault rule 1 has unknown key 'stauts'; the keys "
-     "are service, operation, kind, status, code, retry_after, delay, times, probability"),
+     "are service, operation, kind, status, code, retry_after, delay, times, probability, "
+     "headers"),
+    ('[{"kind": "status", "headers": {"retry-after-ms": 250}}]', "fault rule 1: headers must "
+     "be an object of header names to strings"),
+    ('[{"kind": "status", "retry_after": -1}]', "fault rule 1: retry_after must be zero or "
+     "more seconds, or a string"),
     ('[{"kind": "drop"}, {"service": "lakes"}]', "fault rule 2: service must be one of *, "
      "lake, vault, identity, batch, arm, not 'lakes'"),
     ('{"service": "lake"}', "the fault rules must be a JSON list of objects, not an object"),

@@ -94,3 +94,61 @@ def test_random_faults_are_reproducible():
 def test_unknown_fault_kind_is_refused(emulators):
     with pytest.raises(ValueError, match="fault kind must be one of"):
         emulators.fault(kind="explode")
+
+
+def test_a_lost_answer_was_applied_and_its_retry_meets_the_new_state(emulators, lake):
+    """``lost``: the service acts, the answer never arrives. The SDK cannot tell it from a
+    dropped connection and retries: a delete's retry finds nothing (404)."""
+    emulators.fault("lake", "delete", kind="lost", times=1)
+    with pytest.raises(HttpResponseError) as caught:
+        lake.delete_file()
+    assert caught.value.status_code == 404
+    assert emulators.counts("lake")["delete"] == 2
+    assert not emulators.exists(lake.file_system_name, "f.bin")
+
+
+def test_a_dropped_request_was_not_applied(emulators, lake):
+    emulators.fault("lake", "delete", kind="drop", times=1)
+    lake.delete_file()  # the retry deletes it: the first try never reached the store
+    assert emulators.counts("lake")["delete"] == 2
+
+
+def test_a_late_answer_comes_after_the_request_was_applied(emulators, emulator_filesystem,
+                                                           lake):
+    import threading
+
+    emulators.fault("lake", "delete", kind="late", delay=1.0, times=1)
+    done = threading.Event()
+    thread = threading.Thread(target=lambda: (lake.delete_file(), done.set()))
+    thread.start()
+    deadline = time.monotonic() + 5
+    while emulators.exists(emulator_filesystem, "f.bin") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not emulators.exists(emulator_filesystem, "f.bin") and not done.is_set()
+    thread.join(5)
+    assert done.is_set()
+
+
+def test_lost_answers_are_drawn_per_operation_from_the_seed():
+    from worker.emulators.faults import Faults
+
+    def draw(seed):
+        faults = Faults(seed)
+        faults.add("lake", "rename", "lost", times=None, probability=0.2)
+        return [(faults.pick("lake", op) or (None,))[0] for op in ["rename", "read"] * 40]
+
+    assert draw(3) == draw(3) != draw(4)
+    assert set(draw(3)[1::2]) == {None}, "only renames are hit"
+    assert 2 < draw(3).count("lost") < 16
+
+
+def test_status_faults_carry_retry_after_strings_and_headers(emulators, lake):
+    import requests
+
+    emulators.fault("lake", "get_properties", status=503, retry_after="Wed, 21 Oct 2026 "
+                    "07:28:00 GMT", headers={"retry-after-ms": "5"}, times=1)
+    answer = requests.head(f"{emulators.account_url}/{lake.file_system_name}/f.bin",
+                           verify=emulators.ca_path)
+    assert answer.status_code == 503
+    assert answer.headers["Retry-After"] == "Wed, 21 Oct 2026 07:28:00 GMT"
+    assert answer.headers["retry-after-ms"] == "5"

@@ -264,3 +264,21 @@ def test_concurrent_writers_and_readers_see_whole_versions(emulators, fs):
     # see that empty file, or any whole version, never a mix or a half-flushed file.
     assert seen and all(s in versions or s == b"" for s in seen)
     assert f.download_file().readall() == versions[-1]
+
+
+@pytest.mark.parametrize("flat", [False, True])
+def test_account_information_says_whether_the_namespace_is_hierarchical(
+        emulators, emulator_environ, emulator_filesystem, flat):
+    """Get Account Information (the Blob SDK's call), on the account and on a container;
+    ``lake_behaviour(flat_namespace=True)`` (``emulate --flat-namespace``) reports a flat
+    account, as a deployment on plain Blob Storage would."""
+    from azure.storage.blob import BlobServiceClient
+
+    emulators.lake_behaviour(flat_namespace=flat)
+    blob = BlobServiceClient(emulators.account_url, credential=emulators.credential(),
+                             connection_verify=emulators.ca_path, retry_total=0)
+    for info in (blob.get_account_information(),
+                 blob.get_container_client(emulator_filesystem).get_account_information()):
+        assert info["is_hns_enabled"] is (not flat)
+        assert info["account_kind"] == "StorageV2"
+    assert emulators.counts("lake") == {"get_account_info": 2}

@@ -38,29 +38,35 @@ def _in_tests_dir(monkeypatch):
         (
             "handlers/nofile.py:f",
             "handler.import_error",
-            "cannot import handler 'handlers/nofile.py:f': file 'handlers/nofile.py' does not exist",
+            "cannot import handler 'handlers/nofile.py:f': file 'handlers/nofile.py' does not "
+            "exist; check the path (relative to the folder the task runs in)",
         ),
         (
             "handlers.broken_import:handler",
             "handler.import_error",
             "importing handler 'handlers.broken_import:handler' failed: ModuleNotFoundError: "
-            "No module named 'does_not_exist_anywhere_xyz'",
+            "No module named 'does_not_exist_anywhere_xyz'; install "
+            "'does_not_exist_anywhere_xyz' where the task runs (add it to the project's "
+            "requirements and rebuild the application package)",
         ),
         (
             "handlers.broken_raise:handler",
             "handler.import_error",
             "importing handler 'handlers.broken_raise:handler' failed: RuntimeError: "
-            "configuration missing at import time",
+            "configuration missing at import time; the module raised while it was imported: "
+            "fix that (python -c 'import handlers.broken_raise' shows the traceback)",
         ),
         (
             "handlers.good:nope",
             "handler.missing",
-            "handler 'handlers.good:nope' not found: module 'handlers.good' has no attribute 'nope'",
+            "handler 'handlers.good:nope' not found: module 'handlers.good' has no attribute "
+            "'nope'; did you mean 'ignores'?",
         ),
         (
             "handlers.good:NOT_CALLABLE",
             "handler.not_callable",
-            "handler 'handlers.good:NOT_CALLABLE' is not callable: it is of type 'int'",
+            "handler 'handlers.good:NOT_CALLABLE' is not callable: it is of type 'int'; name a "
+            "function (or a class with __call__) after the ':'",
         ),
         (
             "handlers.broken_signature:positional_only_after_ctx",
@@ -84,7 +90,8 @@ def test_syntax_error_names_file_and_line():
     assert info.value.code == "handler.syntax_error"
     path = re.escape(str(TESTS_DIR / "handlers" / "broken_syntax.py"))
     assert re.fullmatch(
-        rf"syntax error in handler 'handlers.broken_syntax:handler' \({path}, line \d\): .+",
+        rf"syntax error in handler 'handlers.broken_syntax:handler' \({path}, line \d\): .+; "
+        "fix the code there",
         str(info.value),
     )
 
@@ -150,3 +157,11 @@ def test_cli_exits_2_with_one_final_line_and_a_result(tmp_path, spec, code):
     assert record["exit_code"] == USAGE
     assert record["error"]["code"] == code
     assert record["error"]["type"] == "HandlerLoadError"
+
+
+def test_a_handler_not_found_suggests_the_closest_names_or_lists_them():
+    with pytest.raises(HandlerLoadError, match=r"did you mean 'rollup' or 'async_rollup'\?$"):
+        load_handler("handlers.good:rolup")
+    with pytest.raises(HandlerLoadError, match=r"; it has 'bad_input', 'denied', "
+                                               r"'fixed_after_first'$"):
+        load_handler("handlers.retries:zzz_unlike_anything")

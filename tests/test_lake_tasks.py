@@ -135,6 +135,27 @@ def test_doctor_online_against_the_emulators_prints_no_token(env, emulators):
     assert "eyJ" not in out + proc.stderr  # no token (a JWT) of any kind
 
 
+def test_a_flat_account_is_refused_by_the_doctor_and_by_the_first_commit(
+        tmp_path, env, emulators, emulator_filesystem):
+    """On a flat (non-hierarchical) account a folder rename is a copy and delete per file
+    and may move part of a folder: the doctor says so, and a task commits nothing (exit 2)
+    instead of risking a partial set."""
+    emulators.lake_behaviour(flat_namespace=True)
+    proc = run_worker("doctor", env=env)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "BAD lake https://127.0.0.1:" in proc.stdout
+    assert ": hierarchical namespace: ConfigError: the storage account of the lake " \
+           in proc.stdout and "has no hierarchical namespace" in proc.stdout
+    proc = run_worker("run", "handlers.lake_tasks:writes", "--result", str(tmp_path / "r.json"),
+                      env=env)
+    line = last_line(proc.stderr)
+    assert proc.returncode == 2, proc.stderr
+    assert "exit 2" in line and "has no hierarchical namespace" in line
+    assert "WORKER_LAKE_URL" in line and "hns-migration" in line
+    assert read_result(tmp_path / "r.json")["error"]["code"] == "config.flat_namespace"
+    assert_nothing_committed(emulators, emulator_filesystem)
+
+
 def test_doctor_names_the_failing_check_and_the_fix(env):
     unknown = "99999999-0000-0000-0000-0000000000aa"
     env = dict(env, AZ_BATCH_NODE_ID="tvm-1", AZURE_CLIENT_ID=unknown)

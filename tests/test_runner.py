@@ -85,7 +85,8 @@ def test_handler_exception_exits_1_with_the_handlers_traceback_only(tmp_path):
     frames = re.findall(r'File "([^"]+)"', trace)
     assert frames and all(f.endswith("handlers/good.py") for f in frames), frames
     assert last_line(proc.stderr).endswith(
-        "exit 1 (a bug in the handler, or a program it ran failed): KeyError: 'deep'"
+        "exit 1 (a bug in the handler, or a program it ran failed): KeyError: 'deep'; fix the "
+        "handler where its traceback above points"
     )
 
 

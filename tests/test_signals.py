@@ -89,8 +89,10 @@ def test_timeout_exits_124(tmp_path):
     assert time.monotonic() - started < 20
     record = read_result(result_path)
     assert record["status"] == "timed_out" and record["error"]["type"] == "DeadlineExceeded"
-    assert last_line(proc.stderr).endswith("exit 124 (deadline exceeded): "
-                                           "DeadlineExceeded: deadline exceeded")
+    assert last_line(proc.stderr).endswith(
+        "exit 124 (deadline exceeded): DeadlineExceeded: deadline exceeded: the task ran past "
+        "its 0.5 s limit (--timeout or WORKER_TIMEOUT); raise the limit, or have the handler "
+        "check ctx.time_left() and stop early with what it has done")
 
 
 def test_timeout_from_the_environment(tmp_path):

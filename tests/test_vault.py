@@ -42,6 +42,10 @@ def test_a_missing_secret_names_secret_and_vault(emulators, emulator_environ):
         secrets["no-such-secret"]
     message = str(caught.value)
     assert "secret 'no-such-secret' not found in the Key Vault https://127.0.0.1:" in message
+    details = caught.value.service_details  # what Key Vault said, with the request ids
+    assert details["status"] == 404 and details["error_code"] == "SecretNotFound"
+    assert f"x-ms-request-id {details['request_id']}; client request id " \
+           f"{details['client_request_id']})" in message
     assert secrets.get("no-such-secret", default="fallback") == "fallback"
     secrets.close()
 

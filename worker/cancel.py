@@ -28,6 +28,7 @@ class Cancellation:
 
     def __init__(self, grace: float = 10.0, timeout: Optional[float] = None) -> None:
         self.grace = grace
+        self.timeout = timeout
         self.deadline = time.monotonic() + timeout if timeout else None
         self.event = threading.Event()
         self.pending: Optional[Interrupted] = None
@@ -55,6 +56,14 @@ class Cancellation:
             self.event.set()
 
 
+def deadline_message(timeout: Optional[float]) -> str:
+    """What a task that ran out of time is told: the limit, where it is set, what to do."""
+    limit = f"its {timeout:g} s" if timeout else "its"
+    return (f"deadline exceeded: the task ran past {limit} limit (--timeout or "
+            "WORKER_TIMEOUT); raise the limit, or have the handler check ctx.time_left() and "
+            "stop early with what it has done")
+
+
 @contextmanager
 def watching(cancellation: Cancellation) -> Iterator[None]:
     """Route SIGTERM, SIGINT and the deadline to ``cancellation`` while the block runs."""
@@ -67,7 +76,7 @@ def watching(cancellation: Cancellation) -> Iterator[None]:
         _first_or_second(cancellation, Cancelled(_STOP_SIGNALS[signum]))
 
     def on_alarm(_signum, _frame):
-        _first_or_second(cancellation, DeadlineExceeded("deadline exceeded"))
+        _first_or_second(cancellation, DeadlineExceeded(deadline_message(cancellation.timeout)))
 
     for sig in _STOP_SIGNALS:
         signal.signal(sig, on_signal)

@@ -11,7 +11,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, NoReturn, Optional
 
 from . import __version__
 from .errors import USAGE, WorkerError
@@ -52,8 +52,28 @@ environment: WORKER_LAKE_URL, WORKER_VAULT_URL, WORKER_SECRETS_FILE, WORKER_CLIE
 exit codes: 0 every check made passed, 2 a check failed"""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose errors are one line: what is wrong, the valid form and
+    where the help is (argparse prints the usage above the error, without a fix). An
+    unknown option is reported by the command it was given to, with that command's usage."""
+
+    commands: Dict[str, argparse.ArgumentParser] = {}
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = self.commands.get(getattr(parsed, "command", None) or "", self)
+            command.error("unrecognized arguments: " + " ".join(extras))
+        return parsed
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        usage = " ".join(self.format_usage().split())
+        self.exit(USAGE, f"{self.prog}: error: {message}; {usage}; see '{self.prog} --help' "
+                         f"(exit {USAGE})\n")
+
+
 def build_parser(argv: Optional[List[str]] = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m worker",
         description="Task harness for Python batch work on Azure Batch.",
         epilog=_EPILOG,
@@ -62,6 +82,7 @@ def build_parser(argv: Optional[List[str]] = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"batch-worker {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
+    parser.commands = commands.choices
     _add_run(
         commands.add_parser(
             "run", help="run a handler as a task", epilog=_RUN_EPILOG,

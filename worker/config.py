@@ -149,7 +149,8 @@ def _number(env: Mapping[str, str], name: str, default, *, minimum: float):
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not a number; set it to e.g. {name}=10") from None
     if value < minimum:
-        raise ConfigError(f"{name}={raw!r} must be at least {minimum:g}")
+        raise ConfigError(f"{name}={raw!r} must be at least {minimum:g}; set it to "
+                          f"{minimum:g} or more, or unset it for the default")
     return value
 
 

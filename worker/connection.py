@@ -3,7 +3,8 @@
 A failure to connect is not always transient. A host name that does not resolve is a typo
 in a URL, and a server certificate the CA bundle does not trust is a deployment mistake:
 retrying either is futile, so both are configuration errors (exit 2) naming the setting to
-fix. Refused or reset connections and timeouts are transient (exit 3). The SDKs wrap the
+fix; so is a proxy that refuses the credentials of ``HTTPS_PROXY``. Refused or reset
+connections and timeouts are transient (exit 3). The SDKs wrap the
 socket's error in a chain of their own (azure-core, requests, urllib3); it is read here, at
 the boundary, by the lake, the vault and the identity alike.
 """
@@ -19,6 +20,7 @@ from .errors import ConfigError, RetryableError, WorkerError, first_line
 
 _TLS_TEXT = ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed")
 _DNS_TEXT = ("Name or service not known", "nodename nor servname", "No address associated")
+_PROXY_AUTH_TEXT = ("407 Proxy Authentication Required", "Tunnel connection failed: 407")
 _CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 #: Every variable that names a CA bundle for some client in a shell (OpenSSL's own, too).
 CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE")
@@ -53,6 +55,12 @@ def connection_error(error: BaseException, service: str, setting: str,
     if _unresolved(error):
         return ConfigError(f"{service}: the host name does not resolve; check {setting}",
                            code="config.dns")
+    if _proxy_refused(error):
+        return ConfigError(
+            f"{service}: the proxy refused the credentials (407 Proxy Authentication "
+            "Required); check the user and password in HTTPS_PROXY (http://USER:PASSWORD@HOST:"
+            "PORT, with @ : / % in them percent-encoded), or set NO_PROXY to bypass it",
+            code="config.proxy")
     return RetryableError(
         f"{service} failed after the retries: {type(error).__name__}: "
         f"{first_line(error)}")
@@ -60,8 +68,29 @@ def connection_error(error: BaseException, service: str, setting: str,
 
 def is_misconfiguration(error: BaseException) -> bool:
     """Whether a failure to connect is a deployment mistake that retrying cannot fix: an
-    untrusted certificate or a host name that does not resolve."""
-    return _untrusted(error) or _unresolved(error)
+    untrusted certificate, a host name that does not resolve, a proxy that refuses the
+    credentials."""
+    return _untrusted(error) or _unresolved(error) or _proxy_refused(error)
+
+
+#: Exceptions (by class name, so that no HTTP library is imported for it) of a connection
+#: that failed or broke off: requests', urllib3's and http.client's, under an SDK's own.
+_BROKEN = {"ConnectionError", "ChunkedEncodingError", "ProtocolError", "IncompleteRead",
+           "ReadTimeout", "ConnectTimeout", "ReadTimeoutError", "ConnectTimeoutError",
+           "NewConnectionError", "RemoteDisconnected", "ServiceRequestError",
+           "ServiceResponseError"}
+
+
+def broke_off(error: BaseException) -> bool:
+    """Whether a connection failed or broke off somewhere below ``error``: no whole answer
+    came (a library may wrap that in an authentication or credential error)."""
+    return any(isinstance(link, ConnectionError) or type(link).__name__ in _BROKEN
+               for link in _chain(error))
+
+
+def _proxy_refused(error: BaseException) -> bool:
+    text = " ".join(_texts(error))
+    return any(t in text for t in _PROXY_AUTH_TEXT)
 
 
 def _untrusted(error: BaseException) -> bool:

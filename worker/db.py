@@ -24,7 +24,7 @@ import logging
 import re
 import sys
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from .config import Config
 from .errors import DuckDBMemoryError, InputDataError, SqlError, WorkerError
@@ -92,6 +92,8 @@ def register(conn, name: str, table: Any, scratch: Path) -> None:
     DuckDB relation."""
     from .lake.dataset import Dataset
 
+    if isinstance(table, Dataset):
+        _remember_dataset(table)
     if isinstance(table, Dataset) and table.mode == "stream":
         try:
             dataset = table.arrow_dataset()
@@ -154,14 +156,63 @@ def translate_error(error: BaseException, config: Config) -> Optional[BaseExcept
     if "OutOfMemoryException" in names:
         new: WorkerError = DuckDBMemoryError(_memory_message(message, config))
     elif names & _DATA_ERRORS:
-        new = InputDataError(f"bad input data: {message}")
+        new = InputDataError(f"bad input data: {message}{_DATA_FIX}")
     elif names & _SQL_ERRORS:
-        new = SqlError(message)
+        new = SqlError(f"{message}; fix the SQL given to ctx.sql")
     elif _DATA_MESSAGE.search(message):
-        new = InputDataError(f"bad input data: {message}")
+        new = InputDataError(f"bad input data: {message}{_DATA_FIX}")
+    elif names <= {"Error", "Exception", "BaseException", "object"} and _datasets:
+        new = InputDataError(_unreadable(message))
     else:
         new = WorkerError(f"DuckDB: {message}", code="duckdb")
     return new.with_traceback(error.__traceback__)
+
+
+_DATA_FIX = ("; fix or replace the file it names ('lake:PATH' is that path in the lake), or "
+             "leave it out of the dataset")
+
+# The lake datasets queries were given, newest last: a corrupt file may fail a query with
+# DuckDB's bare ``Error`` ("Out of buffer") that names no file; then these are at fault.
+_datasets: List[Any] = []
+_DATASETS_KEPT = 8
+
+
+def _remember_dataset(dataset: Any) -> None:
+    _datasets.append(dataset)
+    del _datasets[:-_DATASETS_KEPT]
+
+
+def _unreadable(message: str) -> str:
+    """A one-line error for a failed read of the datasets given to queries: the file that
+    does not read whole, when it is on local disk (staged), else the datasets."""
+    dataset = _datasets[-1]
+    bad = _first_unreadable(dataset)
+    what = repr(bad) if bad else f"a file of {', '.join(repr(d.path) for d in _datasets)}"
+    return (f"bad input data: {what} in the lake {dataset.lake.url} does not read whole "
+            f"({message}): a corrupt {dataset.format} file; fix or replace the file, or leave "
+            "it out of the dataset's path or glob")
+
+
+def _first_unreadable(dataset: Any) -> Optional[str]:
+    """The first of a staged dataset's files that DuckDB cannot read through (None when
+    it is streamed, or every file reads): read batch by batch, nothing kept."""
+    local = getattr(dataset, "_local", None)
+    if not local or dataset.format != "parquet":
+        return None
+    import duckdb
+
+    conn = duckdb.connect()
+    try:
+        for key, path in zip(dataset.files, local):
+            try:
+                for _batch in conn.sql(f"select * from read_parquet({sql_literal(path)})"
+                                       ).fetch_arrow_reader():
+                    pass
+            except Exception:  # this one is corrupt
+                return key
+    finally:
+        conn.close()
+    return None
 
 
 # A dataset staged from the Data Lake keeps its lake paths below <scratch>/lake/ (see
@@ -190,7 +241,7 @@ def _dataset_error(error: Exception) -> Optional[BaseException]:
     lake_error = _lake_failure(str(error))
     if lake_error is not None:
         return lake_error
-    return InputDataError(f"bad input data: {lake_paths(one_line(str(error)))}")
+    return InputDataError(f"bad input data: {lake_paths(one_line(str(error)))}{_DATA_FIX}")
 
 
 def one_line(message: str) -> str:

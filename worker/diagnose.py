@@ -186,18 +186,37 @@ def _check_lake(config, report, down: List[str], tokens: bool) -> None:
         report.bad(f"lake {config.lake_url}", _text(e), "fix WORKER_LAKE_URL")
         return
     try:
-        next(iter(store.list("", recursive=False)), None)
-    except FileNotFoundError as e:
-        if type(e).__name__ == "FileSystemNotFound":  # from worker.lake.azure
-            report.bad(f"lake {store.url}", _text(e), "create the file system or fix the URL")
-        else:
-            report.ok(f"lake {store.url} answers (the root folder is created on first write)")
-    except Exception as e:
-        report.bad(f"lake {store.url}", _text(e), _fix_for(e))
-    else:
-        report.ok(f"lake {store.url} answers")
+        if _lake_answers(store, report):
+            _check_namespace(store, report)
     finally:
         store.close()
+
+
+def _lake_answers(store, report) -> bool:
+    try:
+        next(iter(store.list("", recursive=False)), None)
+    except FileNotFoundError as e:
+        if store.url.startswith("file:"):
+            return report.ok(f"lake {store.url}: the folder does not exist yet (the first write "
+                             "creates it; reads fail until then)")
+        if type(e).__name__ == "FileSystemNotFound":  # from worker.lake.azure
+            report.bad(f"lake {store.url}", _text(e), "create the file system or fix the URL")
+            return False
+        return report.ok(f"lake {store.url} answers (the root folder is created on first write)")
+    except Exception as e:
+        return report.bad(f"lake {store.url}", _text(e), _fix_for(e))
+    return report.ok(f"lake {store.url} answers")
+
+
+def _check_namespace(store, report) -> None:
+    """Commits need atomic renames: a hierarchical namespace (a flat account is refused)."""
+    try:
+        store.check_namespace()
+    except Exception as e:
+        report.bad(f"lake {store.url}: hierarchical namespace", _text(e), _fix_for(e))
+        return
+    if type(store).__name__ == "AzureStore":
+        report.ok(f"lake {store.url}: the account has a hierarchical namespace")
 
 
 def _check_secrets(config, report, down: List[str], tokens: bool) -> None:

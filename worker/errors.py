@@ -302,6 +302,35 @@ class DeadlineExceeded(Interrupted):
     code = "deadline"
 
 
+def service_details_of(error: BaseException) -> Optional[Dict[str, Any]]:
+    """What an Azure service said of the failure behind ``error``: ``status``,
+    ``error_code``, ``message``, ``request_id`` (its ``x-ms-request-id``) and
+    ``client_request_id`` (ours, the same in every retry), as the boundary that translated
+    the failure recorded them (``service_details`` on the error or on one it was raised
+    from); None when no service answered or nothing was recorded."""
+    seen = set()
+    link: Optional[BaseException] = error
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        details = getattr(link, "service_details", None)
+        if isinstance(details, dict):
+            return details
+        link = link.__cause__ or link.__context__
+    return None
+
+
+def describe_service(details: Dict[str, Any]) -> str:
+    """``404 BlobNotFound: The specified blob does not exist.; x-ms-request-id R; client
+    request id C``: the words and ids to quote in a one-line error (support asks for them)."""
+    said = " ".join(str(details[k]) for k in ("status", "error_code") if details.get(k))
+    if details.get("message"):
+        said = f"{said}: {details['message']}" if said else str(details["message"])
+    ids = [f"x-ms-request-id {details['request_id']}" if details.get("request_id") else "",
+           f"client request id {details['client_request_id']}"
+           if details.get("client_request_id") else ""]
+    return "; ".join(part for part in [said, *ids] if part)
+
+
 def first_line(error: BaseException) -> str:
     """The first line of an error's message (an SDK error's ``message`` if it has one), or
     its type's name: what one-line errors quote of a library's failure."""

@@ -98,7 +98,8 @@ def _import_target(spec: str, target: str) -> ModuleType:
     except SyntaxError as e:
         where = f"{e.filename}, line {e.lineno}" if e.filename else f"line {e.lineno}"
         raise HandlerLoadError(
-            f"syntax error in handler {spec!r} ({where}): {e.msg}", code="handler.syntax_error"
+            f"syntax error in handler {spec!r} ({where}): {e.msg}; fix the code there",
+            code="handler.syntax_error"
         ) from e
     except ModuleNotFoundError as e:
         if e.name and (target == e.name or target.startswith(e.name + ".")):
@@ -115,8 +116,15 @@ def _import_target(spec: str, target: str) -> ModuleType:
 
 
 def _import_failed(spec: str, error: BaseException) -> HandlerLoadError:
+    if isinstance(error, ModuleNotFoundError):
+        fix = (f"install {error.name!r} where the task runs (add it to the project's "
+               "requirements and rebuild the application package)")
+    else:
+        target = spec.rpartition(":")[0]
+        run = f"python {target}" if target.endswith(".py") else f"python -c 'import {target}'"
+        fix = f"the module raised while it was imported: fix that ({run} shows the traceback)"
     return HandlerLoadError(
-        f"importing handler {spec!r} failed: {type(error).__name__}: {error}",
+        f"importing handler {spec!r} failed: {type(error).__name__}: {error}; {fix}",
         code="handler.import_error",
     )
 
@@ -124,7 +132,8 @@ def _import_failed(spec: str, error: BaseException) -> HandlerLoadError:
 def _import_file(spec: str, path: Path) -> ModuleType:
     if not path.is_file():
         raise HandlerLoadError(
-            f"cannot import handler {spec!r}: file {str(path)!r} does not exist",
+            f"cannot import handler {spec!r}: file {str(path)!r} does not exist; check the "
+            "path (relative to the folder the task runs in)",
             code="handler.import_error",
         )
     import importlib.util  # only file specs need it
@@ -153,16 +162,34 @@ def _resolve(spec: str, module: ModuleType, attr_path: str) -> Callable[..., Any
     for part in attr_path.split("."):
         if not hasattr(obj, part):
             raise HandlerLoadError(
-                f"handler {spec!r} not found: {_module_label(module)} has no attribute {part!r}",
+                f"handler {spec!r} not found: {_module_label(module)} has no attribute "
+                f"{part!r}{_suggestions(obj, part)}",
                 code="handler.missing",
             )
         obj = getattr(obj, part)
     if not callable(obj):
         raise HandlerLoadError(
-            f"handler {spec!r} is not callable: it is of type {type(obj).__name__!r}",
+            f"handler {spec!r} is not callable: it is of type {type(obj).__name__!r}; name a "
+            "function (or a class with __call__) after the ':'",
             code="handler.not_callable",
         )
     return obj
+
+
+def _suggestions(obj: Any, name: str) -> str:
+    """``; did you mean 'rollup'?`` (the closest names), else the functions it has."""
+    import difflib  # only for a handler not found
+
+    own = getattr(obj, "__name__", None)
+    names = sorted(n for n in dir(obj) if not n.startswith("_") and callable(getattr(obj, n))
+                   and getattr(getattr(obj, n), "__module__", own) == own)
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    if close:
+        return "; did you mean " + " or ".join(repr(n) for n in close) + "?"
+    if names:
+        more = f" and {len(names) - 8} more" if len(names) > 8 else ""
+        return f"; it has {_names(names[:8])}{more}"
+    return "; it defines no functions"
 
 
 def _module_label(module: ModuleType) -> str:

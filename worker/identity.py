@@ -80,27 +80,55 @@ def token_error(error: BaseException, config, service: str) -> WorkerError:
     from .connection import connection_error
 
     if _did_not_answer(error):
-        return connection_error(error, f"no token for {service}: the managed-identity "
-                                "endpoint did not answer", "the pool's identity settings",
-                                config.environ)
+        where, setting = identity_endpoint(config)
+        failed = connection_error(error, f"no token for {service}: the managed-identity "
+                                  f"endpoint {where}", setting, config.environ)
+        if not isinstance(failed, RetryableError):
+            return failed  # an untrusted certificate or an unknown host: configuration
+        return RetryableError(
+            f"no token for {service}: the managed-identity endpoint {where} did not answer "
+            f"after the retries ({first_line(error)}); {_endpoint_fix(config, setting)}")
     code = _imds_code(error)
     if code is not None and not _REFUSAL_CODE.search(code):
-        return RetryableError(f"no token for {service}: the managed-identity endpoint "
-                              f"failed ({code or 'no answer'}) after its retries")
+        where, _ = identity_endpoint(config)
+        return RetryableError(f"no token for {service}: the managed-identity endpoint {where} "
+                              f"failed ({code or 'no answer'}) after its retries; it may be "
+                              "overloaded or restarting: a retry of the task may succeed")
     return AccessDenied(
         f"no token for {service} with {identity_name(config)}: {_refusal(error)}; "
         + _token_fix(config))
 
 
-def _did_not_answer(error: BaseException) -> bool:
-    from azure.core.exceptions import ServiceRequestError, ServiceResponseError
+#: Where azure-identity asks for managed-identity tokens, first match wins (its order).
+_ENDPOINT_VARIABLES = ("AZURE_POD_IDENTITY_AUTHORITY_HOST", "IDENTITY_ENDPOINT", "MSI_ENDPOINT")
+IMDS = "http://169.254.169.254"
 
-    link: Optional[BaseException] = error
-    while link is not None:
-        if isinstance(link, (ServiceRequestError, ServiceResponseError)):
-            return True
-        link = link.__cause__ or link.__context__
-    return False
+
+def identity_endpoint(config) -> Tuple[str, str]:
+    """The managed-identity endpoint tokens come from, and what sets it (for messages)."""
+    for name in _ENDPOINT_VARIABLES:
+        value = config.environ.get(name, "").strip()
+        if value:
+            return f"{value} ({name})", name
+    return f"{IMDS} (IMDS, the Azure VM's)", "the pool's identity settings"
+
+
+def _endpoint_fix(config, setting: str) -> str:
+    if setting == "AZURE_POD_IDENTITY_AUTHORITY_HOST":
+        return (f"check that {setting} names a running identity endpoint (the emulators: "
+                "python -m worker emulate)")
+    if on_batch(config):
+        return ("check that the pool's nodes reach IMDS (a proxy must not take 169.254.169.254: "
+                "put it in NO_PROXY), that the pool has the user-assigned identity, and retry")
+    return (f"check {setting}, or sign in another way off Azure (az login), then retry")
+
+
+def _did_not_answer(error: BaseException) -> bool:
+    """No whole answer from the endpoint: refused, reset, timed out, or cut off midway
+    (azure-identity words the last as a credential error)."""
+    from .connection import broke_off
+
+    return broke_off(error)
 
 
 # azure-identity words every failed IMDS answer as "no response from the IMDS endpoint."

@@ -52,7 +52,8 @@ def _from_json(text: str, source: str) -> Dict[str, Any]:
         ) from None
     if not isinstance(value, dict):
         raise ParameterError(
-            f"{source} must be a JSON object of name -> value, not {type(value).__name__}",
+            f"{source} must be a JSON object of name -> value, not {type(value).__name__}; "
+            'give an object like \'{"date": "2024-01-31"}\'',
             code="params.bad_json",
         )
     return value

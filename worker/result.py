@@ -30,12 +30,14 @@ class Result:
     started: float
     status: str = "failed"
     exit_code: int = 1
-    error: Optional[Dict[str, str]] = None
+    error: Optional[Dict[str, Any]] = None  # type, code, message (and service: see runner)
     return_value: Any = None
     outputs: List[Dict[str, Any]] = field(default_factory=list)
     params: Dict[str, Any] = field(default_factory=dict)
     task: Dict[str, Any] = field(default_factory=dict)
     ended: Optional[float] = None
+    #: Added to the final log line only (not the record): e.g. where the traceback is.
+    note: str = ""
 
     def to_dict(self) -> Dict[str, Any]:
         ended = self.ended if self.ended is not None else time.time()

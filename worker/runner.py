@@ -45,6 +45,7 @@ from .errors import (
     WorkerError,
     exit_code_of,
     exit_meaning,
+    service_details_of,
 )
 from .handler import Handler, load_handler
 from .redact import redact
@@ -295,6 +296,10 @@ def _record_error(result: Result, error: BaseException, in_handler: bool = False
         else "handler_error",
         "message": redact(_message(error)),
     }
+    details = service_details_of(error)
+    if details is not None:  # what an Azure service said, with the ids support asks for
+        result.error["service"] = {k: redact(v) if isinstance(v, str) else v
+                                   for k, v in details.items()}
     if exit_code == HANDLER_ERROR and in_handler and not isinstance(error, SystemExit):
         from .tracebacks import handler_traceback, in_handler_code  # only for a bug
 
@@ -302,6 +307,8 @@ def _record_error(result: Result, error: BaseException, in_handler: bool = False
         # failure, such as a program exec ran) says all in its message.
         if not isinstance(error, WorkerError) or in_handler_code(error):
             log.error("the handler raised:\n%s", handler_traceback(error).rstrip())
+            if not isinstance(error, WorkerError):  # ours say what to fix themselves
+                result.note = "; fix the handler where its traceback above points"
 
 
 def _exit_code(error: BaseException) -> int:
@@ -315,7 +322,8 @@ def _exit_code(error: BaseException) -> int:
 
 def _message(error: BaseException) -> str:
     if isinstance(error, SystemExit):
-        return f"the handler called sys.exit({error.code!r})"
+        return (f"the handler called sys.exit({error.code!r}); return a value instead, or "
+                "raise worker.PermanentError or RetryableError to fail with a reason")
     return str(error)
 
 
@@ -350,9 +358,9 @@ def _final_line(result: Result) -> None:
         return
     error = result.error or {}
     log.error(
-        "task %s after %.2fs: exit %d (%s): %s: %s",
+        "task %s after %.2fs: exit %d (%s): %s: %s%s",
         result.status, duration, result.exit_code, meaning,
-        error.get("type", "?"), error.get("message", ""),
+        error.get("type", "?"), error.get("message", ""), result.note,
     )
 
 

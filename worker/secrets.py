@@ -89,7 +89,8 @@ class FileBackend(Backend):
                 'like {"db-password": "..."}'
             ) from None
         if not isinstance(values, dict):
-            raise ConfigError(f"WORKER_SECRETS_FILE={path!r} must hold a JSON object")
+            raise ConfigError(f"WORKER_SECRETS_FILE={path!r} must hold a JSON object of "
+                              'secret name -> value, like {"db-password": "..."}')
         self._values = {str(k): str(v) for k, v in values.items()}
         for value in self._values.values():
             register_secret(value)  # the file's values are secret whether read or not

@@ -21,7 +21,7 @@ that the challenge's resource matches the vault's domain is relaxed for loopback
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, List, NamedTuple, Optional
+from typing import Any, Callable, Dict, List, NamedTuple, Optional
 from urllib.parse import urlparse
 
 from azure.core.exceptions import (
@@ -34,7 +34,14 @@ from azure.core.exceptions import (
 from azure.keyvault.secrets import SecretClient
 
 from .connection import ca_bundle, connection_error
-from .errors import AccessDenied, ConfigError, RetryableError, SecretNotFound, first_line
+from .errors import (
+    AccessDenied,
+    ConfigError,
+    RetryableError,
+    SecretNotFound,
+    describe_service,
+    first_line,
+)
 from .identity import get_credential, identity_name, token_error
 
 SECRETS_ROLE = "Key Vault Secrets User"
@@ -139,7 +146,18 @@ class VaultBackend:
 
     def _translate(self, error: Exception, name: str, version: Optional[str],
                    action: _Action = READ) -> Exception:
-        """Our error for an SDK one; never includes a secret value or a token."""
+        """Our error for an SDK one; never includes a secret value or a token. What the
+        service said and the request ids go with it (``service_details``, for the line and
+        the result record)."""
+        details = _details(error)
+        translated = self._translated(error, name, version, action,
+                                      describe_service(details) if details else "")
+        if details is not None:
+            translated.service_details = details  # type: ignore[attr-defined]
+        return translated
+
+    def _translated(self, error: Exception, name: str, version: Optional[str],
+                    action: _Action, said: str) -> Exception:
         what = (f"secret {name!r}" if name else "the secrets") + (
             f" version {version!r}" if version else "")
         doing = f"{action.doing} {what} {action.where} {self.source}"
@@ -147,31 +165,32 @@ class VaultBackend:
             return connection_error(error, doing, "WORKER_VAULT_URL", self.config.environ)
         status = getattr(error, "status_code", None)
         code = _error_code(error)
+        reason = said or f"{status} {code}"
         if isinstance(error, ResourceNotFoundError) or status == 404:
             if action is PURGE:
                 return SecretNotFound(f"no deleted secret {name!r} to purge in {self.source} "
-                                      f"({status} {code})")
+                                      f"({reason})")
             hint = "check the name and version" if version else "check the name"
             create = " or create it" if action is READ else ""
             return SecretNotFound(f"secret {name!r} not found in {self.source}; {hint}"
-                                  f"{create} ({status} {code})")
+                                  f"{create} ({reason})")
         if status in (401, 403):
             return AccessDenied(
                 f"{identity_name(self.config)} may not {action.verb} {what} "
-                f"{'in' if action is READ else action.where} {self.source} ({status} {code}); "
+                f"{'in' if action is READ else action.where} {self.source} ({reason}); "
                 f"grant it the role '{action.role}' on the vault (or a '{action.policy}' "
                 "access policy)")
         if status == 409 and action is SET:
             return ConfigError(
                 f"secret {name!r} was deleted and Key Vault keeps it (soft delete), so the "
                 f"name cannot be set again yet in {self.source}; purge it (python -m worker "
-                f"secrets rm {name} --purge) or recover it ({status} {code})",
+                f"secrets rm {name} --purge) or recover it ({reason})",
                 code="vault.deleted_name")
         if isinstance(error, ClientAuthenticationError):  # the credential gave no token
             return token_error(error, self.config, self.source)
         if status in _TRANSIENT or (status or 0) >= 506:
-            return RetryableError(f"{doing} failed after the SDK's retries: {status} {code}")
-        return OSError(f"{doing} failed: {status} {code}: {first_line(error)}")
+            return RetryableError(f"{doing} failed after the SDK's retries ({reason})")
+        return OSError(f"{doing} failed ({reason}): {first_line(error)}")
 
 
 _SDK_ERRORS = (HttpResponseError, ServiceRequestError, ServiceResponseError)
@@ -187,3 +206,20 @@ def _error_code(error: Exception) -> str:
     body = getattr(error, "error", None)
     code = getattr(error, "error_code", None) or getattr(body, "code", None)
     return str(code or "")
+
+
+def _details(error: Exception) -> Optional[Dict[str, Any]]:
+    """What Key Vault answered (status, code, message, both request ids), when it did."""
+    response = getattr(error, "response", None)
+    if response is None:
+        return None
+    body = getattr(error, "error", None)
+    message = str(getattr(body, "message", "") or "").strip().splitlines()
+    request = getattr(response, "request", None)
+    return {
+        "status": getattr(response, "status_code", None),
+        "error_code": _error_code(error) or None,
+        "message": message[0] if message else None,
+        "request_id": response.headers.get("x-ms-request-id"),
+        "client_request_id": request.headers.get("x-ms-client-request-id") if request else None,
+    }

@@ -72,22 +72,32 @@ fault file (--faults FILE): a JSON list of rules; for each request the first rul
   [{"service": "lake", "operation": "read", "kind": "status", "status": 503, "times": 2},
    {"service": "vault", "kind": "status", "status": 429, "retry_after": 1, "times": null,
     "probability": 0.2},
-   {"service": "lake", "operation": "append", "kind": "drop"}]
+   {"service": "lake", "operation": "append", "kind": "drop"},
+   {"service": "lake", "operation": "rename", "kind": "lost", "times": null,
+    "probability": 0.2},
+   {"service": "lake", "operation": "delete", "kind": "late", "delay": 0.5}]
   keys (all optional):
     service      lake, vault, identity or * (default *)
     operation    one of the service's operations below, or * (default *)
     kind         status: answer an error in the service's own shape (default)
                  latency: wait `delay` seconds, then serve the request
                  truncate: serve, but cut the body half-way and close the connection
-                 drop: close the connection without answering
+                 drop: close the connection without answering (nothing is applied)
+                 lost: apply the request, then close the connection without answering
+                   (an answer lost on its way back: the client's retry meets the state
+                   its first try made, e.g. a retried delete finds nothing, 404)
+                 late: apply the request, then answer after `delay` seconds
     status       the HTTP status of kind status (default 503)
     code         the service's error code (default ServerBusy for 503, InternalError for
                  500, TooManyRequests for 429)
-    retry_after  seconds, sent as a Retry-After header (default: none)
-    delay        seconds, for kind latency (default 0)
+    retry_after  seconds, or a string sent as it is (an HTTP date, "Wed, 21 Oct 2026
+                 07:28:00 GMT"), as a Retry-After header of kind status (default: none)
+    headers      more headers of kind status, e.g. {"retry-after-ms": "250"}
+    delay        seconds, for kinds latency and late (default 0)
     times        how many times the rule fires, null for always (default 1)
     probability  the chance (0-1) that a matching request fires it, drawn from a generator
-                 seeded by --fault-seed (default 1)
+                 seeded by --fault-seed (default 1): the same seed and requests in the
+                 same order fire the same faults
   operations:
     lake: %(lake)s
     vault: %(vault)s
@@ -164,6 +174,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default 0)")
     parser.add_argument("--quiet", "-q", action="store_true",
                         help="no log line per request on stderr")
+    parser.add_argument("--flat-namespace", action="store_true",
+                        help="report a flat Blob Storage account (no hierarchical namespace) "
+                             "to Get Account Information, as a misconfigured deployment would")
     batch_cli.add_arguments(parser)
 
 
@@ -246,6 +259,8 @@ def _prepare(args: argparse.Namespace, emulators: EmulatorSet) -> List[Any]:
     ``--watch`` follows."""
     for note in emulators.notes:
         print("emulate: %s" % note, file=sys.stderr)
+    if args.flat_namespace:
+        emulators.lake_app.hierarchical_namespace = False
     for line in batch_cli.load_packages(args, emulators.batch):
         print("emulate: %s" % line, file=sys.stderr)
     _remember_ports(args.data, emulators.bound_ports)

@@ -5,10 +5,17 @@ A rule names a service (``lake``, ``vault``, ``identity``, the local Batch accou
 ``*``) and what goes wrong:
 
 - ``status``: answer ``status`` (503 ``ServerBusy``, 500 ``InternalError``, 429 ...) in the
-  service's own error shape, with ``Retry-After`` when ``retry_after`` is given;
+  service's own error shape, with ``Retry-After`` when ``retry_after`` is given (seconds, or
+  a string sent as it is, e.g. an HTTP date) and any other ``headers`` (e.g.
+  ``retry-after-ms``);
 - ``latency``: wait ``delay`` seconds, then serve the request normally;
 - ``truncate``: serve the request but cut the body half-way and close the connection;
-- ``drop``: close the connection without answering;
+- ``drop``: close the connection without answering (the request is not applied);
+- ``lost``: apply the request, then close the connection without answering: the client
+  cannot tell it from ``drop``, and its retry meets the state the request made (Azure does
+  this when an answer is lost on the way back);
+- ``late``: apply the request, then answer after ``delay`` seconds (a client that gives up
+  waiting first retries against the new state, as with ``lost``);
 - ``item``: serve a request that answers item by item (Batch's ``task.addcollection``) but
   answer one item with ``status`` and ``code`` instead of doing it, as Batch answers a
   task's ``serverError`` (5xx) or ``clientError`` inside a 200; each item the rule answers
@@ -22,11 +29,11 @@ from __future__ import annotations
 
 import random
 import threading
-from typing import Any, List, NamedTuple, Optional
+from typing import Any, List, NamedTuple, Optional, Tuple, Union
 
 from .config import json_kind
 
-KINDS = ("status", "latency", "truncate", "drop", "item")
+KINDS = ("status", "latency", "truncate", "drop", "lost", "late", "item")
 SERVICES = ("*", "lake", "vault", "identity", "batch", "arm")
 _DEFAULT_CODES = {429: "TooManyRequests", 500: "InternalError", 503: "ServerBusy"}
 
@@ -37,8 +44,15 @@ class Fault(NamedTuple):
     kind: str
     status: int = 503
     code: str = "ServerBusy"
-    retry_after: Optional[float] = None
+    retry_after: Union[None, float, str] = None
     delay: float = 0.0
+    headers: Tuple[Tuple[str, str], ...] = ()
+
+    def retry_after_header(self) -> Optional[str]:
+        """The ``Retry-After`` value: seconds as a number, or the string given."""
+        if self.retry_after is None or isinstance(self.retry_after, str):
+            return self.retry_after
+        return "%g" % self.retry_after
 
 
 class _Rule:
@@ -70,10 +84,11 @@ class Faults:
         kind: str = "status",
         status: int = 503,
         code: Optional[str] = None,
-        retry_after: Optional[float] = None,
+        retry_after: Union[None, float, str] = None,
         delay: float = 0.0,
         times: Optional[int] = 1,
         probability: float = 1.0,
+        headers: Optional[dict] = None,
     ) -> Fault:
         """Add a rule; the first matching rule that fires wins. Returns the fault."""
         if kind not in KINDS:
@@ -86,10 +101,17 @@ class Faults:
                "times must be a positive whole number or null (always), not %r" % (times,))
         _check(isinstance(probability, (int, float)) and 0 <= probability <= 1,
                "probability must be between 0 and 1, not %r" % (probability,))
+        _check(retry_after is None or isinstance(retry_after, str) or (
+            isinstance(retry_after, (int, float)) and retry_after >= 0),
+            "retry_after must be zero or more seconds, or a string (an HTTP date), not %r"
+            % (retry_after,))
         _check(isinstance(delay, (int, float)) and delay >= 0,
                "delay must be zero or more seconds, not %r" % (delay,))
+        _check(headers is None or (isinstance(headers, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in headers.items())),
+            "headers must be an object of header names to strings, not %r" % (headers,))
         fault = Fault(kind, status, code or _DEFAULT_CODES.get(status, "InternalError"),
-                      retry_after, delay)
+                      retry_after, delay, tuple(sorted((headers or {}).items())))
         with self._lock:
             self._rules.append(_Rule(service, operation, fault, times, probability))
         return fault
@@ -134,7 +156,7 @@ def _check(condition: bool, message: str) -> None:
 
 
 RULE_KEYS = ("service", "operation", "kind", "status", "code", "retry_after", "delay", "times",
-             "probability")
+             "probability", "headers")
 
 
 def add_rules(faults: Faults, rules: Any) -> None:

@@ -122,6 +122,16 @@ class EmulatorHandle:
         self.clear_faults()
         self.reset_counts()
         self.network()
+        self.lake_behaviour()
+
+    def lake_behaviour(self, rename_conflict_first: bool = False,
+                       flat_namespace: bool = False) -> None:
+        """How the lake answers where accounts or Azure's behaviour differ (reset per test):
+        ``rename_conflict_first``: a conditional rename whose source is gone and whose
+        destination exists answers 409 PathAlreadyExists, not 404 (a retried rename);
+        ``flat_namespace``: the account reports no hierarchical namespace."""
+        self.set.lake_app.store.rename_conflict_first = rename_conflict_first
+        self.set.lake_app.hierarchical_namespace = not flat_namespace
 
     # -- the network model -------------------------------------------------------------------
 

@@ -192,6 +192,9 @@ class LakeApp(BlobOperations):
         self.auth = Authenticator(config, issuer)
         self.store = store or LakeStore(delete_page_size=DEFAULT_PAGE)
         self.base_url = ""
+        #: False: a flat Blob Storage account (``emulate --flat-namespace``), as Get Account
+        #: Information and the root's ACL report it; the operations stay those of a Data Lake.
+        self.hierarchical_namespace = True
         self._handlers: Dict[str, Callable[[Request, str, str], Response]] = {
             name[len("_op_"):]: getattr(self, name) for name in dir(self)
             if name.startswith("_op_")}
@@ -328,6 +331,7 @@ class LakeApp(BlobOperations):
         """Owner, group, permissions and ACL of a path, or of the file system's root
         directory (how clients detect a hierarchical namespace)."""
         if not path:
+            self._check_hierarchical(fs)
             stamped = self.store.filesystem(fs, "FilesystemNotFound")
             is_dir = True
         else:
@@ -335,6 +339,23 @@ class LakeApp(BlobOperations):
             is_dir = stamped.is_dir
         return Response(200, wire.stamp(stamped) + wire.access_control(is_dir) + [
             ("x-ms-resource-type", "directory" if is_dir else "file")])
+
+    # -- a flat account (emulate --flat-namespace) ---------------------------------------
+
+    def _op_get_account_info(self, request: Request, fs: str, path: str) -> Response:
+        response = super()._op_get_account_info(request, fs, path)
+        if not self.hierarchical_namespace:
+            response.headers = [(k, "false" if k == "x-ms-is-hns-enabled" else v)
+                                for k, v in response.headers]
+        return response
+
+    def _check_hierarchical(self, fs: str) -> None:
+        """A flat account's root folder has no ACL: 400, which clients such as Hadoop's
+        ABFS driver read as "no hierarchical namespace"."""
+        if not self.hierarchical_namespace:
+            self.store.filesystem(fs, "FilesystemNotFound")
+            raise LakeError(400, "HierarchicalNamespaceNotEnabled", "This operation is only "
+                            "supported on a hierarchical namespace enabled account.")
 
     def _op_rename(self, request: Request, fs: str, path: str) -> Response:
         node = self.store.rename(_rename_source(request), (fs, path),

@@ -47,7 +47,7 @@ class RequestRecord(NamedTuple):
     method: str
     path: str
     operation: str
-    status: str  # "200", ... or "dropped"
+    status: str  # "200", ... or "dropped" or "lost" (applied, not answered)
     milliseconds: float
 
 
@@ -114,6 +114,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._log(request, operation, "dropped", started)
             return
         response = self._respond(app, request, operation, fault)
+        if fault is not None and fault.kind == "lost":
+            self._drop()  # applied, but its answer never leaves
+            self._log(request, operation, "lost", started)
+            return
+        if fault is not None and fault.kind == "late":
+            time.sleep(fault.delay)  # applied already: the answer alone is late
         self._send(request, response, truncate=fault is not None and fault.kind == "truncate")
         self._log(request, operation, str(response.status), started)
 
@@ -130,7 +136,8 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind == "status":
             response = app.error(request, fault.status, fault.code, "Injected fault.")
             if fault.retry_after is not None:
-                response.headers.append(("Retry-After", "%g" % fault.retry_after))
+                response.headers.append(("Retry-After", fault.retry_after_header()))
+            response.headers.extend(fault.headers)
             return response
         try:
             return app.handle(request, operation)

@@ -110,7 +110,9 @@ class Lake:
         recursive = "**" in rest or "/" in rest
         try:
             entries = self.ls(folder, recursive=recursive)
-        except FileNotFoundError:
+        except FileNotFoundError as e:
+            if isinstance(e, WorkerError) and e.exit_code == 2:  # no file system, no root
+                raise
             return []
         start = len(folder) + 1 if folder else 0
         return [e for e in entries if not e.is_dir and regex.match(e.path[start:])]
@@ -147,7 +149,9 @@ class Lake:
             else:
                 found = [replace(single, path=to_key(path_or_glob))]
         if not found:
-            raise InputNotFound(f"no files match {path_or_glob!r} in the lake {self.url}")
+            raise InputNotFound(f"no files match {path_or_glob!r} in the lake {self.url}; "
+                                "check the path or pattern (python -m worker lake ls lists "
+                                "what is there), or that the task writing it ran first")
         return sorted(found, key=lambda e: e.path)
 
     def download(self, remote: str, local: str) -> List[str]:

@@ -20,9 +20,12 @@ def read_table(lake, keys: List[str], columns: Optional[Sequence[str]] = None):
         source = local if local else pa.BufferReader(lake.read_bytes(key))
         try:
             return pq.read_table(source, columns=list(columns) if columns else None)
-        except pa.ArrowException as e:  # a corrupt file: name it as the lake names it
+        except (pa.ArrowException, OSError, ValueError) as e:
+            # a corrupt file (pyarrow raises some decoding errors as plain OSError): name it
+            # as the lake names it; the bytes were read above, so this is not the lake's
             raise InputDataError(f"bad input data: {key!r} in the lake {lake.url} is not "
-                                 f"readable parquet: {first_line(e)}") from None
+                                 f"readable parquet ({first_line(e)}); replace or remove the "
+                                 "file, or leave it out of the path or glob read") from None
 
     tables = run_parallel(one, keys, lake.concurrency)
     return pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]

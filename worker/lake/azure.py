@@ -1,8 +1,9 @@
 """The Data Lake Gen2 store: ``ctx.lake`` on Azure (or the loopback emulator).
 
-Its calls go out as plain REST requests (:mod:`worker.lake.rest`) over urllib3
-(:mod:`worker.lake.http`), one pool per store, shared by every thread, authenticated with the
-process's credential (``worker.identity``); the storage SDK is not used. Errors become
+Its calls go out as plain REST requests (:mod:`worker.lake.rest`) through azure-core's
+pipeline over a lean urllib3 transport (:mod:`worker.lake.http`, :mod:`worker.lake.transport`),
+one pool per store, shared by every thread, authenticated with the process's credential
+(``worker.identity``); the storage SDK is not used. Errors become
 builtin ones here, in :func:`_translate`, so handlers never see ``azure.core.exceptions``:
 
 | service answer                      | raised                                               |
@@ -17,9 +18,10 @@ builtin ones here, in :func:`_translate`, so handlers never see ``azure.core.exc
 | 408, 429, 5xx, connection errors    | RetryableError (exit 3)                              |
 | untrusted certificate, unknown host | ConfigError (exit 2)                                 |
 
-Retries (:mod:`worker.lake.http`'s) are ``retry_total`` retries with sleeps of
-``retry_backoff`` x 1, 2, 4 ... seconds from the configuration, or the service's
-``Retry-After``, 429 included.
+Retries (azure-core's ``RetryPolicy``, see :mod:`worker.lake.http`) are ``retry_total``
+retries, the first at once, then after ``retry_backoff`` x 2, 4 ... seconds from the
+configuration, or after the service's ``Retry-After`` (seconds or an HTTP date) or
+``retry-after-ms``, 429 included.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from ..errors import (
     FileSystemNotFound,
     InputNotFound,
     RetryableError,
-    first_line,
+    describe_service,
 )
 from ..identity import get_credential, identity_name, token_error
 from .http import is_transient
@@ -75,6 +77,7 @@ class AzureStore(Store):
         self._rest: Any = None
         self._lock = threading.Lock()
         self._made_dirs: Set[str] = set()
+        self._namespace_checked = False
 
     @classmethod
     def from_url(cls, url: str, config=None) -> "AzureStore":
@@ -262,6 +265,24 @@ class AzureStore(Store):
                 self.make_dirs(parent)
                 rename()
 
+    def check_namespace(self) -> None:
+        """A commit's renames are atomic only on a hierarchical namespace: on a flat account
+        a folder "rename" is a copy and delete per file, which may move part of a folder and
+        still report success. Asked once per store (Get Account Information)."""
+        if self._namespace_checked:
+            return
+        with self._errors("check of the account of", ""):
+            hierarchical = self.rest.hierarchical_namespace()
+        if hierarchical is False:
+            raise ConfigError(
+                f"the storage account of the lake {self.url} has no hierarchical namespace (a "
+                "flat Blob Storage account): renames there are not atomic, a folder may move "
+                "only in part, so the worker commits nothing to it; point WORKER_LAKE_URL at "
+                "an account with hierarchical namespace (Data Lake Storage Gen2) enabled, or "
+                "upgrade this one (az storage account hns-migration start)",
+                code="config.flat_namespace")
+        self._namespace_checked = True
+
     def delete(self, key: str, recursive: bool = False) -> None:
         path = self._path(key)
         if not path:
@@ -297,7 +318,8 @@ def parse_lake_url(url: str) -> Tuple[str, str, str]:
     if parsed.query or parsed.password:
         raise ConfigError(
             "WORKER_LAKE_URL must not carry a SAS token, key or query string: the worker "
-            "authenticates with its managed identity"
+            "authenticates with its managed identity; remove everything from the '?' on "
+            "(and any user:password@)"
         )
     parts = [unquote(p) for p in parsed.path.split("/") if p]
     if parsed.scheme == "abfss" and "@" in parsed.netloc:
@@ -333,16 +355,32 @@ def _under(path: str, key: str) -> bool:
 
 def _translate(error: Exception, store: AzureStore, action: str, key: str,
                write: bool) -> Exception:
-    """Our (or the builtin) exception for an SDK error; messages carry no secrets."""
+    """Our (or the builtin) exception for an SDK error; messages carry no secrets, and
+    quote what the service said and the request ids (``service_details``, which the
+    result record keeps too)."""
+    translated = _translated(error, store, action, key, write)
+    details = getattr(error, "service_details", None)
+    if details is not None:
+        translated.service_details = details  # type: ignore[attr-defined]
+    return translated
+
+
+def _translated(error: Exception, store: AzureStore, action: str, key: str,
+                write: bool) -> Exception:
     where = f"{key or '/'!r} in the lake {store.url}"
+    details = getattr(error, "service_details", None) or {}
+    said = describe_service(details)
     if isinstance(error, (ServiceRequestError, ServiceResponseError)):
-        return connection_error(error, f"lake {action} of {where}", "WORKER_LAKE_URL",
-                                store.config.environ)
+        failed = connection_error(error, f"lake {action} of {where}", "WORKER_LAKE_URL",
+                                  store.config.environ)
+        if said:  # the client request id: the request may have reached the service
+            failed.args = (f"{failed} ({said})",)
+        return failed
     status = getattr(error, "status_code", None)
     code = _error_code(error)
-    reason = f"{status or ''} {code}".strip()
+    reason = said or f"{status or ''} {code}".strip()
     if status in (401, 403):
-        return AccessDenied(_forbidden(store, action, where, write, error, status))
+        return AccessDenied(_forbidden(store, action, where, write, reason))
     if isinstance(error, ClientAuthenticationError):  # the credential gave no token
         return token_error(error, store.config, f"the lake {store.url}")
     if status == 404:
@@ -351,7 +389,13 @@ def _translate(error: Exception, store: AzureStore, action: str, key: str,
                 f"the file system {store.filesystem!r} of the lake {store.url} does not exist "
                 f"({reason}); create it or fix WORKER_LAKE_URL"
             )
-        return InputNotFound(f"no such file or folder: {where} ({reason})")
+        return InputNotFound(f"no such file or folder: {where} ({reason}); check the path, "
+                             "or that the task writing it ran first")
+    if status == 400 and code in ("InvalidUri", "InvalidResourceName", "AccountNotFound"):
+        return ConfigError(
+            f"the lake {store.url} is not a storage account and file system the service knows "
+            f"({reason}); check the account and file system names in WORKER_LAKE_URL "
+            f"(abfss://FILESYSTEM@ACCOUNT{_DFS_SUFFIX}/PREFIX)", code="config.lake_url")
     if status == 412 and action == "read":
         return RetryableError(
             f"{where} changed while it was being read ({reason}); run the task again to "
@@ -364,17 +408,16 @@ def _translate(error: Exception, store: AzureStore, action: str, key: str,
         return OSError(errno.ENOTEMPTY, f"folder {where} is not empty; use recursive=True")
     if status and is_transient(status):
         return RetryableError(
-            f"lake {action} of {where} failed after the retries: {reason}"
+            f"lake {action} of {where} failed after the retries ({reason})"
         )
-    return OSError(f"lake {action} of {where} failed: {reason}: {first_line(error)}")
+    return OSError(f"lake {action} of {where} failed ({reason})")
 
 
-def _forbidden(store: AzureStore, action: str, where: str, write: bool, error: Exception,
-               status: Optional[int]) -> str:
+def _forbidden(store: AzureStore, action: str, where: str, write: bool, reason: str) -> str:
     who = identity_name(store.config)
     role = WRITE_ROLE if write else READ_ROLE
     return (
-        f"{who} may not {action} {where} ({status} {_error_code(error)}); grant it the "
+        f"{who} may not {action} {where} ({reason}); grant it the "
         f"role '{role}' on the storage account or file system {store.filesystem!r}"
     )
 

@@ -27,6 +27,14 @@ its parameters), so a task's next run finds what an earlier run left:
 Any failure in step 4 rolls back what was moved (new files back to staging, previous
 versions back in place), so a failed task leaves the final paths as they were. A run killed
 in step 4 leaves the record ``committing`` and its next run finishes the commit.
+
+Azure may apply a request and lose its answer; the retry then meets what the first try did.
+Every step survives that: a retried rename that finds its source gone and its destination
+showing the output (our MD5), whether the service answers 404 or 409, is done; a retried
+delete's 404 is done (:meth:`worker.lake.rest.LakeRest.delete`); a claim that exists with
+this run's own content is this run's; rewriting the record or a staged file writes the same
+bytes again. On a rerun the record is the truth: what it lists and no longer finds staged
+was moved.
 """
 
 from __future__ import annotations
@@ -38,7 +46,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
-from ..errors import CommitConflict
+from ..errors import CommitConflict, RetryableError
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -49,6 +57,10 @@ RECORD = "commit.json"
 REPLACED = ".replaced"  # suffix of a run's folder of previous versions
 #: A claim older than this is an abandoned commit (its task was killed and not rerun).
 STALE_CLAIM_S = 600.0
+#: A roll-back or clean-up that meets a transient failure is run again, this many times in
+#: all, after pauses of WORKER_RETRY_BACKOFF (or AGAIN_PAUSE_S) x 1, 2, 4 ... seconds.
+AGAIN_ROUNDS = 4
+AGAIN_PAUSE_S = 1.0
 
 
 @dataclass
@@ -75,7 +87,7 @@ class Output:
 
 @dataclass
 class _Move:
-    """One rename done by this run, remembered to undo it."""
+    """One rename this run made (or tried: see :meth:`Committer._plan`), to undo it."""
 
     src: str
     dst: str
@@ -142,6 +154,7 @@ class Committer:
         staged = self._staged_files(run_dir)
         outputs = [Output(**o) for o in record["outputs"]]
         left = [o for o in outputs if o.src in staged]
+        self.store.check_namespace()
         log.warning("an earlier run (%s) was stopped mid-commit: moving its %d remaining "
                     "output(s) of %d into place", record["run"], len(left), len(outputs))
         self._moves = []
@@ -166,14 +179,15 @@ class Committer:
             self._drop(task_dir(self.task_key))
             self._prune_parents(task_dir(self.task_key))
             return
+        self.store.check_namespace()  # before anything moves: atomic renames or none
         self._claim(outputs)
-        self._write_record({
-            "version": 1, "task": self.task_key, "run": self.run_id, "state": "committing",
-            "started_at": time.time(), "outputs": [asdict(o) for o in outputs],
-            "owned": self._owned,
-        })
         self._moves = []
         try:
+            self._write_record({
+                "version": 1, "task": self.task_key, "run": self.run_id, "state": "committing",
+                "started_at": time.time(), "outputs": [asdict(o) for o in outputs],
+                "owned": self._owned,
+            })
             self._move_outputs(outputs, self.run_dir)
         except BaseException:
             self._undo()
@@ -185,7 +199,7 @@ class Committer:
 
     def abort(self) -> None:
         """Drop this run's staged files (the task's record, if any, stays for its next run)."""
-        self._drop(self.run_dir)
+        self._drop(self.run_dir, after_failure=True)
         self._prune_parents(self.run_dir)
 
     def _move_outputs(self, outputs: List[Output], run_dir: str) -> None:
@@ -209,25 +223,21 @@ class Committer:
 
     def _move_folder(self, folder: str, run_dir: str) -> bool:
         src = f"{run_dir}/{folder}"
-        try:
-            self._landed(lambda: self.store.rename_folder(src, folder), src,
-                         lambda: self.store.exists(folder))
-        except FileExistsError:
-            return False
-        self._moves.append(_Move(src, folder))
-        return True
+        move = self._plan(_Move(src, folder))
+        moved = self._rename(lambda: self.store.rename_folder(src, folder), src,
+                             lambda: self.store.exists(folder))
+        if not moved:
+            self._moves.remove(move)
+        return moved
 
     def _move_file(self, output: Output) -> None:
-        try:
-            self._landed(lambda: self.store.rename(output.src, output.path, overwrite=False),
-                         output.src, lambda: self.store.content_md5(output.path) == output.md5)
-            self._moves.append(_Move(output.src, output.path))
+        move = self._plan(_Move(output.src, output.path))
+        if self._rename_in(output):
             return
-        except FileExistsError:
-            pass
+        self._moves.remove(move)  # something is there: not this run's to move back
         existing = self.store.content_md5(output.path)
         if existing == output.md5:  # already there, the same bytes: a rerun's own output
-            self.store.delete(output.src)
+            self._drop(output.src)
             return
         owned = self._owned.get(output.path)
         if not output.overwrite and (owned is None or owned != existing):
@@ -240,50 +250,114 @@ class Committer:
     def _replace(self, output: Output) -> None:
         """Move the previous version aside, then the output in: both can be undone."""
         aside = f"{_run_of(output.src, self.task_key)}{REPLACED}/{output.path}"
-        self._landed(lambda: self.store.rename(output.path, aside, overwrite=True),
+        self._plan(_Move(output.src, output.path, aside))
+        self._rename(lambda: self.store.rename(output.path, aside, overwrite=True),
                      output.path, lambda: self.store.exists(aside))
-        self._moves.append(_Move(output.src, output.path, aside))
-        try:
-            self._landed(lambda: self.store.rename(output.src, output.path, overwrite=False),
-                         output.src, lambda: self.store.content_md5(output.path) == output.md5)
-        except FileExistsError:
+        if not self._rename_in(output):
             raise CommitConflict(
                 f"another task wrote {output.path!r} in the lake {self.store.url} during this "
-                "commit; run the task again once the other has finished") from None
+                "commit; run the task again once the other has finished")
 
-    def _landed(self, rename: Callable[[], None], src: str, arrived: Callable[[], bool]) -> None:
-        """Run ``rename``. When the service did it but its answer was lost, the SDK's retry
-        finds the source gone (404): that counts as done if the destination shows it."""
+    def _plan(self, move: _Move) -> _Move:
+        """Note a move before it is tried: a rename whose answers were all lost may have
+        been applied though it failed, and the roll-back (which looks at what is where
+        before it moves anything back) must then undo it too."""
+        self._moves.append(move)
+        return move
+
+    def _rename_in(self, output: Output) -> bool:
+        """Move a staged output to its path if nothing is there (a conditional rename);
+        False when something is."""
+        return self._rename(
+            lambda: self.store.rename(output.src, output.path, overwrite=False), output.src,
+            lambda: self.store.content_md5(output.path) == output.md5)
+
+    def _rename(self, rename: Callable[[], None], src: str, arrived: Callable[[], bool]
+                ) -> bool:
+        """Run ``rename``: True when it moved ``src``, False when its destination exists
+        (only a conditional rename says so). When the service did it but the answer was
+        lost, the retry meets what it did: the source gone, and 404 (no source) or 409 (the
+        destination exists; Azure's order for a retried conditional rename is not known),
+        which counts as done when the destination shows ``arrived()``."""
         try:
             rename()
+            return True
         except FileNotFoundError:
-            if self.store.exists(src) or not arrived():
+            if not self._moved_by_a_lost_try(src, arrived):
                 raise
-            log.info("%s was moved by an attempt whose answer was lost", src)
+        except FileExistsError:
+            if not self._moved_by_a_lost_try(src, arrived):
+                return False
+        return True
+
+    def _moved_by_a_lost_try(self, src: str, arrived: Callable[[], bool]) -> bool:
+        try:
+            if self.store.exists(src) or not arrived():
+                return False
+        except FileNotFoundError:  # nothing at the destination either
+            return False
+        log.info("%s was moved by an attempt whose answer was lost", src)
+        return True
 
     def _undo(self) -> None:
-        """Put back what this run moved; if that fails too, the record stays ``committing``
-        and the task's next run finishes the commit instead."""
-        try:
+        """Put back what this run moved and forget its record. Each step is idempotent, so a
+        roll-back that meets a transient failure (the lake's own retries used up) runs
+        again (:meth:`_again`): a failed task must not leave part of its outputs. If the
+        lake stays out of reach, the record stays ``committing`` and the task's next run
+        finishes the commit instead."""
+        def roll_back() -> None:
             self._parallel(self._undo_move, list(reversed(self._moves)))
+            self._forget_record()
+
+        try:
+            self._again(roll_back, "rolling back")
         except BaseException as e:
             log.error("could not roll back the commit (%s); the task's next run will finish "
                       "it", e)
             return
         log.info("rolled back %d move(s): nothing of this run is at its final path",
                  len(self._moves))
+        self._drop(self.run_dir, after_failure=True)
+        self._drop(self.run_dir + REPLACED, after_failure=True)
+
+    def _again(self, step: Callable[[], None], doing: str) -> None:
+        """Run an idempotent ``step``; after a transient failure (the lake's own retries
+        used up) run it again, ``AGAIN_ROUNDS`` times in all, after pauses of the lake's
+        backoff x 1, 2, 4 ... seconds."""
+        for round_ in range(1, AGAIN_ROUNDS + 1):
+            try:
+                step()
+                return
+            except RetryableError as e:
+                if round_ == AGAIN_ROUNDS:
+                    raise
+                log.info("%s again (round %d of %d): %s", doing, round_ + 1, AGAIN_ROUNDS,
+                         type(e).__name__)
+                time.sleep(self._pause() * 2 ** (round_ - 1))
+
+    def _pause(self) -> float:
+        """The lake's own backoff (WORKER_RETRY_BACKOFF) when it has one."""
+        return float(getattr(getattr(self.store, "config", None), "retry_backoff", AGAIN_PAUSE_S))
+
+    def _forget_record(self) -> None:
+        """The record as it was before this run's commit (an earlier run's, or none)."""
         if self._previous is not None:
             self._write_record(self._previous)
-        else:
-            self._drop(f"{task_dir(self.task_key)}/{RECORD}")
-        self._drop(self.run_dir)
-        self._drop(self.run_dir + REPLACED)
+            return
+        try:
+            self.store.delete(f"{task_dir(self.task_key)}/{RECORD}")
+        except FileNotFoundError:
+            pass
 
     def _undo_move(self, move: _Move) -> None:
+        """Undo one move if it happened: only this run moves its staged files, so a staged
+        file gone and its destination there means the move was made."""
         if self.store.exists(move.dst) and not self.store.exists(move.src):
-            self.store.rename(move.dst, move.src, overwrite=True)
+            self._rename(lambda: self.store.rename(move.dst, move.src, overwrite=True),
+                         move.dst, lambda: self.store.exists(move.src))
         if move.aside and self.store.exists(move.aside):
-            self.store.rename(move.aside, move.dst, overwrite=False)
+            self._rename(lambda: self.store.rename(move.aside, move.dst, overwrite=False),
+                         move.aside, lambda: self.store.exists(move.dst))
 
     # -- the claim and the record --------------------------------------------------------------
 
@@ -298,6 +372,8 @@ class Committer:
         except FileExistsError:
             pass
         holder = self._read_json(key) or {}
+        if holder.get("task") == self.task_key and holder.get("run") == self.run_id:
+            return  # this run's own claim: the answer to its first try was lost
         age = time.time() - float(holder.get("at", 0))
         if holder.get("task") != self.task_key and age < STALE_CLAIM_S:
             raise CommitConflict(
@@ -332,13 +408,22 @@ class Committer:
     def _prune_parents(self, key: str) -> None:
         prune_empty_parents(self.store, key)
 
-    def _drop(self, key: str) -> None:
+    def _drop(self, key: str, after_failure: bool = False) -> None:
+        """Delete ``key`` from the staging area, if the lake lets us: the outputs are safe
+        either way, and leftovers go at the task's next run or ``lake gc``. After a failure
+        the lake's error is the task's own final line already, so it is not repeated."""
         try:
-            self.store.delete(key, recursive=True)
+            if after_failure:  # the lake just failed: one try, leftovers go at the next run
+                self.store.delete(key, recursive=True)
+            else:
+                self._again(lambda: self.store.delete(key, recursive=True), "cleaning up")
         except FileNotFoundError:
             pass
-        except Exception as e:  # the outputs are safe; leftovers go at the next run or gc
-            log.warning("could not remove %s from the staging area: %s", key, e)
+        except Exception as e:
+            if after_failure:
+                log.info("%s stays in the staging area for the task's next run", key)
+            else:
+                log.warning("could not remove %s from the staging area: %s", key, e)
 
 
 def prune_empty_parents(store: Store, key: str) -> None:

@@ -1,55 +1,74 @@
-"""How the lake's REST calls (:mod:`worker.lake.rest`) are sent: bare urllib3, a bearer token,
-retries.
+"""How the lake's REST calls (:mod:`worker.lake.rest`) are sent: azure-core's ``PipelineClient``
+with its standard policies, over a lean urllib3 transport of our own
+(:mod:`worker.lake.transport`).
 
-A ranged read through azure-core's pipeline and requests costs about 0.45 ms of client CPU more
-than the same request over urllib3 (pipeline policies, request preparation, two layers of
-response wrapping; Python 3.8): per 64 KiB file that doubles the CPU, and staging a query's
-column chunks pays it on every range, on the node's two cores that the query shares. So these
-calls go out over urllib3 directly, keeping what the pipeline gave them:
+The policies, in the order azure-core's clients use them:
 
-- a connection pool as big as the store's parallelism, TLS verified against the same CA
-  bundle requests would use (``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``, else certifi's), the
-  environment's proxy, the storage SDK's timeouts (20 s to connect, 60 s per read);
-- the process's credential, its token cached until five minutes before it expires (as
-  azure-core's ``BearerTokenCredentialPolicy`` does);
-- ``retry_total`` retries of connection failures, answers cut off midway and transient
-  statuses (408, 429, 500, 502-504, 506 and up, as azure-core's ``RetryPolicy``), after the
-  service's ``Retry-After`` when it gives one, else ``retry_backoff`` x 1, 2, 4 ... seconds;
-  but an untrusted certificate or a host name that does not resolve is a deployment
-  mistake, reported at once (azure-core retried those too);
-- failures raised as azure-core's exceptions, carrying the status and the service's error
-  code, so :func:`worker.lake.azure._translate` maps them like the storage SDK's.
+- ``RequestIdPolicy``: one ``x-ms-client-request-id`` per call, kept across its retries
+  (what Azure support asks for, beside the service's ``x-ms-request-id``);
+- ``UserAgentPolicy``: ``batch-worker/VERSION`` before azure-core's own;
+- ``RetryPolicy``: ``WORKER_RETRY_TOTAL`` retries of connection failures, answers cut off
+  midway and transient statuses (408, 429, 500, 502-504, 506 and up), the first at once,
+  then ``WORKER_RETRY_BACKOFF`` x 2, 4 ... seconds, or after what the service asks:
+  ``Retry-After`` in seconds or as an HTTP date, ``retry-after-ms``, ``x-ms-retry-after-ms``.
+  Every method is retried, PATCH (appends, flushes) too: each lake call is idempotent in
+  effect (a retry that meets what its lost first try did counts as done; see
+  :mod:`worker.lake.commit`). An untrusted certificate, a host name that does not resolve
+  or a proxy that refuses its credentials is a deployment mistake, reported at once;
+- ``BearerTokenCredentialPolicy``: the process's credential (``worker.identity``), its
+  token kept until five minutes before it expires; a 401 with a challenge fetches a new
+  token and sends the request once more;
+- ``HttpLoggingPolicy``: each request and answer at DEBUG (``WORKER_LOG_LEVEL=DEBUG``), on
+  the logger ``worker.lake.http``, every header but a known-safe few redacted.
+
+Failures are azure-core's exceptions, carrying the status, the service's error code and
+message, and both request ids (:func:`http_error`), so :func:`worker.lake.azure._translate`
+maps them into the worker's errors.
 """
 
 from __future__ import annotations
 
-import random
+import json
+import logging
 import threading
-import time
 import uuid
-from typing import Any, Collection, Mapping, NamedTuple, Optional
-from urllib.parse import urlparse
-from urllib.request import getproxies_environment, proxy_bypass_environment
+from typing import Any, Collection, Dict, Mapping, Optional
 
-from ..connection import ca_bundle, is_misconfiguration
+from azure.core import PipelineClient
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+)
+from azure.core.pipeline import Pipeline
+from azure.core.pipeline.policies import (
+    BearerTokenCredentialPolicy,
+    HttpLoggingPolicy,
+    RequestIdPolicy,
+    RetryPolicy,
+    UserAgentPolicy,
+)
+from azure.core.pipeline.transport import HttpRequest
+
+from .. import __version__
+from ..connection import is_misconfiguration
+from .transport import Answer, LakeTransport
 
 #: The OAuth scope of Azure Storage, as the storage SDK asks for it.
 STORAGE_SCOPE = "https://storage.azure.com/.default"
 #: The REST API version of every call (the storage SDK of the lock files supports it too).
 API_VERSION = "2025-05-05"
-BACKOFF_MAX = 60.0  # the longest sleep between two retries, in seconds
-_CONNECT_TIMEOUT = 20.0  # the storage SDK's defaults
-_READ_TIMEOUT = 60.0
-_REFRESH_BEFORE = 300  # seconds before its expiry a token is replaced (azure-core's margin)
-_USER_AGENT = "batch-worker (urllib3)"
+BACKOFF_MAX = 60  # the longest backoff between two retries, in seconds
+USER_AGENT = f"batch-worker/{__version__}"
+_METHODS = frozenset(["HEAD", "GET", "PUT", "DELETE", "PATCH", "POST"])
+_SAFE_HEADERS = ("x-ms-version", "x-ms-continuation", "x-ms-rename-source", "Range",
+                 "Content-Range", "x-ms-blob-type", "x-ms-resource-type", "Content-MD5",
+                 "x-ms-content-md5", "x-ms-blob-content-md5", "Content-Encoding",
+                 "x-ms-namespace-enabled", "x-ms-is-hns-enabled")
+_SAFE_QUERY = ("resource", "recursive", "directory", "maxResults", "action", "position",
+               "comp", "mode", "restype", "paginated")
 
-
-class Answer(NamedTuple):
-    """A service's answer: its status, headers (case-insensitive) and whole body."""
-
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
+log = logging.getLogger(__name__)
 
 
 def is_transient(status: int) -> bool:
@@ -62,139 +81,144 @@ class LakeHttp:
 
     def __init__(self, credential: Any, pool_size: int, environ: Mapping[str, str],
                  account_url: str, retry_total: int, retry_backoff: float) -> None:
-        self._pool = _pool_manager(pool_size, environ, account_url)
-        self._token = _TokenCache(credential, STORAGE_SCOPE)
-        self._retry_total = retry_total
-        self._retry_backoff = retry_backoff
+        retries = dict(retry_total=retry_total, retry_connect=retry_total,
+                       retry_read=retry_total, retry_status=retry_total,
+                       retry_backoff_factor=retry_backoff, retry_backoff_max=BACKOFF_MAX)
+        policies = [
+            RequestIdPolicy(),
+            UserAgentPolicy(user_agent=USER_AGENT),
+            _Retry(**retries),
+            _Bearer(credential, STORAGE_SCOPE),
+            _http_logging(),
+        ]
+        # The client's own pipeline, kept at hand: its context says whether a call was
+        # retried (what generated SDK clients read through ``client._pipeline``).
+        self._pipeline: Any = Pipeline(LakeTransport(pool_size, environ, account_url),
+                                       policies)
+        self._client: Any = PipelineClient(account_url, pipeline=self._pipeline)
 
     def send(self, method: str, url: str, headers: Mapping[str, str], body: bytes = b"",
-             ok: Collection[int] = (200,)) -> Answer:
-        """The answer to ``method url``, once its status is one of ``ok``; else, after the
-        retries, azure-core's error for the last failure."""
-        import urllib3
-
-        retries = 0
-        while True:
-            try:
-                answer = self._send_once(method, url, headers, body)
-            except (urllib3.exceptions.HTTPError, OSError) as e:
-                if retries >= self._retry_total or is_misconfiguration(e):
-                    raise _connection_error(e, retries) from e
-                wait = None
-            else:
-                if answer.status in ok:
-                    return answer
-                if not is_transient(answer.status) or retries >= self._retry_total:
-                    raise http_error(answer)
-                wait = retry_after_seconds(answer.headers)
-            retries += 1
-            time.sleep(wait if wait is not None else backoff_sleep(self._retry_backoff, retries))
-
-    def _send_once(self, method: str, url: str, headers: Mapping[str, str],
-                   body: bytes) -> Answer:
-        full = {
-            "Authorization": self._token.header(),
-            "x-ms-version": API_VERSION,
-            "x-ms-client-request-id": str(uuid.uuid4()),  # what support asks for
-            "User-Agent": _USER_AGENT,
-        }
-        full.update(headers)
-        response = self._pool.urlopen(method, url, body=body or None, headers=full,
-                                      preload_content=False, retries=False, redirect=False)
-        try:
-            data = response.read()  # a body cut short raises (its Content-Length is enforced)
-        finally:
-            response.release_conn()
-        return Answer(response.status, response.headers, data)
+             ok: Collection[int] = (200,), ok_if_retried: Collection[int] = ()) -> Answer:
+        """The answer to ``method url``, once its status is one of ``ok``, or one of
+        ``ok_if_retried`` after a retry (an earlier try may have been applied, its answer
+        lost: a retried delete's 404); else, after the retries, azure-core's error for the
+        last answer (or the last connection failure)."""
+        request = HttpRequest(method, url, headers, data=body or None)
+        request.headers["x-ms-version"] = API_VERSION
+        response = self._pipeline.run(request, retry_on_methods=_METHODS,
+                                      request_id=str(uuid.uuid4()))
+        answer = response.http_response
+        status = answer.status_code
+        if status in ok or (status in ok_if_retried and response.context.get("history")):
+            return answer
+        raise http_error(answer)
 
     def close(self) -> None:
-        self._pool.clear()
+        self._client.close()
 
 
-class _TokenCache:
-    """The credential's token for one scope, fetched again shortly before it expires."""
+class _Retry(RetryPolicy):
+    """azure-core's retries, except of what retrying cannot fix: an untrusted certificate,
+    a host name that does not resolve, a proxy that refuses the credentials."""
 
-    def __init__(self, credential: Any, scope: str) -> None:
-        self._credential = credential
-        self._scope = scope
+    def increment(self, settings: Dict[str, Any], response: Any = None,
+                  error: Optional[Exception] = None) -> bool:
+        if error is not None and is_misconfiguration(error):
+            return False
+        return super().increment(settings, response=response, error=error)
+
+
+class _Bearer(BearerTokenCredentialPolicy):
+    """azure-core's bearer token policy, with one fetch at a time (threads that start
+    together would each ask the identity endpoint), and a new token after a 401 whose
+    challenge is Azure Storage's plain one (the base class answers claims challenges only):
+    a token revoked or expired early gets one more try with a fresh one."""
+
+    def __init__(self, credential: Any, *scopes: str) -> None:
+        super().__init__(credential, *scopes)
         self._lock = threading.Lock()
-        self._token: Any = None
 
-    def header(self) -> str:
-        token = self._token
-        if token is None or token.expires_on - time.time() < _REFRESH_BEFORE:
-            with self._lock:
-                if self._token is None or self._token.expires_on - time.time() < _REFRESH_BEFORE:
-                    self._token = self._credential.get_token(self._scope)
-                token = self._token
-        return f"Bearer {token.token}"
+    def on_request(self, request: Any) -> None:
+        with self._lock:
+            super().on_request(request)
+
+    def on_challenge(self, request: Any, response: Any) -> bool:
+        if super().on_challenge(request, response):
+            return True
+        with self._lock:
+            self.authorize_request(request, *self._scopes)
+        return True
 
 
-def http_error(answer: Answer) -> Exception:
-    """azure-core's error for a failed answer (as the storage SDK raises it), with the
-    service's error code on it."""
-    from azure.core.exceptions import (
-        ClientAuthenticationError,
-        HttpResponseError,
-        ResourceNotFoundError,
-    )
+class _DebugLog(logging.LoggerAdapter):
+    """A logger whose INFO is DEBUG: azure-core's HTTP logging writes at INFO, which would
+    put two records per request in every task's log."""
 
-    code = answer.headers.get("x-ms-error-code")
+    def isEnabledFor(self, level: int) -> bool:
+        return self.logger.isEnabledFor(logging.DEBUG)
+
+    def info(self, msg: Any, *args: Any, **kwargs: Any) -> None:
+        self.logger.debug(msg, *args, **kwargs)
+
+
+def _http_logging() -> HttpLoggingPolicy:
+    policy = HttpLoggingPolicy(logger=_DebugLog(log, {}))  # type: ignore[arg-type]
+    policy.allowed_header_names.update(_SAFE_HEADERS)
+    policy.allowed_query_params.update(_SAFE_QUERY)
+    return policy
+
+
+def http_error(answer: Answer) -> HttpResponseError:
+    """azure-core's error for a failed answer (as the storage SDK raises it), carrying the
+    service's error code and message and both request ids (:func:`service_details`, as
+    ``service_details`` on the error)."""
     kind = {401: ClientAuthenticationError, 403: ClientAuthenticationError,
-            404: ResourceNotFoundError}.get(answer.status, HttpResponseError)
-    error = kind(message=f"Operation returned an invalid status {answer.status}"
-                         + (f"\nErrorCode:{code}" if code else ""))
-    error.status_code = answer.status
-    error.error_code = code
+            404: ResourceNotFoundError}.get(answer.status_code, HttpResponseError)
+    details = service_details(answer)
+    error = kind(message=f"Operation returned an invalid status {answer.status_code}"
+                         + (f"\nErrorCode:{details['error_code']}" if details["error_code"]
+                            else ""), response=answer)
+    error.error_code = details["error_code"]
+    error.service_details = details  # type: ignore[attr-defined]
     return error
 
 
-def _connection_error(error: BaseException, retries: int) -> Exception:
-    """azure-core's error for a request that got no whole answer: ``ServiceRequestError``
-    when it never reached the service, ``ServiceResponseError`` when the answer broke off."""
-    import urllib3
-    from azure.core.exceptions import ServiceRequestError, ServiceResponseError
-
-    sent = not isinstance(error, (urllib3.exceptions.NewConnectionError,
-                                  urllib3.exceptions.ConnectTimeoutError,
-                                  urllib3.exceptions.SSLError, ConnectionRefusedError))
-    kind = ServiceResponseError if sent else ServiceRequestError
-    tries = f" ({retries + 1} tries)" if retries else ""
-    return kind(f"{type(error).__name__}: {error}{tries}", error=error)
-
-
-def backoff_sleep(backoff: float, retry: int) -> float:
-    """Seconds to sleep before retry number ``retry`` (1, 2, ...): ``backoff * 2**(retry-1)``,
-    +-20 % jitter (so threads throttled together come back apart), at most 60 s."""
-    return min(BACKOFF_MAX, backoff * 2 ** max(0, retry - 1) * random.uniform(0.8, 1.2))
-
-
-def retry_after_seconds(headers: Mapping[str, str]) -> Optional[float]:
-    """Seconds from a ``Retry-After`` header (at most the backoff cap), if it has one."""
-    try:
-        return min(BACKOFF_MAX, max(0.0, float(headers.get("Retry-After", ""))))
-    except ValueError:
-        return None
-
-
-def _pool_manager(pool_size: int, environ: Mapping[str, str], account_url: str) -> Any:
-    """urllib3's pool for the account: connections for every thread (fewer would reconnect
-    and redo TLS), the CA bundle requests would use, the environment's proxy for the host."""
-    import urllib3
-
-    bundle = ca_bundle(environ)
-    if not isinstance(bundle, str):
-        import certifi
-
-        bundle = certifi.where()
-    options = {
-        "num_pools": 4, "maxsize": max(16, min(pool_size, 256)), "cert_reqs": "CERT_REQUIRED",
-        "ca_certs": bundle, "retries": False,
-        "timeout": urllib3.Timeout(connect=_CONNECT_TIMEOUT, read=_READ_TIMEOUT),
+def service_details(answer: Answer) -> Dict[str, Any]:
+    """What the service said of a failure: status, error code and message (from the
+    ``x-ms-error-code`` header and the JSON or XML body), ``x-ms-request-id`` and our
+    ``x-ms-client-request-id``."""
+    headers = answer.headers
+    code, message = _body_error(answer.body())
+    request_headers = answer.request.headers
+    return {
+        "status": answer.status_code,
+        "error_code": headers.get("x-ms-error-code") or code,
+        "message": message,
+        "request_id": headers.get("x-ms-request-id"),
+        "client_request_id": request_headers.get("x-ms-client-request-id"),
     }
-    proxies = getproxies_environment()
-    host = urlparse(account_url).hostname or ""
-    proxy = proxies.get("https")
-    if proxy and not proxy_bypass_environment(host, proxies):
-        return urllib3.ProxyManager(proxy, **options)
-    return urllib3.PoolManager(**options)
+
+
+def _body_error(body: bytes) -> tuple:
+    """(code, first line of the message) from the DFS API's JSON or the Blob API's XML."""
+    text = body.decode("utf-8", errors="replace").lstrip("\ufeff").strip()
+    if text.startswith("{"):
+        try:
+            error = json.loads(text).get("error") or {}
+        except (ValueError, AttributeError):
+            return None, None
+        return error.get("code"), _first(error.get("message"))
+    if text.startswith("<"):
+        from xml.etree import ElementTree
+
+        try:
+            root = ElementTree.fromstring(text)
+        except ElementTree.ParseError:
+            return None, None
+        return root.findtext("Code"), _first(root.findtext("Message"))
+    return None, None
+
+
+def _first(message: Optional[str]) -> Optional[str]:
+    """The message without the service's ``RequestId:``/``Time:`` lines."""
+    return message.strip().splitlines()[0].strip() if message and message.strip() else None

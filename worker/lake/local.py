@@ -15,23 +15,24 @@ from pathlib import Path
 from typing import BinaryIO, Iterator, Optional
 from urllib.parse import unquote, urlparse
 
-from ..errors import ConfigError, InputNotFound
+from ..errors import ConfigError, FileSystemNotFound, InputNotFound
 from .store import FileInfo, Store
 
 
 class LocalStore(Store):
-    """A lake rooted at a local folder (created if missing)."""
+    """A lake rooted at a local folder, created by the first write. Until then a read is a
+    configuration error naming WORKER_LAKE_URL: a root that does not exist is most often a
+    mistyped path, not a missing input."""
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
         self.url = self.root.as_uri()
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
+        blocker = _not_a_folder(self.root)
+        if blocker is not None:
             raise ConfigError(
-                f"WORKER_LAKE_URL={self.url!r}: cannot create the folder ({e.strerror}); "
-                "create it or point WORKER_LAKE_URL at a folder you may write", code="config.lake"
-            ) from None
+                f"WORKER_LAKE_URL={self.url!r}: cannot create the folder ({blocker} is not a "
+                "folder); create it or point WORKER_LAKE_URL at a folder you may write",
+                code="config.lake")
 
     @classmethod
     def from_url(cls, url: str) -> "LocalStore":
@@ -44,12 +45,21 @@ class LocalStore(Store):
 
     @contextlib.contextmanager
     def _reading(self, key: str) -> Iterator[None]:
-        """A missing path is a missing input (exit 4), named as the Data Lake names it."""
+        """A missing path is a missing input (exit 4), named as the Data Lake names it; in
+        a root that does not exist, a wrong WORKER_LAKE_URL (exit 2)."""
         try:
             yield
         except FileNotFoundError:
-            raise InputNotFound(f"no such file or folder: {key or '/'!r} in the lake "
-                                f"{self.url}") from None
+            raise self._missing(key) from None
+
+    def _missing(self, key: str) -> FileNotFoundError:
+        if not self.root.is_dir():
+            return FileSystemNotFound(
+                f"no such file or folder: {key or '/'!r}: the lake root {self.url} does not "
+                "exist; fix WORKER_LAKE_URL (file:///ABSOLUTE/PATH of the folder holding the "
+                "data) or create the folder", code="config.lake_root")
+        return InputNotFound(f"no such file or folder: {key or '/'!r} in the lake {self.url}; "
+                             "check the path, or that the task writing it ran first")
 
     def info(self, key: str) -> FileInfo:
         path = self._path(key)
@@ -60,6 +70,8 @@ class LocalStore(Store):
     def list(self, key: str, recursive: bool) -> Iterator[FileInfo]:
         base = self._path(key)
         if not base.is_dir():
+            if not self.root.is_dir():
+                raise self._missing(key)
             raise InputNotFound(f"no folder {key!r} in the lake {self.url}")
         children = base.rglob("*") if recursive else base.iterdir()
         for child in sorted(children):
@@ -141,3 +153,12 @@ class LocalStore(Store):
 
     def local_path(self, key: str) -> Optional[str]:
         return str(self._path(key))
+
+
+def _not_a_folder(root: Path) -> Optional[Path]:
+    """The first of ``root`` and its parents that exists, when it is not a folder (the
+    root could then never be created)."""
+    for path in [root, *root.parents]:
+        if path.exists():
+            return None if path.is_dir() else path
+    return None

@@ -1,17 +1,18 @@
 """The lake's calls as plain REST requests: ranged reads (Get Blob), small writes (Put Blob),
 big uploads (Path Create, Path Update appends in parallel, a flush), renames (Path Create
 with a rename source), listings (List Paths), properties (Get Blob Properties, Set Blob
-Properties for a Content-MD5), folders made (Path Create) and deletes (Path Delete).
+Properties for a Content-MD5), folders made (Path Create), deletes (Path Delete) and the
+account's kind (Get Account Information).
 
 The storage SDK builds a client per call (a generated client for the path, options merged,
 the response deserialised into properties, for reads a downloader and a second pass over the
 body): per small file that costs more client CPU than moving its bytes (a Get Blob 2-3 ms
 through the SDK, a Put Blob 1.6 ms, a rename 2.0 ms on Python 3.8). A task moving hundreds of
 files, or staging a query's column chunks, pays that on the node's two cores, so these calls
-are the REST call itself, sent by :class:`worker.lake.http.LakeHttp` (bare urllib3, the
-process's token, the worker's retries). A read body that breaks off midway is fetched again,
-as the SDK's downloader does. A task never imports the storage SDK: about 0.3 s of its start
-on Python 3.8.
+are the REST call itself, sent by :class:`worker.lake.http.LakeHttp` (azure-core's pipeline
+over a lean urllib3 transport: request ids, the process's token, retries). A read body that
+breaks off midway is fetched again, as the SDK's downloader does. A task never imports the
+storage SDK: about 0.3 s of its start on Python 3.8.
 
 Failures are azure-core's own exceptions, carrying the service's status and error code, so
 :func:`worker.lake.azure._translate` turns them into the same errors as the SDK's.
@@ -25,7 +26,8 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Dict, Iterator, Optional, Tuple
 from urllib.parse import quote, urlencode
 
-from .http import Answer, LakeHttp
+from .http import LakeHttp
+from .transport import Answer
 
 _PAGE = 5000  # paths per List Paths answer, the service's maximum
 
@@ -55,9 +57,9 @@ class LakeRest:
             headers["If-Match"] = f'"{etag}"'
         answer = self._http.send("GET", f"{self._base}/{_quote(path)}", headers,
                                  ok=(200, 206, 416))
-        if answer.status == 416:  # at or past the end (an empty file: 0 of 0)
+        if answer.status_code == 416:  # at or past the end (an empty file: 0 of 0)
             return b"", _total_size(answer, 0), _etag(answer)
-        return answer.body, _total_size(answer, offset + len(answer.body)), _etag(answer)
+        return answer.body(), _total_size(answer, offset + len(answer.body())), _etag(answer)
 
     def put(self, path: str, data: bytes, md5: Optional[str] = None,
             exclusive: bool = False) -> None:
@@ -129,7 +131,7 @@ class LakeRest:
             if continuation:
                 query["continuation"] = continuation
             answer = self._send("GET", f"{self._dfs}?{urlencode(query)}", {}, b"", 200)
-            for entry in json.loads(answer.body or b"{}").get("paths", []):
+            for entry in json.loads(answer.body() or b"{}").get("paths", []):
                 yield {
                     "name": entry["name"],
                     "size": int(entry.get("contentLength") or 0),
@@ -147,15 +149,36 @@ class LakeRest:
 
     def delete(self, path: str, recursive: bool) -> None:
         """Path Delete of a file, an empty folder, or with ``recursive`` a whole folder (which
-        the service may delete in several calls, each answer naming where to go on)."""
+        the service may delete in several calls, each answer naming where to go on). A 404
+        after a retry is done: the try whose answer was lost deleted it. A recursive delete
+        asks for pages (``paginated=true``): without it the service checks the ACLs of a
+        big folder in one call, which may time out."""
         query = {"recursive": "true" if recursive else "false"}
+        if recursive:
+            query["paginated"] = "true"
         while True:
-            response = self._send("DELETE", f"{self._dfs}/{_quote(path)}?{urlencode(query)}",
-                                  {}, b"", 200)
+            response = self._http.send(
+                "DELETE", f"{self._dfs}/{_quote(path)}?{urlencode(query)}", {}, b"",
+                ok=(200,), ok_if_retried=(404,))
             continuation = response.headers.get("x-ms-continuation")
             if not continuation:
                 return
             query["continuation"] = continuation
+
+    def hierarchical_namespace(self) -> Optional[bool]:
+        """Whether the account has a hierarchical namespace; None when the service does not
+        say. Get Account Information on the container (``x-ms-is-hns-enabled``) needs the
+        RBAC action ``blobServices/getInfo/action``, which the data roles may not grant
+        (403, or 404 from services older than 2025): then the file system root's ACL is
+        asked for, as Hadoop's ABFS driver does (a flat account answers 400)."""
+        answer = self._http.send("HEAD", f"{self._base}?restype=account&comp=properties",
+                                 {}, ok=(200, 403, 404))
+        value = (answer.headers.get("x-ms-is-hns-enabled") or "").lower()
+        if answer.status_code == 200 and value in ("true", "false"):
+            return value == "true"
+        acl = self._http.send("HEAD", f"{self._dfs}/?action=getAccessControl&upn=false", {},
+                              ok=(200, 400, 403, 404, 409))
+        return {200: True, 400: False}.get(acl.status_code)
 
     def _send(self, method: str, url: str, headers: Dict[str, str], body: bytes,
               expected: int) -> Answer:

@@ -100,6 +100,10 @@ class Store:
     def make_dirs(self, key: str) -> None:
         raise NotImplementedError
 
+    def check_namespace(self) -> None:
+        """Raise ``ConfigError`` when the store cannot move a folder in one atomic rename
+        (a flat Blob Storage account); stores that can need not check."""
+
     def local_path(self, key: str) -> Optional[str]:
         """The key's path on this machine's disk, when the store is local (else None)."""
         return None

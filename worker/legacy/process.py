@@ -358,7 +358,8 @@ _NOT_EXECUTABLE = "program.not_executable"
 
 def _check_executable(program: str, path: str) -> None:
     if os.path.isdir(path):
-        raise ProgramNotExecutable(f"program {program!r} is a folder ({path}), not a program",
+        raise ProgramNotExecutable(f"program {program!r} is a folder ({path}), not a program; "
+                                   "name the program file itself (e.g. /opt/tool/bin/tool)",
                                    code=_NOT_EXECUTABLE)
     if not os.access(path, os.X_OK):
         raise ProgramNotExecutable(

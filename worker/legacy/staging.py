@@ -30,7 +30,8 @@ def stage_in(lake: Lake, paths: Union[PathLike, Sequence[PathLike]], dest: Path
         base = split_glob(pattern)[0] if has_magic(pattern) else to_key(pattern)
         local = lake.download(pattern, str(dest / base) if base else str(dest))
         if not local:
-            raise InputNotFound(f"no files match {pattern!r} in the lake {lake.url}")
+            raise InputNotFound(f"no files match {pattern!r} in the lake {lake.url}; check "
+                                "the pattern (python -m worker lake ls lists what is there)")
         for path in local:
             found[Path(path).relative_to(dest).as_posix()] = Path(path)
     return sorted(found.items())

@@ -213,7 +213,8 @@ def _failure(failed: List[Tuple[_Job, ProgramError]], runs: int, pass_exit_code:
                       f"the other {runs - len(failed)} are committed (--keep-partial)",)
         error.commit_staged = True
     elif runs > 1:
-        error.args = (f"{error}; the other runs were stopped and nothing is committed",)
+        error.args = (f"{error}; the other runs were stopped and nothing is committed: "
+                      "run the program by hand on that input to see why",)
     if pass_exit_code and isinstance(error, ProgramFailed) and not isinstance(
             error, ProgramKilled) and error.returncode:
         error.exit_code = error.returncode
