@@ -23,6 +23,7 @@ from ..errors import OK, USAGE
 from .config import ConfigError, load_config
 from .emulators import SERVICES, EmulatorSet
 from .faults import add_rules
+from .identity_limits import Limits
 from .seeding import read_secrets
 from .server import RequestRecord
 
@@ -55,6 +56,14 @@ ports: a port given with --lake-port/--vault-port/--identity-port must be free (
   port). Without them the lake, vault and IMDS listen on %(ports)s, or under --data
   on the ports of the last run; a port that is taken falls back to any free one, and a line
   on stderr says which.
+
+identity limits: as Azure's IMDS, each VM's managed-identity endpoint serves at most
+  --identity-concurrent requests at once (default 5) and --identity-per-second a second
+  (default 20); beyond them it answers 429 {"error": "invalid_request", "error_description":
+  "Temporarily throttled, too many requests"}. A VM is a path prefix:
+  AZURE_POD_IDENTITY_AUTHORITY_HOST=http://127.0.0.1:PORT/vms/NAME is VM NAME's endpoint, the
+  bare URL VM "default"'s. --no-identity-limits lifts the limits. At the stop a line on
+  stderr counts each VM's token requests, served and throttled.
 
 network model (lake and vault; IMDS is never slowed): --link-mbps is one link shared by
   every connection, as one NIC is: request and response bodies of all connections draw from
@@ -100,6 +109,16 @@ def _positive(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError("must be more than 0, not %s" % text)
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a whole number, not %s" % text) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more, not %s" % text)
     return value
 
 
@@ -152,6 +171,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency-ms", type=_non_negative, default=0.0, metavar="N",
                         help="wait N ms before answering each lake and vault request "
                              "(default 0)")
+    parser.add_argument("--identity-concurrent", type=_positive_int, default=5, metavar="N",
+                        help="token requests one VM's identity endpoint serves at once "
+                             "(default 5, as Azure)")
+    parser.add_argument("--identity-per-second", type=_positive, default=20.0, metavar="N",
+                        help="token requests one VM's identity endpoint serves a second "
+                             "(default 20, as Azure)")
+    parser.add_argument("--no-identity-limits", action="store_true",
+                        help="no limits on the identity endpoint")
     parser.add_argument("--quiet", "-q", action="store_true",
                         help="no log line per request on stderr")
 
@@ -219,7 +246,8 @@ def _build(args: argparse.Namespace) -> EmulatorSet:
                             identity_port=args.identity_port or 0, seed=_fault_seed(args),
                             link_mbps=args.link_mbps, latency_ms=args.latency_ms,
                             preferred_ports=preferred,
-                            on_request=None if args.quiet else _RequestPrinter())
+                            on_request=None if args.quiet else _RequestPrinter(),
+                            identity_limits=_identity_limits(args))
     if args.faults:
         with open(args.faults, encoding="utf-8") as f:
             try:
@@ -231,6 +259,21 @@ def _build(args: argparse.Namespace) -> EmulatorSet:
         except ValueError as e:
             raise ConfigError("--faults %s: %s (see emulate --help)" % (args.faults, e)) from e
     return emulators
+
+
+def _identity_limits(args: argparse.Namespace) -> Optional[Limits]:
+    if args.no_identity_limits:
+        return None
+    return Limits(args.identity_concurrent, args.identity_per_second)
+
+
+def _report_identity(emulators: EmulatorSet) -> None:
+    """One line at the stop: each VM's token requests, served and throttled."""
+    stats = emulators.identity_stats()
+    if stats:
+        print("emulate: identity token requests: %s" % ", ".join(
+            "VM %s %d served, %d throttled (429)" % (vm, n["served"], n["throttled"])
+            for vm, n in stats.items()), file=sys.stderr)
 
 
 def _prepare(args: argparse.Namespace, emulators: EmulatorSet) -> None:
@@ -309,6 +352,7 @@ def run(args: argparse.Namespace, stop: Optional[threading.Event] = None) -> int
                     pass
             finally:
                 _remove_env_file(args.env_file, text)
+                _report_identity(emulators)
     except (ConfigError, OSError) as e:
         print("emulate: %s" % e, file=sys.stderr)
         return USAGE

@@ -55,9 +55,11 @@ class EmulatorHandle:
         return READER_CLIENT_ID
 
     def environment(self, client_id: Optional[str] = None,
-                    filesystem: Optional[str] = None) -> Dict[str, str]:
-        """WORKER_LAKE_URL, WORKER_VAULT_URL, AZURE_CLIENT_ID, ..._AUTHORITY_HOST, CA bundle."""
-        return self.set.environment(client_id, filesystem)
+                    filesystem: Optional[str] = None, vm: Optional[str] = None
+                    ) -> Dict[str, str]:
+        """WORKER_LAKE_URL, WORKER_VAULT_URL, AZURE_CLIENT_ID, ..._AUTHORITY_HOST, CA bundle;
+        with ``vm``, the identity endpoint of that VM."""
+        return self.set.environment(client_id, filesystem, vm)
 
     # -- data ------------------------------------------------------------------------------
 
@@ -135,6 +137,12 @@ class EmulatorHandle:
 
     def reset_counts(self) -> None:
         self.set.counters.reset()
+        if self.set.identity_app.throttle is not None:
+            self.set.identity_app.throttle.reset()
+
+    def identity_stats(self) -> Dict[str, Dict[str, int]]:
+        """Token requests per VM, ``{"served": n, "throttled": m}`` (with limits only)."""
+        return self.set.identity_stats()
 
     # -- real SDK clients with fast retries -------------------------------------------------------
 
