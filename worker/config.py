@@ -49,6 +49,9 @@ class Config:
     retry_total: int = 5
     #: WORKER_RETRY_BACKOFF: first backoff in seconds of those retries (then doubled).
     retry_backoff: float = 1.0
+    #: WORKER_TOKEN_CACHE: "on" (default): on a Batch node, tokens are shared by the node's
+    #: tasks through its shared folder; "off": each process asks the endpoint for its own.
+    token_cache: bool = True
     #: WORKER_TASK_SLOTS: tasks that share this node (the pool's taskSlotsPerNode).
     task_slots: int = 1
     #: WORKER_REQUIRED_SLOTS: slots this task takes (the task's requiredSlots).
@@ -87,6 +90,7 @@ class Config:
             ),
             retry_total=int(_number(env, "WORKER_RETRY_TOTAL", 5, minimum=0)),
             retry_backoff=_number(env, "WORKER_RETRY_BACKOFF", 1.0, minimum=0.0),
+            token_cache=_choice(env, "WORKER_TOKEN_CACHE", ("on", "off"), "on") == "on",
             task_slots=int(_number(env, "WORKER_TASK_SLOTS", 1, minimum=1)),
             required_slots=int(_number(env, "WORKER_REQUIRED_SLOTS", 1, minimum=1)),
             task_retries=_whole(env, "WORKER_TASK_RETRIES", minimum=-1),

@@ -114,7 +114,7 @@ class _Plan:
         self.task_packages: Dict[str, Dict[str, str]] = {}
 
     def execute(self, args: argparse.Namespace, lake_dirs: List[Path]) -> int:
-        from .emulators import LocalEmulators
+        from .emulators import LocalEmulators, forget_tokens
 
         self.node.prepare(self.job.id)
         self.node.variables.update(self.node.install(self.pool.packages))
@@ -129,6 +129,7 @@ class _Plan:
                 emulators = LocalEmulators(self.node.root / "emulators", lake_dirs,
                                            Path(args.secrets) if args.secrets else None,
                                            NODE_ID, limits=not args.no_identity_limits)
+                forget_tokens(self.node.root)
                 self.emulator_env = emulators.env
             boot, runs, job_state = self._run_node(args.reboot, stop)
         finally:

@@ -74,6 +74,13 @@ class LocalEmulators:
                 self.process.wait()
 
 
+def forget_tokens(node_root: Path) -> None:
+    """Tokens the node's tasks shared (worker/tokencache.py) in an earlier run: the emulators
+    start afresh with a new signing key, which would refuse them."""
+    for path in (node_root / "shared" / "batch-worker" / "tokens").glob("*/*.json"):
+        path.unlink()
+
+
 def _copy_tree(source: Path, target: Path) -> None:
     for path in sorted(source.rglob("*")):
         if path.is_file():
