@@ -10,10 +10,13 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import List, Optional
 
 from . import __version__
 from .errors import USAGE, WorkerError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: typing costs every task's start-up (bench_harness.py)
+    from typing import List, Optional
 
 log = logging.getLogger("worker")
 
@@ -30,7 +33,8 @@ environment (README "Configuration"): WORKER_LAKE_URL, WORKER_VAULT_URL,
   WORKER_SECRETS_FILE, WORKER_SECRET_<NAME>, WORKER_CLIENT_ID or AZURE_CLIENT_ID,
   WORKER_LOG_FORMAT, WORKER_LOG_LEVEL, WORKER_TIMEOUT, WORKER_GRACE, WORKER_SCRATCH_DIR,
   WORKER_TRANSFER_CONCURRENCY, WORKER_LAKE_CHUNK_SIZE, WORKER_LAKE_FILE_CONCURRENCY,
-  WORKER_RETRY_TOTAL, WORKER_RETRY_BACKOFF, WORKER_TASK_SLOTS, WORKER_REQUIRED_SLOTS,
+  WORKER_RETRY_TOTAL, WORKER_RETRY_BACKOFF, WORKER_TOKEN_CACHE (on a node: on, the node's
+  tasks share tokens; off), WORKER_TASK_SLOTS, WORKER_REQUIRED_SLOTS,
   WORKER_CORES, WORKER_MEMORY_MB, WORKER_DUCKDB_MEMORY_FRACTION, WORKER_TASK_RETRIES,
   REQUESTS_CA_BUNDLE;
   Batch's AZ_BATCH_* (task ids and folders; AZ_BATCH_NODE_ID selects managed identity);
@@ -51,6 +55,9 @@ exit codes: 0 every check made passed, 2 a check failed"""
 
 
 def build_parser(argv: Optional[List[str]] = None) -> argparse.ArgumentParser:
+    """The command line. When ``argv`` names a command, only that command's parser is
+    built (each costs a task's start-up about 1 ms on Python 3.8); otherwise every
+    command's, for the top-level help and usage errors."""
     parser = argparse.ArgumentParser(
         prog="python -m worker",
         description="Task harness for Python batch work on Azure Batch.",
@@ -60,46 +67,56 @@ def build_parser(argv: Optional[List[str]] = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"batch-worker {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
-    _add_run(
-        commands.add_parser(
-            "run", help="run a handler as a task", epilog=_RUN_EPILOG,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-    )
+    chosen = argv[0] if argv and argv[0] in _COMMANDS else None
+    for name, add in _COMMANDS.items():
+        if chosen is None or chosen == name:
+            add(commands, name, chosen == name)
+    return parser
+
+
+def _add_run_command(commands, name: str, chosen: bool) -> None:
+    _add_run(commands.add_parser(
+        name, help="run a handler as a task", epilog=_RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter))
+
+
+def _add_doctor(commands, name: str, chosen: bool) -> None:
     doctor = commands.add_parser(
-        "doctor", help="check the installation and configuration", epilog=_DOCTOR_EPILOG,
+        name, help="check the installation and configuration", epilog=_DOCTOR_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     doctor.add_argument(
         "--offline", action="store_true", help="only check that the dependencies import"
     )
     _add_log_options(doctor)
+
+
+def _add_emulate(commands, name: str, chosen: bool) -> None:
     emulate = commands.add_parser(
-        "emulate", help="run loopback Data Lake, Key Vault and managed-identity emulators"
+        name, help="run loopback Data Lake, Key Vault and managed-identity emulators"
     )
-    if argv and argv[0] == "emulate":  # its module is imported only when it is used
+    if chosen:  # its module is imported only when it is used
         _add_emulator_arguments(emulate)
-    _add_exec(commands, argv)
+
+
+def _add_lake(commands, name: str, chosen: bool) -> None:
     lake = commands.add_parser(
-        "lake", help="list, get, put, delete and clean lake files from a terminal",
+        name, help="list, get, put, delete and clean lake files from a terminal",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    if argv and argv[0] == "lake":
+    if chosen:
         from .commands import lake as lake_command
 
         lake.epilog = lake_command.EXAMPLES
         lake_command.add_arguments(lake)
         _add_log_options(lake)
-    _add_package(commands, argv)
-    _add_init(commands, argv)
-    return parser
 
 
-def _add_init(commands, argv: Optional[List[str]]) -> None:
+def _add_init(commands, name: str, chosen: bool) -> None:
     """``init``: a new handler project (worker.commands.init, imported only when used)."""
     init = commands.add_parser(
-        "init", help="create a handler project that runs and tests at once",
+        name, help="create a handler project that runs and tests at once",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    if argv and argv[0] == "init":
+    if chosen:
         from .commands import init as init_command
 
         init.epilog = init_command.EXAMPLES
@@ -116,12 +133,11 @@ _DEPLOY_COMMANDS = {
 }
 
 
-def _add_package(commands, argv: Optional[List[str]]) -> None:
+def _add_deploy(commands, name: str, chosen: bool) -> None:
     """``package``, ``spec``, ``local-batch``: the tools in worker.deploy."""
-    for name, (_, help_text) in _DEPLOY_COMMANDS.items():
-        parser = commands.add_parser(name, help=help_text)
-        if argv and argv[0] == name:
-            _deploy_module(name).add_arguments(parser)
+    parser = commands.add_parser(name, help=_DEPLOY_COMMANDS[name][1])
+    if chosen:
+        _deploy_module(name).add_arguments(parser)
 
 
 def _deploy_module(command: str):
@@ -155,17 +171,25 @@ def _add_run(run: argparse.ArgumentParser) -> None:
     _add_log_options(run)
 
 
-def _add_exec(commands, argv: Optional[List[str]]) -> None:
+def _add_exec(commands, name: str, chosen: bool) -> None:
     """``exec``: a legacy program over lake files (worker.legacy, imported only for it)."""
     parser = commands.add_parser(
-        "exec", help="run a legacy program over lake files as a task, outputs committed "
+        name, help="run a legacy program over lake files as a task, outputs committed "
         "atomically", formatter_class=argparse.RawDescriptionHelpFormatter)
-    if argv and argv[0] == "exec":
+    if chosen:
         from .legacy import command
 
         parser.epilog = command.EXAMPLES
         command.add_arguments(parser)
         _add_log_options(parser)
+
+
+#: Every command, in the order of the help, with the function that adds its parser.
+_COMMANDS = {
+    "run": _add_run_command, "doctor": _add_doctor, "emulate": _add_emulate, "exec": _add_exec,
+    "lake": _add_lake, "package": _add_deploy, "spec": _add_deploy,
+    "local-batch": _add_deploy, "init": _add_init,
+}
 
 
 def _add_log_options(parser: argparse.ArgumentParser) -> None:
@@ -235,9 +259,7 @@ def _config(args: argparse.Namespace):
     if getattr(args, "log_level", None):
         overrides["log_level"] = args.log_level.upper()
     if overrides:
-        import dataclasses
-
-        config = dataclasses.replace(config, **overrides)
+        config = config._replace(**overrides)
     return config
 
 
