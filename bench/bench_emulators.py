@@ -5,7 +5,7 @@ benchmarks, so client and server do not share a GIL. Two clients are measured: r
 ``http.client`` over one keep-alive TLS connection (the emulator's own ceiling) and the
 real DataLake SDK (what a worker sees).
 
-    .ci-venvs/py311/bin/python bench/bench_emulators.py [--large-mib 256] [--small-n 2000]
+    .ci-venvs/py312/bin/python bench/bench_emulators.py [--large-mib 256] [--small-n 2000]
                                                        [--link-mbps N] [--latency-ms N]
 
 With ``--link-mbps``/``--latency-ms`` the emulators run under their network model; the

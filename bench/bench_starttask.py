@@ -1,17 +1,18 @@
 """Provisioning benchmark: today's start-task pattern vs starttask.sh vs the uv floor.
 
-    .ci-venvs/py311/bin/python bench/bench_starttask.py [--repeat 3]
+    .ci-venvs/py312/bin/python bench/bench_starttask.py [--repeat 3] [--node-python 3.12]
 
 Each repetition runs, in turn and with cold caches (fresh venvs, fresh uv caches, pip with
 --no-cache-dir; the OS page cache is not dropped):
-  today     python3.8 -m venv, then one `pip install pkg==ver` per top-level package, in
+  today     pythonX.Y -m venv, then one `pip install pkg==ver` per top-level package, in
             sequence, from PyPI (the pattern the start task replaces)
   starttask starttask.sh from the wheelhouse (uv from its wheel, hashes, bytecode, doctor)
   pip       the same with WORKER_INSTALLER=pip (the fallback; shows what uv buys)
   floor     bare `uv venv` + `uv pip install --no-index --compile-bytecode` of the same lock
             from the same wheelhouse
-then times reruns of starttask.sh on the provisioned node (the stamp fast path). The wheelhouse
-is the test suite's cache (.ci-venvs/wheelhouse-py38-*), downloaded if missing.
+then times reruns of starttask.sh on the provisioned node (the stamp fast path). The node's
+Python is 3.8 (locks/py38.txt) unless --node-python 3.12 (locks/py312.txt, Ubuntu 24.04's).
+The wheelhouse is cached in .ci-venvs/wheelhouse-pyXY-*, downloaded if missing.
 """
 
 from __future__ import annotations
@@ -29,13 +30,12 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 REPO = Path(__file__).resolve().parent.parent
-LOCK = REPO / "locks" / "py38.txt"
 TOOLS = REPO / "bootstrap" / "tools.txt"
 sys.path.insert(0, str(REPO / "bootstrap"))
 
 import wheelhouse  # noqa: E402
 
-#: The five top-level packages, at the pins of locks/py38.txt.
+#: The five top-level packages, at the pins of the node's lock.
 TOP_LEVEL = (
     "azure-identity",
     "azure-storage-file-datalake",
@@ -45,9 +45,13 @@ TOP_LEVEL = (
 )
 
 
-def pins() -> List[str]:
+def lock_of(version: str) -> Path:
+    return REPO / "locks" / ("py%s.txt" % version.replace(".", ""))
+
+
+def pins(lock: Path) -> List[str]:
     versions: Dict[str, str] = {}
-    for line in LOCK.read_text().splitlines():
+    for line in lock.read_text().splitlines():
         if "==" in line and not line.startswith((" ", "#")):
             name, version = line.split(" ")[0].split("==")
             versions[name] = version
@@ -70,17 +74,19 @@ def timed(command: List[str], env: Dict[str, str]) -> float:
     return time.perf_counter() - start
 
 
-def today(python: Path, work: Path) -> float:
+def today(python: Path, lock: Path, work: Path) -> float:
     venv = work / "venv"
     seconds = timed([str(python), "-m", "venv", str(venv)], clean_env())
-    for pin in pins():
+    for pin in pins(lock):
         pip = [str(venv / "bin" / "pip"), "install", "--quiet", "--no-cache-dir", pin]
         seconds += timed(pip, clean_env())
     return seconds
 
 
-def starttask(python: Path, wheels: Path, root: Path, installer: str = "auto") -> float:
+def starttask(python: Path, version: str, wheels: Path, root: Path,
+              installer: str = "auto") -> float:
     env = clean_env(
+        WORKER_PYTHON_VERSION=version,
         WORKER_PYTHON=str(python),
         WORKER_WHEELHOUSE=str(wheels),
         WORKER_ENV_ROOT=str(root),
@@ -89,22 +95,23 @@ def starttask(python: Path, wheels: Path, root: Path, installer: str = "auto") -
     return timed(["bash", str(REPO / "starttask.sh")], env)
 
 
-def floor(python: Path, wheels: Path, uv: Path, work: Path) -> float:
+def floor(python: Path, lock: Path, wheels: Path, uv: Path, work: Path) -> float:
     env = clean_env(UV_CACHE_DIR=str(work / "cache"), UV_PYTHON_DOWNLOADS="never")
     venv = work / "venv"
     seconds = timed([str(uv), "venv", "--quiet", "--python", str(python), str(venv)], env)
     install = [str(uv), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python")]
     install += ["--no-index", "--find-links", str(wheels), "--compile-bytecode"]
-    install += ["--require-hashes", "--no-deps", "-r", str(LOCK)]
+    install += ["--require-hashes", "--no-deps", "-r", str(lock)]
     return seconds + timed(install, env)
 
 
-def prepare_wheels(python: Path, work: Path) -> Path:
-    """The test suite's cached wheelhouse plus a worker wheel built from this checkout."""
-    key = hashlib.sha256(LOCK.read_bytes() + TOOLS.read_bytes()).hexdigest()[:12]
-    cache = REPO / ".ci-venvs" / ("wheelhouse-py38-" + key)
+def prepare_wheels(python: Path, version: str, work: Path) -> Path:
+    """The cached wheelhouse of the node's lock plus a worker wheel built from this checkout."""
+    lock = lock_of(version)
+    key = hashlib.sha256(lock.read_bytes() + TOOLS.read_bytes()).hexdigest()[:12]
+    cache = REPO / ".ci-venvs" / ("wheelhouse-%s-%s" % (lock.stem, key))
     if not cache.is_dir():
-        wheelhouse.download(str(python), [LOCK, TOOLS], "3.8", cache)
+        wheelhouse.download(str(python), [lock, TOOLS], version, cache)
     wheels = work / "wheels"
     shutil.copytree(str(cache), str(wheels))
     uv = work / "uv"
@@ -115,17 +122,19 @@ def prepare_wheels(python: Path, work: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> Dict[str, List[float]]:
-    python = Path(args.python)
+    version = args.node_python
+    python = Path(args.python or default_python(version))
+    lock = lock_of(version)
     results: Dict[str, List[float]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-starttask-") as tmp:
         work = Path(tmp)
-        wheels = prepare_wheels(python, work)
+        wheels = prepare_wheels(python, version, work)
         uv = work / "uv"
         methods: Dict[str, Callable[[Path], float]] = {
-            "today": lambda d: today(python, d),
-            "starttask": lambda d: starttask(python, wheels, d / "root"),
-            "pip": lambda d: starttask(python, wheels, d / "root", "pip"),
-            "floor": lambda d: floor(python, wheels, uv, d),
+            "today": lambda d: today(python, lock, d),
+            "starttask": lambda d: starttask(python, version, wheels, d / "root"),
+            "pip": lambda d: starttask(python, version, wheels, d / "root", "pip"),
+            "floor": lambda d: floor(python, lock, wheels, uv, d),
         }
         for repetition in range(args.repeat):
             for name, method in methods.items():
@@ -137,7 +146,8 @@ def run(args: argparse.Namespace) -> Dict[str, List[float]]:
                 if name != "starttask":
                     shutil.rmtree(str(scratch))
         root = work / "starttask-0" / "root"
-        results["rerun"] = [starttask(python, wheels, root) for _ in range(args.reruns)]
+        results["rerun"] = [starttask(python, version, wheels, root)
+                            for _ in range(args.reruns)]
     return results
 
 
@@ -173,15 +183,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--reruns", type=int, default=10)
-    parser.add_argument("--python", default=default_python(), help="the Python 3.8 to use")
+    parser.add_argument("--node-python", default="3.8", choices=("3.8", "3.12"),
+                        help="the nodes' Python, whose lock is provisioned (default 3.8)")
+    parser.add_argument("--python", help="the interpreter of that version (default pyenv's)")
     args = parser.parse_args(argv)
     print(report(run(args)))
     return 0
 
 
-def default_python() -> str:
-    found = sorted(Path.home().glob(".pyenv/versions/3.8.*/bin/python3.8"))
-    return str(found[-1]) if found else "python3.8"
+def default_python(version: str) -> str:
+    found = sorted(Path.home().glob(".pyenv/versions/%s.*/bin/python%s" % (version, version)))
+    return str(found[-1]) if found else "python" + version
 
 
 if __name__ == "__main__":

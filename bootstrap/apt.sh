@@ -3,6 +3,8 @@
 # options repeat the entry point's so that the file reads the same on its own.
 set -Eeuo pipefail
 # apt: Python from Ubuntu or the deadsnakes PPA, and the extra packages of WORKER_APT_PACKAGES.
+# Ubuntu's own archive comes first (24.04 ships python3.12); the PPA only for a Python the
+# release does not ship (3.8 on 22.04). Either way pythonX.Y-venv comes too: it holds ensurepip.
 # Fresh Azure VMs run unattended-upgrades at boot, which holds the dpkg lock: every apt-get
 # waits for it (DPkg::Lock::Timeout) and transient failures are retried (retry in common.sh).
 
@@ -51,7 +53,7 @@ from_apt() {
     TRIED+=("apt (Ubuntu only; this is ${REPLY:-unknown})")
     return 1
   fi
-  TRIED+=("apt with the deadsnakes PPA")
+  TRIED+=("apt (Ubuntu's archive, else the deadsnakes PPA)")
   step apt-python "$EXIT_APT" install_python_from_apt
   probe "/usr/bin/python$PY_VERSION" && return 0
   if ((DRY_RUN)); then
@@ -62,7 +64,12 @@ from_apt() {
 }
 
 install_python_from_apt() {
-  has_candidate "python$PY_VERSION" || add_deadsnakes
+  if has_candidate "python$PY_VERSION"; then
+    log "python$PY_VERSION from Ubuntu's own archive"
+  else
+    log "python$PY_VERSION is not in this release's archive: from the deadsnakes PPA"
+    add_deadsnakes
+  fi
   apt_install "python$PY_VERSION" "python$PY_VERSION-venv"
 }
 

@@ -4,7 +4,7 @@
 set -Eeuo pipefail
 # Logging, steps and their exit codes, the one failure exit, the dry-run runner, retries.
 
-# Exit codes, one per step (README shows the same table).
+# Exit codes, one per step (docs/reference/exit-codes.md shows the same table).
 readonly EXIT_INTERNAL=1 EXIT_CONFIG=2 EXIT_PYTHON=3 EXIT_APT=4 EXIT_BUSY=5
 readonly EXIT_WHEELHOUSE=6 EXIT_INSTALL=7 EXIT_VERIFY=8
 readonly EXIT_APT_KEY=9 EXIT_APT_REPO=10 EXIT_APT_PACKAGE=11   # apt-sources.json (aptrepo.sh)

@@ -2,7 +2,7 @@
 # Sourced by starttask.sh, which shares these variables across the bootstrap files; the
 # options repeat the entry point's so that the file reads the same on its own.
 set -Eeuo pipefail
-# Configuration: every setting is an environment variable (README lists them), read once here.
+# Configuration: every setting is an environment variable (docs/reference/configuration.md lists them), read once here.
 
 usage() {
   cat <<'EOF'
@@ -13,9 +13,10 @@ it at $WORKER_ENV_ROOT/venv. Safe to rerun (a stamp makes reruns exit at once) a
 twice at once (the second waits on a lock). --dry-run prints every command that would change
 the machine and changes nothing (same as WORKER_DRY_RUN=1).
 
-Environment: WORKER_PYTHON_VERSION (3.8), WORKER_PYTHON, WORKER_ENV_ROOT, WORKER_LOCK_FILE,
+Environment: WORKER_PYTHON_VERSION (the package's Python; from a checkout 3.8, or 3.12 for
+Ubuntu 24.04 nodes), WORKER_PYTHON, WORKER_ENV_ROOT, WORKER_LOCK_FILE,
 WORKER_WHEELHOUSE, WORKER_INSTALLER (auto|uv|pip), WORKER_APT_PACKAGES, WORKER_APT_SOURCES,
-WORKER_WAIT_TIMEOUT, WORKER_APT_LOCK_TIMEOUT, WORKER_DRY_RUN. See README.md.
+WORKER_WAIT_TIMEOUT, WORKER_APT_LOCK_TIMEOUT, WORKER_DRY_RUN. See docs/starttask.md.
 EOF
 }
 
@@ -54,6 +55,10 @@ load_config() {
 
   absolute "${WORKER_LOCK_FILE:-$APP_DIR/locks/$tag.txt}"
   LOCK_FILE=$REPLY
+  if [[ ! -f $LOCK_FILE && -z ${WORKER_LOCK_FILE:-} ]]; then
+    locked_pythons
+    die "no lock for Python $PY_VERSION ($LOCK_FILE): the worker is locked for $REPLY; set WORKER_PYTHON_VERSION to one of them (or WORKER_LOCK_FILE)"
+  fi
   [[ -f $LOCK_FILE ]] || die "lock file not found: $LOCK_FILE (set WORKER_LOCK_FILE)"
   check_lock_python "$tag"
   TOOLS_FILE=$BOOTSTRAP_DIR/tools.txt
@@ -72,7 +77,7 @@ load_config() {
   PYENV_DIR=${PYENV_ROOT:-${HOME:-/root}/.pyenv}
 }
 
-# A lock names its Python in its first line (bootstrap/lock.sh writes it): the 3.11 lock on
+# A lock names its Python in its first line (bootstrap/lock.sh writes it): the 3.12 lock on
 # a 3.8 node would otherwise fail later as a puzzling hash mismatch or a missing wheel.
 check_lock_python() {
   local first="" want=$1
@@ -80,6 +85,18 @@ check_lock_python() {
   [[ $first =~ ^#\ batch-worker\ lock\ for\ Python\ ([0-9]+\.[0-9]+) ]] || return 0
   [[ ${BASH_REMATCH[1]} == "$PY_VERSION" ]] ||
     die "$LOCK_FILE is the lock for Python ${BASH_REMATCH[1]}, but this node provisions Python $PY_VERSION: set WORKER_LOCK_FILE to locks/$want.txt, or WORKER_PYTHON_VERSION=${BASH_REMATCH[1]}"
+}
+
+# The Pythons of locks/pyXY.txt beside the script, as "3.8, 3.12" (into REPLY).
+locked_pythons() {
+  local lock tag found=()
+  for lock in "$APP_DIR"/locks/py*.txt; do
+    tag=${lock##*/py}
+    tag=${tag%.txt}
+    [[ $tag =~ ^3[0-9]+$ ]] && found+=("3.${tag:1}")
+  done
+  REPLY=$(printf '%s\n' "${found[@]}" | sort -V | paste -sd,)
+  REPLY=${REPLY//,/, }
 }
 
 # An application package's facts (package.sh); all empty when running from a checkout.

@@ -2,7 +2,7 @@
 # A handler author's environment: the worker (editable, from this checkout), the emulators and
 # the pytest plugin, at exactly the nodes' versions, in a venv of its own.
 #
-# Usage: bash bootstrap/devenv.sh [--python 3.8|3.11|3.12] [--venv DIR] [-r REQUIREMENTS]...
+# Usage: bash bootstrap/devenv.sh [--python 3.8|3.12] [--venv DIR] [-r REQUIREMENTS]...
 #   --python X.Y  the nodes' Python to match (default 3.8, the nodes' default)
 #   --venv DIR    where the venv goes (default .worker/dev-pyXY in this checkout)
 #   -r FILE       also install a project's requirements, the worker's pins held fixed
@@ -17,7 +17,7 @@ set -Eeuo pipefail
 
 ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
 readonly ROOT
-readonly -a SUPPORTED=("3.8" "3.11" "3.12")
+readonly -a SUPPORTED=("3.8" "3.12")
 
 PY_VERSION="3.8"
 VENV=""

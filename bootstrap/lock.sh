@@ -4,7 +4,7 @@
 set -Eeuo pipefail
 
 readonly PLATFORM="x86_64-manylinux_2_28"
-readonly -a PYTHONS=("3.8" "3.11" "3.12")
+readonly -a PYTHONS=("3.8" "3.12")
 
 compile() {
   local py="$1" out="$2"; shift 2

@@ -3,19 +3,29 @@
 # options repeat the entry point's so that the file reads the same on its own.
 set -Eeuo pipefail
 # Finding Python X.Y: WORKER_PYTHON, then pythonX.Y on PATH, then pyenv, then apt (apt.sh).
+# A Python that cannot make a venv is passed over: Debian and Ubuntu ship ensurepip (which
+# `python -m venv` runs) apart, in pythonX.Y-venv, and Ubuntu 24.04's image has python3.12
+# without it; apt then installs pythonX.Y-venv, as it installs both on 22.04 for 3.8.
 
 PYTHON=""      # the interpreter's real path (sys.executable), never a shim
 PYTHON_ID=""   # its full version line, part of the stamp
 TRIED=()       # what was looked at, for the one-line error
+NO_VENV=""     # a Python $PY_VERSION found without ensurepip (for the error's fix)
 
-# probe CANDIDATE: accept it if it runs and is Python $PY_VERSION; sets PYTHON and PYTHON_ID.
+# probe CANDIDATE: accept it if it runs, is Python $PY_VERSION and has ensurepip; sets PYTHON
+# and PYTHON_ID (and NO_VENV when only ensurepip is missing).
 probe() {
   local out lines
   [[ -x $1 && ! -d $1 ]] || return 1
-  out=$("$1" -I -c 'import sys
-print("%d.%d" % sys.version_info[:2]); print(sys.executable); print(" ".join(sys.version.split()))' 2>/dev/null) || return 1
+  out=$("$1" -I -c 'import sys, importlib.util
+print("%d.%d" % sys.version_info[:2]); print(sys.executable); print(" ".join(sys.version.split()))
+print(importlib.util.find_spec("ensurepip") is not None)' 2>/dev/null) || return 1
   mapfile -t lines <<<"$out"
-  ((${#lines[@]} == 3)) && [[ ${lines[0]} == "$PY_VERSION" ]] || return 1
+  ((${#lines[@]} == 4)) && [[ ${lines[0]} == "$PY_VERSION" ]] || return 1
+  if [[ ${lines[3]} != True ]]; then
+    NO_VENV=${lines[1]}
+    return 1
+  fi
   PYTHON=${lines[1]} PYTHON_ID="Python ${lines[2]}"
 }
 
@@ -48,6 +58,8 @@ from_pyenv() {
 find_python() {
   if [[ -n $PYTHON_EXPLICIT ]]; then
     probe "$PYTHON_EXPLICIT" && return 0
+    [[ -z $NO_VENV ]] ||
+      die "WORKER_PYTHON=$PYTHON_EXPLICIT cannot make a venv (it has no ensurepip); install python$PY_VERSION-venv, or unset WORKER_PYTHON"
     die "WORKER_PYTHON=$PYTHON_EXPLICIT is not a working Python $PY_VERSION; fix or unset it"
   fi
   from_path || from_pyenv || from_apt || no_python
@@ -57,5 +69,8 @@ find_python() {
 no_python() {
   local tried
   printf -v tried '%s, ' "${TRIED[@]}"
+  if [[ -n $NO_VENV ]]; then
+    die "no Python $PY_VERSION that can make a venv found (tried ${tried%, }; $NO_VENV has no ensurepip); install python$PY_VERSION-venv or set WORKER_PYTHON=/path/to/python$PY_VERSION"
+  fi
   die "no Python $PY_VERSION found (tried ${tried%, }); install python$PY_VERSION or set WORKER_PYTHON=/path/to/python$PY_VERSION"
 }

@@ -24,8 +24,18 @@ def build(project: Path, out: Path, *options: str) -> subprocess.CompletedProces
 @pytest.fixture(scope="session")
 def example_package(tmp_path_factory) -> Path:
     """examples/ built into an application package, once per session."""
+    return _example_package(tmp_path_factory, "3.8")
+
+
+@pytest.fixture(scope="session")
+def example_package_312(tmp_path_factory) -> Path:
+    """The same for Python 3.12 nodes (Ubuntu 24.04): ``--python 3.12``."""
+    return _example_package(tmp_path_factory, "3.12")
+
+
+def _example_package(tmp_path_factory, python: str) -> Path:
     out = tmp_path_factory.mktemp("package") / "examples.zip"
-    result = build(REPO / "examples", out)
+    result = build(REPO / "examples", out, *(["--python", python] if python != "3.8" else []))
     assert result.returncode == 0, result.stderr
     (out.parent / "stdout.txt").write_text(result.stdout)
     return out

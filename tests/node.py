@@ -28,9 +28,14 @@ NODE_ID = "tvmps_node1"
 PYENV = Path(os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv")))
 
 
-def python38() -> Optional[Path]:
-    found = sorted(PYENV.glob("versions/3.8.*/bin/python3.8"))
+def python_of(version: str) -> Optional[Path]:
+    """pyenv's newest Python X.Y: the node's Python here (Ubuntu's on a real node)."""
+    found = sorted(PYENV.glob("versions/%s.*/bin/python%s" % (version, version)))
     return found[-1] if found else None
+
+
+def python38() -> Optional[Path]:
+    return python_of("3.8")
 
 
 def node_requirements() -> list:
@@ -139,7 +144,7 @@ class Node:
             "PATH": "/usr/bin:/bin",
             "LANG": "C.UTF-8",
             "HOME": str(self.root),
-            "PYENV_ROOT": str(PYENV),   # the node's Python 3.8 is pyenv's here
+            "PYENV_ROOT": str(PYENV),   # the node's Python (3.8, 3.12) is pyenv's here
             "AZ_BATCH_ACCOUNT_NAME": "account",
             "AZ_BATCH_POOL_ID": "pool",
             "AZ_BATCH_NODE_ID": NODE_ID,

@@ -12,6 +12,8 @@
 #                        newest: .ci-venvs/pyXY-newest resolved afresh from pyproject.toml's
 #                        ranges at their newest versions (CI runs it for 3.12)
 #   UV, RUFF, SHELLCHECK paths of those tools (default: found or installed here)
+#   WORKER_TEST_HOST_CHANGES=1  also run the tests that change this machine outside their
+#                        own folders (apt packages and /etc/apt, as root); .ci/run sets it
 set -Eeuo pipefail
 
 readonly UV_VERSION="0.13.9"

@@ -47,3 +47,40 @@ def test_a_script_shellcheck_finds_fault_with_fails_the_run(tmp_path):
                             env=dict(os.environ, RUFF="true"), capture_output=True, text=True)
     assert result.returncode != 0
     assert "./bad.sh" in result.stdout and "SC2086" in result.stdout
+
+
+def test_ci_runs_both_suites_with_the_host_changing_tests_opted_in(tmp_path):
+    """.ci/run itself, with tests/run.sh replaced by one that records what it was given
+    (shellcheck and ffmpeg are stand-ins on PATH, so .ci/run installs nothing)."""
+    (tmp_path / ".ci").mkdir()
+    shutil.copy(str(REPO / ".ci" / "run"), str(tmp_path / ".ci" / "run"))
+    (tmp_path / "tests").mkdir()
+    record = tmp_path / "calls.txt"
+    (tmp_path / "tests" / "run.sh").write_text(
+        'echo "host=${WORKER_TEST_HOST_CHANGES:-} pythons=${WORKER_TEST_PYTHONS:-default} '
+        'deps=${WORKER_TEST_DEPS:-locked}" >>%s\n' % record)
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for name in ("shellcheck", "ffmpeg"):
+        (tools / name).write_text("#!/bin/sh\n")
+        (tools / name).chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKER_TEST_")}
+    env["PATH"] = "%s:%s" % (tools, env.get("PATH", "/usr/bin:/bin"))
+    result = subprocess.run(["bash", str(tmp_path / ".ci" / "run")], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert record.read_text().splitlines() == [
+        "host=1 pythons=default deps=locked", "host=1 pythons=3.12 deps=newest"]
+
+
+def test_the_host_changing_tests_skip_unless_asked_and_say_how():
+    """Without WORKER_TEST_HOST_CHANGES=1 the apt tests change nothing and name the variable."""
+    env = {k: v for k, v in os.environ.items() if k != "WORKER_TEST_HOST_CHANGES"}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+         str(REPO / "tests" / "test_apt_repos.py"), "-k", "licence_variable or dry_run"],
+        env=env, capture_output=True, text=True, cwd=str(REPO), timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 skipped" in result.stdout
+    assert ("installs and purges apt packages and writes /etc/apt on this machine: run with "
+            "WORKER_TEST_HOST_CHANGES=1 to allow it (.ci/run does)") in result.stdout

@@ -205,7 +205,7 @@ def test_a_glob_and_a_single_file_and_csv_json(make_ctx, lake):
 
 @pytest.mark.parametrize("lake", ["file"], indirect=True)
 def test_sql_is_lazy_without_params_and_with_them_only_from_duckdb_2(make_ctx):
-    """README "SQL with DuckDB": a relation runs when it is fetched, written or queried;
+    """docs/sql.md: a relation runs when it is fetched, written or queried;
     with ``params`` DuckDB 1.x (the Python 3.8 pin) runs the query at once."""
     ctx = make_ctx()
     relation = ctx.sql("select error('ran') as x")  # nothing runs yet

@@ -373,6 +373,7 @@ def test_a_load_dir_that_is_not_a_folder_is_a_usage_error(tmp_path, capsys):
 
 def test_the_readme_example_runs_the_sample_handler_on_the_seeded_emulators(tmp_path,
                                                                              monkeypatch):
+    """The example of docs/emulators.md (and of the README's step 4, in a project)."""
     examples = Path(__file__).resolve().parent.parent / "examples"
     with _emulate(tmp_path, "--quiet", "--load-dir", str(examples / "data" / "lake"),
                   "--load-secrets", str(examples / "secrets.json")) as env:

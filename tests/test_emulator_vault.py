@@ -70,7 +70,7 @@ def test_first_request_is_challenged(emulators, emulator_environ):
 
 
 def test_the_stock_secret_client_needs_the_one_documented_flag(emulators, emulator_environ):
-    """README says why: the SDK accepts a challenge only from a host *below* the resource's
+    """docs/emulators.md says why: the SDK accepts a challenge only from a host *below* the resource's
     domain (NAME.vault.azure.net for vault.azure.net). A loopback address has no such parent
     a name resolver here knows, so ``verify_challenge_resource=False`` is the one change."""
     from azure.keyvault.secrets import SecretClient

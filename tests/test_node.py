@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, build
-from node import Emulators, Namespace, Node, node_requirements
+from node import Emulators, Namespace, Node, node_requirements, python_of
 
 from worker.deploy.commandline import (
     package_variable,
@@ -199,11 +199,11 @@ def test_no_package_variable_is_exit_21_naming_it(node):
 def test_a_failed_provisioning_is_exit_20(node, tmp_path):
     """No environment for the package under this root, and a start task that cannot run."""
     task = run_task(node, "broken", ["doctor", "--offline"], WORKER_ENV_ROOT=str(tmp_path),
-                    WORKER_PYTHON_VERSION="3.11")
+                    WORKER_PYTHON_VERSION="3.12")
     assert task.returncode == 20
     lines = task.stderr.splitlines()
     assert "FAILED step=config exit=2: this package is built for Python 3.8, not " \
-           "WORKER_PYTHON_VERSION=3.11" in lines[-2]
+           "WORKER_PYTHON_VERSION=3.12" in lines[-2]
     assert lines[-1] == ("task.sh: the start task could not provision this package's "
                          "environment (exit 2; its FAILED line above says why)")
 
@@ -275,3 +275,27 @@ def test_two_versions_get_their_own_environments_and_a_task_level_package_provis
     envs = sorted(p.name for p in (node.env_root / "envs").iterdir())
     assert "py3.8-livepointer0" in envs and "py3.8-deadpointer0" not in envs
     assert {pointers[v1][5:], pointers[str(v2)][5:]} <= set(envs)
+
+
+def test_a_312_package_provisions_python_312_beside_and_runs_the_examples(
+        node, emulators, example_package_312):
+    """A package built with --python 3.12 (for Ubuntu 24.04 nodes; pyenv's 3.12 stands in for
+    the distribution's) on the same node: its start task builds a 3.12 environment from the
+    package's own wheelhouse, beside the 3.8 one, and its tasks run on 3.12."""
+    python312 = python_of("3.12")
+    if python312 is None:
+        pytest.skip("needs a pyenv Python 3.12 for the 3.12 package")
+    node.install(example_package_312, package_variable(APP, "3.0.0"), "examples3.0.0")
+    boot = node.start_task(start_task_command_line(APP, "3.0.0"))
+    assert boot.returncode == 0, boot.stderr
+    assert "using %s (Python 3.12." % python312 in boot.stdout
+    assert "lock %s/applications/examples3.0.0/locks/py312.txt" % node.root in boot.stdout
+    doctor = run_task(node, "doctor312", ["doctor", "--offline"], version="3.0.0")
+    assert doctor.returncode == 0, doctor.stderr
+    assert doctor.stdout.startswith("batch-worker 0.1.0 on Python 3.12.")
+    report = run_task(node, "report312", ["run", "handlers.report:daily", "--param",
+                                          "date=2024-01-31"], version="3.0.0", **emulators.env)
+    assert report.returncode == 0, report.stderr
+    assert report.result["return_value"] == {"regions": 3, "tabulate": "0.9.0"}
+    envs = {lines[1].split("-")[0] for lines in node.pointers().values()}
+    assert {"envs/py3.8", "envs/py3.12"} <= envs

@@ -93,6 +93,33 @@ def test_every_wheel_is_for_the_node_and_hashed_in_the_lock(example_package, tmp
         assert tags[2] == "any" or "x86_64" in tags[2] and "manylinux" in tags[2], name
 
 
+def test_a_312_package_carries_the_312_lock_and_wheels_for_it(example_package_312, tmp_path):
+    """--python 3.12: the worker's 3.12 lock (Ubuntu 24.04 nodes) and cp312 wheels; the start
+    task reads its Python from package.env and refuses a lock of another Python."""
+    with zipfile.ZipFile(str(example_package_312)) as archive:
+        names = archive.namelist()
+        manifest = json.loads(archive.read("manifest.json"))
+        lock = archive.read("locks/py312.txt").decode()
+        package_env = archive.read("package.env").decode()
+        archive.extractall(str(tmp_path))
+    assert "locks/py38.txt" not in names
+    assert lock.startswith("# batch-worker lock for Python 3.12, manylinux_2_28_x86_64: ")
+    assert (REPO / "locks" / "py312.txt").read_text().split("\n", 1)[1] in lock
+    assert [p.name for p in lockfile.parse(lock.split("# From requirements.txt:")[1])] == [
+        "tabulate"]
+    assert (manifest["python"], manifest["lock"]) == ("3.12", "locks/py312.txt")
+    assert "WORKER_PACKAGE_PYTHON=3.12\n" in package_env
+    locks = [tmp_path / "locks" / "py312.txt", tmp_path / "bootstrap" / "tools.txt"]
+    wheelhouse.verify(locks, tmp_path / "wheels")
+    for name in manifest["wheels"]:
+        tags = name[:-4].split("-")[-3:]
+        assert tags[0] in ("py3", "py2.py3", "cp312") or tags[1] == "abi3", name
+    pyarrow = [w for w in manifest["wheels"] if w.startswith("pyarrow-")]
+    assert len(pyarrow) == 1 and "-cp312-cp312-" in pyarrow[0]
+    out = (example_package_312.parent / "stdout.txt").read_text()
+    assert "  python    CPython 3.12 on manylinux_2_28_x86_64\n" in out
+
+
 def test_it_prints_size_wheels_python_platform_and_lock_hash(example_package):
     out = (example_package.parent / "stdout.txt").read_text()
     manifest = json.loads(zipfile.ZipFile(str(example_package)).read("manifest.json"))
@@ -120,7 +147,7 @@ def test_the_same_inputs_give_the_same_bytes_from_another_folder(example_package
 def test_the_other_python_builds_the_same_bytes(example_package, tmp_path):
     """The builder's Python does not show in the package (the wheel's build backend is
     pinned): built with the suite's other venv, when run.sh made one."""
-    other = "py311" if sys.version_info[:2] == (3, 8) else "py38"
+    other = "py312" if sys.version_info[:2] == (3, 8) else "py38"
     python = REPO / ".ci-venvs" / other / "bin" / "python"
     if not python.exists():
         pytest.skip("no .ci-venvs/%s" % other)
@@ -267,9 +294,12 @@ def test_an_unwritable_output_is_refused_before_any_work(tmp_path, out, reason):
 def test_bad_options_are_usage_errors(tmp_path, capsys):
     root = project(tmp_path, HANDLER)
     out = str(tmp_path / "a.zip")
-    assert main(["package", str(root), "--out", out, "--python", "3.9"]) == 2
-    assert capsys.readouterr().err.splitlines()[-1].startswith(
-        "package: error: no worker lock for Python 3.9 (")
+    for python in ("3.9", "3.11"):
+        assert main(["package", str(root), "--out", out, "--python", python]) == 2
+        err = capsys.readouterr().err.splitlines()[-1]
+        assert err.startswith("package: error: no worker lock for Python %s (" % python)
+        assert err.endswith("); the worker is locked for: 3.8, 3.12 (pass one of them to "
+                            "--python)")
     assert main(["package", str(root), "--out", out, "--name", "bad name"]) == 2
     assert "application id 'bad name' is not one Batch takes" in capsys.readouterr().err
     assert main(["package", str(tmp_path / "missing"), "--out", out]) == 2

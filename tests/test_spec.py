@@ -211,6 +211,122 @@ def test_the_package_manifest_gives_the_app_id_and_version(tmp_path, capsys):
         "commandLine"]
 
 
+# -- the image goes with the package's Python ----------------------------------------------
+
+JAMMY = {"publisher": "canonical", "offer": "0001-com-ubuntu-server-jammy", "sku": "22_04-lts",
+         "version": "latest"}
+NOBLE = {"publisher": "canonical", "offer": "ubuntu-24_04-lts", "sku": "server",
+         "version": "latest"}
+
+
+def manifest_zip(tmp_path: Path, python: str) -> Path:
+    """An application package as far as spec reads one: its manifest."""
+    package = tmp_path / ("app-%s.zip" % python)
+    with zipfile.ZipFile(str(package), "w") as archive:
+        archive.writestr("manifest.json", json.dumps({"name": "sales-app", "version": "2.1",
+                                                      "python": python}))
+    return package
+
+
+def pool_vm(capsys, *options: str) -> Dict[str, Any]:
+    assert main(["spec", "pool", "--spec", str(EXAMPLE_SPEC), *options]) == 0
+    (resource,) = json.loads(capsys.readouterr().out)["resources"]
+    return resource["properties"]["deploymentConfiguration"]["virtualMachineConfiguration"]
+
+
+@pytest.mark.parametrize("python, image, agent", [
+    ("3.8", JAMMY, "batch.node.ubuntu 22.04"),
+    ("3.12", NOBLE, "batch.node.ubuntu 24.04"),
+])
+def test_the_pool_image_follows_the_packages_python(tmp_path, capsys, python, image, agent):
+    vm = pool_vm(capsys, "--package", str(manifest_zip(tmp_path, python)))
+    assert vm == {"imageReference": image, "nodeAgentSkuId": agent}
+    # without a package, [package] python says it; unsaid, it is the package command's 3.8
+    assert pool_vm(capsys, *PACKAGE, "--set", "package.python=" + python) == vm
+    if python == "3.8":
+        assert pool_vm(capsys, *PACKAGE) == vm
+
+
+def test_the_24_04_pool_validates_with_the_sdk_models(tmp_path, capsys):
+    assert main(["spec", "pool", "--spec", str(EXAMPLE_SPEC), "--package",
+                 str(manifest_zip(tmp_path, "3.12"))]) == 0
+    check_pool(json.loads(capsys.readouterr().out))
+
+
+@pytest.mark.parametrize("image, reference", [
+    ('{publisher = "microsoft-dsvm", offer = "ubuntu-hpc", sku = "2404"}',
+     {"publisher": "microsoft-dsvm", "offer": "ubuntu-hpc", "sku": "2404", "version": "latest"}),
+    ('{publisher = "canonical", offer = "ubuntu-24_04-lts", sku = "server", '
+     'version = "24.04.202604140"}', dict(NOBLE, version="24.04.202604140")),
+    ('{id = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/galleries/x/images/'
+     'worker/versions/1.0.0"}', {"id": "/subscriptions/s/resourceGroups/g/providers/"
+                                       "Microsoft.Compute/galleries/x/images/worker/versions/"
+                                       "1.0.0"}),
+])
+def test_an_image_in_the_spec_wins(tmp_path, capsys, image, reference):
+    vm = pool_vm(capsys, "--package", str(manifest_zip(tmp_path, "3.12")),
+                 "--set", "pool.image=" + image, "--set", "pool.node_agent=batch.node.ubuntu 24.04")
+    assert vm == {"imageReference": reference, "nodeAgentSkuId": "batch.node.ubuntu 24.04"}
+
+
+def test_a_node_agent_that_is_not_ubuntu_is_the_users_own(tmp_path, capsys):
+    vm = pool_vm(capsys, "--package", str(manifest_zip(tmp_path, "3.12")),
+                 "--set", 'pool.image={publisher = "almalinux", offer = "almalinux-x86_64", '
+                          'sku = "9-gen2"}', "--set", "pool.node_agent=batch.node.el 9")
+    assert vm["nodeAgentSkuId"] == "batch.node.el 9"
+
+
+@pytest.mark.parametrize("python, options, message", [
+    ("3.12", ["--set", 'pool.image={publisher = "canonical", offer = '
+                       '"0001-com-ubuntu-server-jammy", sku = "22_04-lts"}',
+              "--set", "pool.node_agent=batch.node.ubuntu 22.04"],
+     "{spec}: [pool] node_agent 'batch.node.ubuntu 22.04' makes Ubuntu 22.04 nodes, but the "
+     "package is built for Python 3.12, which the worker provisions on Ubuntu 24.04: set [pool] "
+     "image and node_agent to a 24.04 image with 'batch.node.ubuntu 24.04' (or remove both to "
+     "take canonical ubuntu-24_04-lts server), or build the package with --python 3.8"),
+    ("3.8", ["--set", 'pool.image={publisher = "canonical", offer = "ubuntu-24_04-lts", '
+                      'sku = "server"}', "--set", "pool.node_agent=batch.node.ubuntu 24.04"],
+     "{spec}: [pool] node_agent 'batch.node.ubuntu 24.04' makes Ubuntu 24.04 nodes, but the "
+     "package is built for Python 3.8, which the worker provisions on Ubuntu 22.04: set [pool] "
+     "image and node_agent to a 22.04 image with 'batch.node.ubuntu 22.04' (or remove both to "
+     "take canonical 0001-com-ubuntu-server-jammy 22_04-lts), or build the package with "
+     "--python 3.12"),
+    ("3.12", ["--set", 'pool.image={publisher = "canonical", offer = "0001-com-ubuntu-server-'
+                       'focal", sku = "20_04-lts"}', "--set",
+              "pool.node_agent=batch.node.ubuntu 20.04"],
+     "{spec}: [pool] node_agent 'batch.node.ubuntu 20.04' makes Ubuntu 20.04 nodes, but the "
+     "package is built for Python 3.12, which the worker provisions on Ubuntu 24.04: set [pool] "
+     "image and node_agent to a 24.04 image with 'batch.node.ubuntu 24.04' (or remove both to "
+     "take canonical ubuntu-24_04-lts server)"),
+    ("3.12", ["--set", 'pool.image={publisher = "canonical", offer = "ubuntu-24_04-lts", '
+                       'sku = "server"}'],
+     "{spec}: [pool] image needs [pool] node_agent too (the image and the node agent that goes "
+     "with it, e.g. 'batch.node.ubuntu 24.04' for 'ubuntu-24_04-lts'): add it, or remove "
+     "[pool] image"),
+    ("3.8", ["--set", "pool.node_agent=batch.node.ubuntu 22.04"],
+     "{spec}: [pool] node_agent needs [pool] image too (the image and the node agent that goes "
+     "with it, e.g. 'batch.node.ubuntu 22.04' for '0001-com-ubuntu-server-jammy'): add it, or "
+     "remove [pool] node_agent"),
+    ("3.12", ["--set", 'pool.image={publisher = "canonical", offer = "ubuntu-24_04-lts"}',
+              "--set", "pool.node_agent=batch.node.ubuntu 24.04"],
+     "{spec}: [pool] image must be {{publisher, offer, sku[, version]}} or {{id}} (strings), "
+     "got {{'publisher': 'canonical', 'offer': 'ubuntu-24_04-lts'}}; e.g. image = {{publisher "
+     "= \"canonical\", offer = \"ubuntu-24_04-lts\", sku = \"server\"}}"),
+    ("3.12", ["--set", "package.python=3.8"],
+     "{spec} says [package] python = '3.8', but the package was built for Python 3.12: remove "
+     "[package] python, or build the package with --python 3.8"),
+    ("3.11", [],
+     "{spec}: the package is built for Python 3.11, but the worker's nodes run Python 3.8 "
+     "(Ubuntu 22.04) or Python 3.12 (Ubuntu 24.04): build the package with --python 3.8 or "
+     "3.12"),
+])
+def test_an_image_that_does_not_go_with_the_package_is_one_line_naming_the_key(
+        tmp_path, capsys, python, options, message):
+    assert main(["spec", "pool", "--spec", str(EXAMPLE_SPEC), "--package",
+                 str(manifest_zip(tmp_path, python)), *options]) == 2
+    assert capsys.readouterr().err == "spec: error: %s\n" % message.format(spec=EXAMPLE_SPEC)
+
+
 @pytest.mark.parametrize("seconds", [1, 59, 60, 690, 3600, 3661, 86400, 90061, 1209600])
 def test_durations_are_written_as_the_sdk_writes_them(seconds):
     text = duration(seconds)
@@ -235,8 +351,8 @@ def test_a_nasty_item_is_one_argument_of_the_command_line(tmp_path):
      "--set 'pool.nodes': expected SECTION.KEY=VALUE, e.g. --set job.id=sales-2024-02"),
     (["--set", "pool.colour=blue"], 2,
      "--set pool.colour: unknown key 'colour' in [pool]; the keys are account, autoscale, "
-     "autoscale_minutes, client_id, environment, fill, id, identity, nodes, spot_nodes, "
-     "start_task_retries, task_slots, vm_size"),
+     "autoscale_minutes, client_id, environment, fill, id, identity, image, node_agent, nodes, "
+     "spot_nodes, start_task_retries, task_slots, vm_size"),
     (["--set", "pool.nodes=two"], 2, "--set pool.nodes: [pool] nodes must be a whole number, "
                                      "got 'two'"),
     (["--set", "tasks.retries=-1"], 2, "--set tasks.retries: [tasks] retries must not be "

@@ -1,9 +1,13 @@
-"""starttask.sh, run for real in temporary prefixes with the pyenv Python 3.8 and its lock.
+"""starttask.sh, run for real in temporary prefixes with the pyenv Pythons 3.8 and 3.12 (standing
+in for Ubuntu's: deadsnakes' python3.8 on 22.04, the distribution's python3.12 on 24.04) and
+their locks.
 
-The wheelhouse (about 100 MB from PyPI) is downloaded once and kept in
-.ci-venvs/wheelhouse-py38-<hash of lock and tools>, so reruns need no network; the worker's
-own wheel is built fresh each session. Only the apt/deadsnakes path is covered by the dry-run
-plan: this machine is Debian, where the PPA does not apply.
+The 3.8 wheelhouse (about 100 MB from PyPI) is downloaded once and kept in
+.ci-venvs/wheelhouse-py38-<hash of lock and tools>, the 3.12 one in the package builds' cache
+(.ci-venvs/package-wheels), so reruns need no network; the worker's own wheel is built fresh
+each session. The apt paths (Ubuntu's own python3.12 with python3.12-venv, the deadsnakes PPA
+for 3.8) are covered by the dry-run plan: this machine is Debian, where neither applies, and
+its apt-cache is replaced by a stand-in that answers as Ubuntu's does.
 """
 
 from __future__ import annotations
@@ -31,21 +35,31 @@ PYENV = Path(os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv")))
 sys.path.insert(0, str(REPO / "bootstrap"))
 
 import wheelhouse  # noqa: E402
+from conftest import PACKAGE_CACHE  # noqa: E402
 
+from worker.deploy import lockfile  # noqa: E402
+from worker.deploy.wheels import collect  # noqa: E402
+
+LOCK312 = REPO / "locks" / "py312.txt"
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ")
 STEP_DONE = re.compile(r"^\S+Z step (\S+): done in (\d+\.\d{3})s$", re.M)
 
 
-def _python38() -> Path:
-    found = sorted(PYENV.glob("versions/3.8.*/bin/python3.8"))
+def pyenv_python(version: str) -> Path:
+    found = sorted(PYENV.glob("versions/%s.*/bin/python%s" % (version, version)))
     if not found:
-        pytest.skip("needs a pyenv Python 3.8 (%s/versions/3.8.*)" % PYENV)
+        pytest.skip("needs a pyenv Python %s (%s/versions/%s.*)" % (version, PYENV, version))
     return found[-1]
 
 
 @pytest.fixture(scope="session")
 def python38() -> Path:
-    return _python38()
+    return pyenv_python("3.8")
+
+
+@pytest.fixture(scope="session")
+def python312() -> Path:
+    return pyenv_python("3.12")
 
 
 @pytest.fixture(scope="session")
@@ -63,8 +77,21 @@ def cached_wheelhouse(python38: Path) -> Path:
 @pytest.fixture(scope="session")
 def wheels(cached_wheelhouse: Path, tmp_path_factory) -> Path:
     """A session wheelhouse: the cached wheels plus the worker wheel built from this checkout."""
+    return session_wheelhouse(list(cached_wheelhouse.glob("*.whl")), tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def wheels312(python312: Path, tmp_path_factory) -> Path:
+    """The same for the 3.12 lock, from the package builds' wheel cache (shared with the
+    3.12 package tests: one download)."""
+    pins = lockfile.parse(LOCK312.read_text()) + lockfile.parse(TOOLS.read_text())
+    return session_wheelhouse(collect(pins, "3.12", PACKAGE_CACHE, wheelhouse),
+                              tmp_path_factory)
+
+
+def session_wheelhouse(cached: List[Path], tmp_path_factory) -> Path:
     directory = tmp_path_factory.mktemp("wheels")
-    for wheel in cached_wheelhouse.glob("*.whl"):
+    for wheel in cached:
         link_or_copy(wheel, directory / wheel.name)
     uv = tmp_path_factory.mktemp("uv") / "uv"
     wheelhouse.extract_uv(next(directory.glob("uv-*.whl")), uv)
@@ -298,42 +325,58 @@ def test_missing_python_is_one_clear_line(tmp_path):
 
 
 def test_explicit_python_of_the_wrong_version_is_refused(tmp_path):
-    python311 = sorted(PYENV.glob("versions/3.11.*/bin/python3.11"))
-    if not python311:
-        pytest.skip("needs a pyenv Python 3.11")
-    result = starttask(node_env(tmp_path / "root", None, WORKER_PYTHON=str(python311[-1])))
+    python312 = sorted(PYENV.glob("versions/3.12.*/bin/python3.12"))
+    if not python312:
+        pytest.skip("needs a pyenv Python 3.12")
+    result = starttask(node_env(tmp_path / "root", None, WORKER_PYTHON=str(python312[-1])))
     assert result.returncode == 3
     assert last_stderr_line(result).endswith(
         "FAILED step=python exit=3: WORKER_PYTHON=%s is not a working Python 3.8; "
-        "fix or unset it" % python311[-1]
+        "fix or unset it" % python312[-1]
     )
 
 
-def os_release(tmp_path: Path, distro: str) -> Path:
+def os_release(tmp_path: Path, distro: str, codename: str = "jammy") -> Path:
     path = tmp_path / "os-release"
-    path.write_text('ID=%s\nVERSION_CODENAME="jammy"\n' % distro)
+    path.write_text('ID=%s\nVERSION_CODENAME="%s"\n' % (distro, codename))
     return path
 
 
+def ubuntu_apt_cache(tmp_path: Path, candidate: str) -> str:
+    """A folder with a stand-in ``apt-cache``, answering ``policy`` as Ubuntu's does for a
+    package its archive has (``candidate`` a version) or lacks (``(none)``): this machine is
+    Debian, whose own answer says nothing of Ubuntu. The start task only reads it."""
+    folder = tmp_path / "ubuntu-bin"
+    folder.mkdir()
+    script = folder / "apt-cache"
+    script.write_text("#!/bin/sh\nprintf '%%s:\\n  Installed: (none)\\n  Candidate: %s\\n' \"$2\"\n"
+                      % candidate)
+    script.chmod(0o755)
+    return str(folder)
+
+
+def dry_run_plan(result: subprocess.CompletedProcess) -> List[str]:
+    return [line[len("DRY-RUN: "):] for line in result.stdout.splitlines()
+            if line.startswith("DRY-RUN: ")]
+
+
+APT = "env DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=600 "
+
+
 def test_dry_run_plans_the_deadsnakes_path_and_changes_nothing(tmp_path, wheels):
-    if not shutil.which("apt-cache"):
-        pytest.skip("the plan asks apt-cache whether Ubuntu itself has the Python")
     root = tmp_path / "root"
     env = node_env(
         root,
         wheels,
+        PATH="%s:/usr/bin:/bin" % ubuntu_apt_cache(tmp_path, "(none)"),
         PYENV_ROOT=str(tmp_path / "no-pyenv"),
         WORKER_OS_RELEASE=str(os_release(tmp_path, "ubuntu")),
         WORKER_APT_PACKAGES="surely-not-installed-pkg",
     )
     result = starttask(env, "--dry-run")
     assert result.returncode == 0, result.stderr
-    plan = [
-        line[len("DRY-RUN: ") :]
-        for line in result.stdout.splitlines()
-        if line.startswith("DRY-RUN: ")
-    ]
-    apt = "env DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=600 "
+    assert "python3.8 is not in this release's archive: from the deadsnakes PPA" in result.stdout
+    plan = dry_run_plan(result)
     assert plan[0] == "install -d -m 0755 /etc/apt/keyrings"
     assert plan[1].startswith("curl -fsSL --max-time 60 -o /tmp/deadsnakes-")
     assert "0xF23C5A6CF475977595C89F51BA6932366A755776" in plan[1]
@@ -344,9 +387,9 @@ def test_dry_run_plans_the_deadsnakes_path_and_changes_nothing(tmp_path, wheels)
         "https://ppa.launchpadcontent.net/deadsnakes/ppa/ubuntu\\ jammy\\ main"
     )
     assert plan[6:9] == [
-        apt + "update",
-        apt + "install --no-install-recommends python3.8 python3.8-venv",
-        apt + "install --no-install-recommends surely-not-installed-pkg",
+        APT + "update",
+        APT + "install --no-install-recommends python3.8 python3.8-venv",
+        APT + "install --no-install-recommends surely-not-installed-pkg",
     ]
     assert not any("apt-key" in line for line in plan)
     assert any(line.endswith("-m worker doctor --offline") for line in plan)
@@ -355,14 +398,129 @@ def test_dry_run_plans_the_deadsnakes_path_and_changes_nothing(tmp_path, wheels)
 
 
 def test_dry_run_picks_the_lock_by_version_and_the_root_on_batch(tmp_path):
-    env = node_env(tmp_path / "root", None, WORKER_PYTHON_VERSION="3.11")
+    env = node_env(tmp_path / "root", None, WORKER_PYTHON_VERSION="3.12")
     del env["WORKER_ENV_ROOT"]
     env["AZ_BATCH_NODE_SHARED_DIR"] = str(tmp_path / "shared")
     result = starttask(env, "--dry-run")
     assert result.returncode == 0, result.stderr
     assert "env root %s/shared/batch-worker;" % tmp_path in result.stdout
-    assert "lock %s" % (REPO / "locks" / "py311.txt") in result.stdout
-    assert re.search(r"^\S+Z using /\S+/python3\.11 \(Python 3\.11\.", result.stdout, re.M)
+    assert "lock %s" % (REPO / "locks" / "py312.txt") in result.stdout
+    assert re.search(r"^\S+Z using /\S+/python3\.12 \(Python 3\.12\.", result.stdout, re.M)
+
+
+# -- Python 3.12, as on Ubuntu 24.04 ----------------------------------------------------------
+
+def distribution_python312(tmp_path: Path, python312: Path) -> Path:
+    """A Python 3.12 as Ubuntu 24.04's image has it: python3.12 without python3.12-venv,
+    whose ensurepip Debian and Ubuntu ship apart. Made of pyenv's 3.12: its binary under
+    another prefix whose standard library lacks ensurepip."""
+    prefix = tmp_path / "usr"
+    (prefix / "bin").mkdir(parents=True)
+    link_or_copy(python312, prefix / "bin" / "python3.12")
+    stdlib = prefix / "lib" / "python3.12"
+    stdlib.mkdir(parents=True)
+    for entry in (python312.parent.parent / "lib" / "python3.12").iterdir():
+        if entry.name != "ensurepip":
+            (stdlib / entry.name).symlink_to(entry)
+    return prefix / "bin" / "python3.12"
+
+
+@pytest.fixture(scope="module")
+def provisioned312(tmp_path_factory, wheels312: Path):
+    """A 3.12 environment built cold from its own lock, the Python found through pyenv."""
+    root = tmp_path_factory.mktemp("node312") / "batch-worker"
+    result = starttask(node_env(root, wheels312, WORKER_PYTHON_VERSION="3.12"))
+    assert result.returncode == 0, result.stderr
+    return root, result
+
+
+def test_312_cold_run_provisions_its_own_lock(provisioned312, python312):
+    root, result = provisioned312
+    assert "using %s (Python 3.12." % python312 in result.stdout
+    assert "python 3.12; env root %s; lock %s" % (root, LOCK312) in result.stdout
+    assert "doctor: all checks passed" in result.stdout
+    assert published(root).startswith("envs/py3.12-")
+    out = subprocess.run([str(root / "venv" / "bin" / "python"), "-c",
+                          "import sys, worker, duckdb, pyarrow; "
+                          "print(sys.version_info[:2], duckdb.__version__, pyarrow.__version__)"],
+                         stdout=subprocess.PIPE, text=True, check=True).stdout
+    pins = {pin.name: pin.version for pin in lockfile.parse(LOCK312.read_text())}
+    assert out.split() == ["(3,", "12)", pins["duckdb"], pins["pyarrow"]]
+    site = root / "venv" / "lib" / "python3.12" / "site-packages"
+    assert list((site / "worker" / "__pycache__").glob("__init__.cpython-312.pyc"))
+    assert "python=Python 3.12." in (root / "venv" / ".stamp").read_text().splitlines()[1]
+
+
+def test_312_rerun_is_the_fast_path(provisioned312, wheels312):
+    root, _ = provisioned312
+    before = (published(root), env_names(root))
+    result = starttask(node_env(root, wheels312, WORKER_PYTHON_VERSION="3.12"))
+    assert result.returncode == 0, result.stderr
+    assert "up to date: %s/venv is py3.12-" % root in result.stdout
+    assert (published(root), env_names(root)) == before
+
+
+def test_a_python_without_ensurepip_is_passed_over(tmp_path, python312):
+    """The distribution's python3.12 on PATH lacks ensurepip: pyenv's, which has it, is used."""
+    distro = distribution_python312(tmp_path, python312)
+    env = node_env(tmp_path / "root", None, WORKER_PYTHON_VERSION="3.12",
+                   PATH="%s:/usr/bin:/bin" % distro.parent)
+    result = starttask(env, "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "using %s (Python 3.12." % python312 in result.stdout
+
+
+def test_only_a_python_without_ensurepip_names_the_venv_package(tmp_path, python312):
+    distro = distribution_python312(tmp_path, python312)
+    env = node_env(tmp_path / "root", None, WORKER_PYTHON_VERSION="3.12",
+                   PATH="%s:/usr/bin:/bin" % distro.parent,
+                   PYENV_ROOT=str(tmp_path / "no-pyenv"),
+                   WORKER_OS_RELEASE=str(os_release(tmp_path, "debian", "bookworm")))
+    result = starttask(env)
+    assert result.returncode == 3
+    assert last_stderr_line(result).endswith(
+        "FAILED step=python exit=3: no Python 3.12 that can make a venv found (tried python3.12 "
+        "on PATH, %s/no-pyenv/versions/3.12.*, apt (Ubuntu only; this is debian); %s has no "
+        "ensurepip); install python3.12-venv or set WORKER_PYTHON=/path/to/python3.12"
+        % (tmp_path, distro))
+    explicit = starttask(dict(env, WORKER_PYTHON=str(distro)))
+    assert explicit.returncode == 3
+    assert last_stderr_line(explicit).endswith(
+        "FAILED step=python exit=3: WORKER_PYTHON=%s cannot make a venv (it has no "
+        "ensurepip); install python3.12-venv, or unset WORKER_PYTHON" % distro)
+    assert not (tmp_path / "root").exists()
+
+
+def test_dry_run_on_ubuntu_24_04_plans_the_distributions_python_and_its_venv(
+        tmp_path, python312):
+    """Ubuntu 24.04's own python3.12, with python3.12-venv: no PPA, no key."""
+    distro = distribution_python312(tmp_path, python312)
+    root = tmp_path / "root"
+    env = node_env(root, None, WORKER_PYTHON_VERSION="3.12",
+                   PATH="%s:%s:/usr/bin:/bin" % (ubuntu_apt_cache(tmp_path, "3.12.3-1ubuntu0.8"),
+                                                 distro.parent),
+                   PYENV_ROOT=str(tmp_path / "no-pyenv"),
+                   WORKER_OS_RELEASE=str(os_release(tmp_path, "ubuntu", "noble")))
+    result = starttask(env, "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "python3.12 from Ubuntu's own archive" in result.stdout
+    plan = dry_run_plan(result)
+    assert plan[:2] == [APT + "update",
+                        APT + "install --no-install-recommends python3.12 python3.12-venv"]
+    assert not [line for line in plan if "deadsnakes" in line or "keyrings" in line]
+    assert plan[3].startswith("/usr/bin/python3.12 -m venv %s/envs/py3.12-" % root)
+    assert plan[-5].endswith("/lib/python3.12/site-packages")  # the bytecode step
+    assert plan[-1] == "mv -fT -- %s/venv.new %s/venv" % (root, root)
+    assert not root.exists()
+
+
+def test_a_python_without_a_lock_names_the_locked_ones(tmp_path):
+    result = starttask(node_env(tmp_path / "root", None, WORKER_PYTHON_VERSION="3.11"))
+    assert result.returncode == 2
+    assert last_stderr_line(result).endswith(
+        "FAILED step=config exit=2: no lock for Python 3.11 (%s/locks/py311.txt): the worker is "
+        "locked for 3.8, 3.12; set WORKER_PYTHON_VERSION to one of them (or WORKER_LOCK_FILE)"
+        % REPO)
 
 
 def test_a_run_that_cannot_get_the_lock_in_time_fails_with_exit_5(provisioned, wheels, tmp_path):
@@ -469,14 +627,16 @@ def test_bad_setting_is_a_config_error(tmp_path):
     )
 
 
-def test_the_lock_of_another_python_is_named_as_such(tmp_path):
-    lock = REPO / "locks" / "py311.txt"
-    result = starttask(node_env(tmp_path / "root", None, WORKER_LOCK_FILE=str(lock)))
+@pytest.mark.parametrize("node, other", [("3.8", "3.12"), ("3.12", "3.8")])
+def test_the_lock_of_another_python_is_named_as_such(tmp_path, node, other):
+    lock = REPO / "locks" / ("py%s.txt" % other.replace(".", ""))
+    result = starttask(node_env(tmp_path / "root", None, WORKER_LOCK_FILE=str(lock),
+                                WORKER_PYTHON_VERSION=node))
     assert result.returncode == 2
     assert last_stderr_line(result).endswith(
-        f"FAILED step=config exit=2: {lock} is the lock for Python 3.11, but this node "
-        "provisions Python 3.8: set WORKER_LOCK_FILE to locks/py38.txt, or "
-        "WORKER_PYTHON_VERSION=3.11")
+        f"FAILED step=config exit=2: {lock} is the lock for Python {other}, but this node "
+        f"provisions Python {node}: set WORKER_LOCK_FILE to locks/py{node.replace('.', '')}.txt, "
+        f"or WORKER_PYTHON_VERSION={other}")
 
 
 def test_wheelhouse_verify_names_a_missing_wheel(wheels, tmp_path):

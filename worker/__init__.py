@@ -1,7 +1,7 @@
 """batch-worker: the node-side runtime for Python batch work on Azure Batch.
 
 Handlers receive a :class:`Context`; they raise :class:`RetryableError` for transient
-failures (exit 3) and :class:`PermanentError` for bad input (exit 4). See README.md.
+failures (exit 3) and :class:`PermanentError` for bad input (exit 4). See docs/handlers.md.
 """
 
 from __future__ import annotations

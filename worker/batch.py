@@ -5,8 +5,8 @@ It sets no retry counter and re-runs tasks after node failures even with no retr
 configured, so the attempt number is counted here, in a file in the task directory. Batch
 also retries every non-zero exit up to the task's maxTaskRetryCount, even bad input that no
 retry can fix: a deterministic failure is kept beside the count, and the runs in which Batch
-would only repeat it end at once with the same exit code (README, "Retries of permanent
-failures").
+would only repeat it end at once with the same exit code (docs/guarantees.md, "Retries of
+permanent failures").
 """
 
 from __future__ import annotations

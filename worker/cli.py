@@ -29,7 +29,7 @@ _RUN_EPILOG = """examples:
   python -m worker run handlers.sales:rollup --param date=2024-01-31 --param region=eu
   python -m worker run jobs/daily.py:main --params-json '{"days": 7}' --timeout 3600
 
-environment (README "Configuration"): WORKER_LAKE_URL, WORKER_VAULT_URL,
+environment (docs/reference/configuration.md): WORKER_LAKE_URL, WORKER_VAULT_URL,
   WORKER_SECRETS_FILE, WORKER_SECRET_<NAME>, WORKER_CLIENT_ID or AZURE_CLIENT_ID,
   WORKER_LOG_FORMAT, WORKER_LOG_LEVEL, WORKER_TIMEOUT, WORKER_GRACE, WORKER_SCRATCH_DIR,
   WORKER_TRANSFER_CONCURRENCY, WORKER_LAKE_CHUNK_SIZE, WORKER_LAKE_FILE_CONCURRENCY,

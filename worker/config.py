@@ -2,7 +2,7 @@
 
 Every setting is an environment variable (the way Batch passes configuration to a task:
 pool or task ``environmentSettings``); the command line may override a few. The table in
-README.md lists the same variables.
+docs/reference/configuration.md lists the same variables.
 """
 
 from __future__ import annotations

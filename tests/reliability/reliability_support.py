@@ -1,7 +1,7 @@
 """What the reliability tests share: the pipeline's inputs, a Batch-like task environment,
 views of the emulated lake's final paths and staging area, and how many runs to make.
 
-The reliability suite probes README's guarantees from outside, through real processes, real
+The reliability suite probes the guarantees of docs/guarantees.md from outside, through real processes, real
 signals and the emulators' fault rules. Short variants run in CI; ``WORKER_RELIABILITY=long``
 runs the long ones whose figures are in bench/RESULTS.md (e.g.
 ``WORKER_RELIABILITY=long bash tests/run.sh tests/reliability``)."""

@@ -3,7 +3,7 @@
 Same configuration and credential as a task (managed identity on a node, your Azure login
 or the emulators' environment elsewhere), so it answers "what would my task see?". ``put``
 goes through the task's commit (staged, then renamed into place: all files or none).
-``gc`` cleans the staging area of tasks killed and never rerun (README "Guarantees").
+``gc`` cleans the staging area of tasks killed and never rerun (docs/guarantees.md).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``python -m worker package PROJECT_DIR --out app.zip``: build the application package.
 
 Progress goes to stderr, the summary of what was built to stdout; a failure is one line on
-stderr (``package: error: ...``) and the exit code of its cause (README, ``errors.py`` here).
+stderr (``package: error: ...``) and the exit code of its cause (docs/reference/exit-codes.md).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from .errors import DeployError, ToolError
 
 _EPILOG = """examples:
   python -m worker package . --out my-pipeline.zip
-  python -m worker package examples --out examples.zip --python 3.11 --version 2.0.0
+  python -m worker package examples --out examples.zip --python 3.12 --version 2.0.0
 
 environment: XDG_CACHE_HOME (the default --cache-dir is below it); the package index as uv
   and pip are configured (e.g. UV_INDEX_URL, PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, pip.conf)
@@ -36,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "pyproject.toml if it has requirements")
     parser.add_argument("--out", required=True, metavar="ZIP", help="the package to write")
     parser.add_argument("--python", default="3.8", metavar="X.Y",
-                        help="the nodes' Python (default 3.8)")
+                        help="the nodes' Python: 3.8 (Ubuntu 22.04 nodes, the default) or "
+                             "3.12 (Ubuntu 24.04); spec picks the image that goes with it")
     parser.add_argument("--name", metavar="APP_ID",
                         help="the Batch application id (default: the project's name)")
     parser.add_argument("--version", metavar="VERSION",

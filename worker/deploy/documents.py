@@ -9,7 +9,7 @@ the same way; every other failure leaves the job running (``jobAction: none``). 
 task does to the tasks that depend on it (the merge) is the spec's ``dependency_action``,
 ``block`` (Batch's default) or ``satisfy``. Batch retries every non-zero exit up to
 ``maxTaskRetryCount`` whatever ``exitConditions`` say: the harness makes a retry of a
-deterministic failure exit at once (README, "Retries of permanent failures").
+deterministic failure exit at once (docs/guarantees.md, "Retries of permanent failures").
 """
 
 from __future__ import annotations
@@ -22,19 +22,17 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Set,
 from .commandline import start_task_command_line, task_command_line
 from .errors import TaskIdError
 from .fanout import check_template, expand, item_name
+from .images import pool_image
 from .specfile import Spec, environment
 
 ARM_SCHEMA = "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#"
 POOL_API_VERSION = "2024-07-01"
-IMAGE = {"publisher": "canonical", "offer": "0001-com-ubuntu-server-jammy",
-         "sku": "22_04-lts", "version": "latest"}
-NODE_AGENT = "batch.node.ubuntu 22.04"
 #: Tasks per ``az batch task create`` request (the API's limit), and its body limit.
 COLLECTION_SIZE = 100
 COLLECTION_BYTES = 1000000
 #: Where the merge task finds the fan-out's items, below WORKER_LAKE_URL.
 ITEMS_FILE = ".worker-jobs/{job_id}/items.json"
-#: Our exit codes and the job action each asks of Batch (README, "Exit codes").
+#: Our exit codes and the job action each asks of Batch (docs/deploying.md, "The spec file").
 JOB_ACTIONS: Tuple[Tuple[int, str], ...] = (
     (1, "none"), (2, "disable"), (3, "none"), (4, "none"), (5, "none"), (124, "none"),
     (130, "none"), (143, "none"))
@@ -48,10 +46,11 @@ def pool_template(spec: Spec) -> Dict[str, Any]:
     pool_id = check_id(spec.require("pool", "id"), "pool")
     slots = spec.get("pool", "task_slots")
     env = [("WORKER_TASK_SLOTS", str(slots))] + environment(spec, "pool")
+    image, node_agent = pool_image(spec)
     properties = {
         "vmSize": spec.get("pool", "vm_size"),
         "deploymentConfiguration": {"virtualMachineConfiguration": {
-            "imageReference": dict(IMAGE), "nodeAgentSkuId": NODE_AGENT}},
+            "imageReference": image, "nodeAgentSkuId": node_agent}},
         "scaleSettings": _scale(spec),
         "taskSlotsPerNode": slots,
         "taskSchedulingPolicy": {"nodeFillType": spec.get("pool", "fill").capitalize()},

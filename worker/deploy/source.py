@@ -55,9 +55,11 @@ class WorkerSource:
         """The worker's hashed lock for Python X.Y."""
         path = self.root / "locks" / ("py%s.txt" % python.replace(".", ""))
         if not path.is_file():
-            known = sorted(p.stem[2:] for p in (self.root / "locks").glob("py*.txt"))
+            known = sorted((p.stem[2:] for p in (self.root / "locks").glob("py3*.txt")),
+                           key=lambda tag: int(tag[1:] or 0))
             raise PackageUsageError(
-                "no worker lock for Python %s (%s); the worker is locked for: %s"
+                "no worker lock for Python %s (%s); the worker is locked for: %s (pass one of "
+                "them to --python)"
                 % (python, path, ", ".join("%s.%s" % (k[0], k[1:]) for k in known)))
         return path
 

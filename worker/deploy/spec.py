@@ -27,6 +27,11 @@ _EPILOG = """examples:
   python -m worker spec tasks --package examples.zip --set job.id=sales-2024-02 \\
       --set 'tasks.items={range=["2024-02-01", "2024-02-29"]}' --out specs/
 
+the pool's image: that of the package's Python (its manifest, else [package] python, else 3.8):
+  3.8 canonical 0001-com-ubuntu-server-jammy 22_04-lts, node agent batch.node.ubuntu 22.04;
+  3.12 canonical ubuntu-24_04-lts server, node agent batch.node.ubuntu 24.04;
+  [pool] image = {publisher, offer, sku} (or {id}) with [pool] node_agent overrides it
+
 environment: WORKER_LAKE_URL and your own credential (az login, or AZURE_CLIENT_ID and the
   like, as for `lake`) only for a fan-out over a lake listing ({lake = "..."}); nothing else
 
@@ -129,7 +134,7 @@ def _summary(out: Path, names: List[str], job_id: str, items: int, merge: bool,
     lines = ["wrote %s/: %d task(s) for %d item(s)%s" % (out, items + merge, items,
                                                         " and the merge task" if merge else "")]
     lines += ["  %s" % name for name in names]
-    lines.append("deploy (README, \"Deploy\"):")
+    lines.append("deploy (docs/deploying.md):")
     lines.append("  az batch application package create -g RESOURCE_GROUP -n BATCH_ACCOUNT "
                  "--application-name %s --version-name %s --package-file PACKAGE.zip"
                  % (app, version))

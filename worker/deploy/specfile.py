@@ -1,11 +1,12 @@
 """The deploy spec: a small TOML file in the user's project (``batch.toml``) and ``--set``
 overrides, read into one validated mapping that ``spec pool|job|tasks`` turn into documents.
 
-Sections and keys (the README's "Deploy" section shows an example)::
+Sections and keys (docs/deploying.md, "The spec file and `spec`", shows an example)::
 
-    [package]  app, version                       (default: the --package zip's manifest)
+    [package]  app, version, python               (default: the --package zip's manifest)
     [pool]     id, account, vm_size, nodes, spot_nodes, autoscale, autoscale_minutes,
-               task_slots, fill, identity, client_id, start_task_retries, environment
+               task_slots, fill, identity, client_id, start_task_retries, environment,
+               image, node_agent                  (default: those of the package's Python)
     [job]      id, lake_url, vault_url, environment
     [tasks]    command, items, timeout, grace, margin, retries, slots, first_id,
                dependency_action, environment
@@ -31,12 +32,12 @@ _TASK_KEYS = {
     "slots": int, "environment": dict,
 }
 SCHEMA: Dict[str, Dict[str, Any]] = {
-    "package": {"app": str, "version": str},
+    "package": {"app": str, "version": str, "python": str},
     "pool": {
         "id": str, "account": str, "vm_size": str, "nodes": int, "spot_nodes": int,
         "autoscale": str, "autoscale_minutes": int, "task_slots": int,
         "fill": ("pack", "spread"), "identity": str, "client_id": str,
-        "start_task_retries": int, "environment": dict,
+        "start_task_retries": int, "environment": dict, "image": dict, "node_agent": str,
     },
     "job": {"id": str, "lake_url": str, "vault_url": str, "environment": dict},
     "tasks": dict(_TASK_KEYS, items=dict, first_id=int,
@@ -57,6 +58,7 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
 HINTS = {
     "package.app": "the application id (or pass --package app.zip)",
     "package.version": "the package version (or pass --package app.zip)",
+    "package.python": "the Python the package is built for (or pass --package app.zip)",
     "pool.id": "the pool's id", "pool.account": "the Batch account's name",
     "pool.identity": "the ARM id of the pool's user-assigned managed identity",
     "pool.client_id": "that identity's client id",
@@ -98,7 +100,7 @@ def load_spec(path: Optional[Path], overrides: Iterable[str] = (),
               package: Optional[Mapping[str, str]] = None) -> Spec:
     """Read the spec file (``None``: options only), apply the ``--set KEY=VALUE``
     overrides, and take the package's app id and version from ``package`` (a manifest)
-    where the spec does not name them."""
+    where the spec does not name them; its Python is the manifest's."""
     data: Dict[str, Dict[str, Any]] = {}
     source = "the spec options"
     if path is not None:
@@ -110,7 +112,21 @@ def load_spec(path: Optional[Path], overrides: Iterable[str] = (),
     if package:
         data.setdefault("package", {}).setdefault("app", package["name"])
         data["package"].setdefault("version", package["version"])
+        _python_of(data["package"], package, source)
     return Spec(data, source)
+
+
+def _python_of(section: Dict[str, Any], manifest: Mapping[str, str], source: str) -> None:
+    """The package's Python is a fact of the package: a [package] python that says
+    otherwise is a mistake, not an override."""
+    built = manifest.get("python")
+    if not built:
+        return
+    stated = section.setdefault("python", built)
+    if stated != built:
+        raise SpecError("%s says [package] python = %r, but the package was built for Python "
+                        "%s: remove [package] python, or build the package with --python %s"
+                        % (source, stated, built, stated))
 
 
 def _read(path: Path) -> Dict[str, Dict[str, Any]]:
@@ -118,7 +134,7 @@ def _read(path: Path) -> Dict[str, Dict[str, Any]]:
         with path.open("rb") as handle:
             raw = _toml().load(handle)
     except FileNotFoundError:
-        raise SpecError("spec file %s does not exist: write one (README, \"Deploy\") or "
+        raise SpecError("spec file %s does not exist: write one (docs/deploying.md) or "
                         "name it with --spec FILE" % path) from None
     except OSError as e:
         raise SpecError("cannot read spec file %s: %s" % (path, e.strerror or e)) from None

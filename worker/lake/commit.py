@@ -1,6 +1,6 @@
 """The commit: a task's staged writes become its outputs all together, or not at all.
 
-Layout under the lake root (README "Guarantees" says the same for users)::
+Layout under the lake root (docs/guarantees.md says the same for users)::
 
     .worker-staging/<job>/<task>/<run>/<path>        a run's staged files
     .worker-staging/<job>/<task>/<run>.replaced/...  outputs' previous versions, moved aside

@@ -55,7 +55,7 @@ def exec_task(
     secret_env: Optional[Mapping[str, str]] = None,
 ) -> Dict[str, Any]:
     """Run ``program`` (a template argv) over the lake files ``inputs`` match and stage what
-    it writes in ``{output_dir}`` for ``output``; see README "Legacy programs"."""
+    it writes in ``{output_dir}`` for ``output``; see docs/legacy.md."""
     program, inputs = _strings("program", program), _strings("input", inputs)
     output = _output_key(output)
     _check(program, inputs, parallel, once, keep_partial, secret_env)
