@@ -26,7 +26,7 @@ import pytest
 from support import TESTS_DIR, clean_env, last_line, worker_cmd
 
 from worker.config import Config
-from worker.emulators import EmulatorSet
+from worker.emulators import CLEARED_VARIABLES, EmulatorSet
 from worker.emulators.handle import EmulatorHandle
 from worker.emulators.identity_limits import Limits, Throttle
 from worker.identity import NodeCredential, get_credential, reset_credential, token_error
@@ -114,6 +114,30 @@ def test_a_throttled_endpoint_is_transient_whatever_its_body_says(emulators, tmp
                           "throttled the requests (429 Temporarily throttled, too many requests), "
                           "after 2 retries")
     assert token_requests(emulators) == 3  # WORKER_RETRY_TOTAL=2 retries
+
+
+def test_off_batch_a_throttled_endpoint_is_transient_too(emulators, monkeypatch):
+    """DefaultAzureCredential (a laptop, emulate's limits) words the 429 as a refusal; the
+    worker tells it from one by the status its pipeline saw."""
+    throttle(emulators, per_second=0)
+    for name in CLEARED_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    env = dict(emulators.environment(), WORKER_RETRY_TOTAL="1", WORKER_RETRY_BACKOFF="0")
+    monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", env["AZURE_POD_IDENTITY_AUTHORITY_HOST"])
+    reset_credential()
+    config = Config.from_env(env)
+    with pytest.raises(Exception) as caught:
+        get_credential(config).get_token(STORAGE + "/.default")
+    error = token_error(caught.value, config, "the lake")
+    assert error.exit_code == 3, error
+    assert "throttled the requests (429)" in str(error)
+    unknown = Config.from_env(dict(env, AZURE_CLIENT_ID="99999999-0000-0000-0000-0000000000aa"))
+    throttle(emulators, per_second=100)
+    reset_credential()
+    with pytest.raises(Exception) as caught:
+        get_credential(unknown).get_token(STORAGE + "/.default")
+    assert token_error(caught.value, unknown, "the lake").exit_code == 2
+    reset_credential()
 
 
 def test_an_unknown_identity_is_refused_at_once(emulators, tmp_path):

@@ -176,10 +176,57 @@ def _build(config):
     from azure.identity import DefaultAzureCredential
 
     _check_local_identity_endpoint(config)
-    options: Dict[str, Optional[Any]] = dict(_retry_options(config))
+    throttled = _Throttled()
+    options: Dict[str, Optional[Any]] = dict(_retry_options(config), raw_response_hook=throttled)
     if config.client_id:
         options["managed_identity_client_id"] = config.client_id
-    return DefaultAzureCredential(exclude_interactive_browser_credential=True, **options)
+    return _ThrottleAware(DefaultAzureCredential(exclude_interactive_browser_credential=True,
+                                                 **options), throttled)
+
+
+class _Throttled:
+    """The credential pipelines' response hook: whether this thread's token request was
+    last answered 429 (after the SDK's retries), which azure-identity reports in the words
+    of a refusal (IMDS writes its 429 body as ``invalid_request``)."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def __call__(self, response: Any) -> None:
+        self._local.status = getattr(response.http_response, "status_code", None)
+
+    def reset(self) -> None:
+        self._local.status = None
+
+    @property
+    def last(self) -> Optional[int]:
+        return getattr(self._local, "status", None)
+
+
+class _ThrottleAware:
+    """``DefaultAzureCredential`` whose failure after a throttled answer is transient
+    (exit 3), as on a node; everything else is the credential's own."""
+
+    def __init__(self, credential: Any, throttled: _Throttled) -> None:
+        self._credential = credential
+        self._throttled = throttled
+
+    def get_token(self, *scopes: str, **kwargs: Any):
+        from azure.core.exceptions import ClientAuthenticationError
+
+        self._throttled.reset()
+        try:
+            return self._credential.get_token(*scopes, **kwargs)
+        except ClientAuthenticationError as e:
+            if self._throttled.last != 429:
+                raise
+            error = RetryableError(f"no token for {', '.join(scopes)}: the identity endpoint "
+                                   "throttled the requests (429) through the SDK's retries")
+            error.__cause__ = e
+            raise _no_token(error) from error
+
+    def __getattr__(self, name: str) -> Any:  # close(), _successful_credential, ...
+        return getattr(self._credential, name)
 
 
 def _check_local_identity_endpoint(config) -> None:
