@@ -131,6 +131,9 @@ def test_off_batch_a_throttled_endpoint_is_transient_too(emulators, monkeypatch)
     error = token_error(caught.value, config, "the lake")
     assert error.exit_code == 3, error
     assert "throttled the requests (429)" in str(error)
+    with pytest.raises(Exception) as caught:  # what azure-core's pipelines call
+        get_credential(config).get_token_info(STORAGE + "/.default")
+    assert token_error(caught.value, config, "the vault").exit_code == 3
     unknown = Config.from_env(dict(env, AZURE_CLIENT_ID="99999999-0000-0000-0000-0000000000aa"))
     throttle(emulators, per_second=100)
     reset_credential()

@@ -185,22 +185,27 @@ def _build(config):
 
 
 class _Throttled:
-    """The credential pipelines' response hook: whether this thread's token request was
-    last answered 429 (after the SDK's retries), which azure-identity reports in the words
-    of a refusal (IMDS writes its 429 body as ``invalid_request``)."""
+    """The credential pipelines' response hook: whether the identity endpoint throttled the
+    requests (429) since its last success. azure-identity reports a throttled request in the
+    words of a refusal (IMDS writes its 429 body as ``invalid_request``), and MSAL, under it,
+    answers a repeated request from its memory of the 429 for a while, sending nothing."""
+
+    _FORGET_AFTER = 300.0  # seconds: longer than MSAL keeps a 429 without Retry-After (60)
 
     def __init__(self) -> None:
-        self._local = threading.local()
+        self._since: Optional[float] = None
 
     def __call__(self, response: Any) -> None:
-        self._local.status = getattr(response.http_response, "status_code", None)
-
-    def reset(self) -> None:
-        self._local.status = None
+        status = getattr(response.http_response, "status_code", None)
+        if status == 429:
+            self._since = time.monotonic()
+        elif status is not None and status < 400:
+            self._since = None
 
     @property
-    def last(self) -> Optional[int]:
-        return getattr(self._local, "status", None)
+    def recently(self) -> bool:
+        since = self._since
+        return since is not None and time.monotonic() - since < self._FORGET_AFTER
 
 
 class _ThrottleAware:
@@ -212,13 +217,19 @@ class _ThrottleAware:
         self._throttled = throttled
 
     def get_token(self, *scopes: str, **kwargs: Any):
+        return self._classified(self._credential.get_token, scopes, kwargs)
+
+    def get_token_info(self, *scopes: str, **kwargs: Any):
+        """azure-core's pipelines call this where the credential has it."""
+        return self._classified(self._credential.get_token_info, scopes, kwargs)
+
+    def _classified(self, call: Any, scopes: Tuple[str, ...], kwargs: Dict[str, Any]):
         from azure.core.exceptions import ClientAuthenticationError
 
-        self._throttled.reset()
         try:
-            return self._credential.get_token(*scopes, **kwargs)
+            return call(*scopes, **kwargs)
         except ClientAuthenticationError as e:
-            if self._throttled.last != 429:
+            if not self._throttled.recently:
                 raise
             error = RetryableError(f"no token for {', '.join(scopes)}: the identity endpoint "
                                    "throttled the requests (429) through the SDK's retries")
