@@ -58,6 +58,9 @@ def build_parser(argv: Optional[List[str]] = None) -> argparse.ArgumentParser:
     """The command line. When ``argv`` names a command, only that command's parser is
     built (each costs a task's start-up about 1 ms on Python 3.8); otherwise every
     command's, for the top-level help and usage errors."""
+    chosen = argv[0] if argv and argv[0] in _COMMANDS else None
+    if chosen == "run":  # a task's start-up: its parser alone, as the subparser would be
+        return _run_parser(argv)
     parser = argparse.ArgumentParser(
         prog="python -m worker",
         description="Task harness for Python batch work on Azure Batch.",
@@ -67,10 +70,25 @@ def build_parser(argv: Optional[List[str]] = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"batch-worker {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
-    chosen = argv[0] if argv and argv[0] in _COMMANDS else None
     for name, add in _COMMANDS.items():
         if chosen is None or chosen == name:
             add(commands, name, chosen == name)
+    return parser
+
+
+class _RunParser(argparse.ArgumentParser):
+    """``run`` parsed without the top-level parser: it takes ``run`` as its first word."""
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        namespace = super().parse_args(list(args or [])[1:], namespace)
+        namespace.command = "run"
+        return namespace
+
+
+def _run_parser(argv: List[str]) -> argparse.ArgumentParser:
+    parser = _RunParser(prog="python -m worker run",
+                        epilog=_RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_run(parser)
     return parser
 
 
