@@ -12,6 +12,7 @@ the token requests the endpoint served and throttled (429), counted by the emula
 
     python bench/bench_busy_node.py --python .worker/venv/bin/python [--tasks 2000]
         [--slots 16 32] [--baseline 986649d] [--per-second 20] [--concurrent 5]
+        [--latency-ms 0]
 """
 
 from __future__ import annotations
@@ -98,12 +99,16 @@ def main() -> int:
                         help="token requests the endpoint serves a second per VM (Azure: 20)")
     parser.add_argument("--concurrent", type=int, default=5,
                         help="token requests it serves at once per VM (Azure: 5)")
+    parser.add_argument("--latency-ms", type=float, default=0.0,
+                        help="time the endpoint takes per token request (default 0: the "
+                             "emulator's ~1 ms; IMDS takes tens of ms)")
     args = parser.parse_args()
     version = subprocess.run([args.python, "--version"], capture_output=True, text=True)
-    limits = Limits(args.concurrent, args.per_second)
+    limits = Limits(args.concurrent, args.per_second, args.latency_ms / 1000)
     print("%s, %d tasks per run, each a lake read and a secret; identity endpoint limited to "
-          "%d at once, %g a second (Azure: 5, 20)" % (version.stdout.strip(), args.tasks,
-                                                     limits.concurrent, limits.per_second))
+          "%d at once, %g a second (Azure: 5, 20), %g ms per token request"
+          % (version.stdout.strip(), args.tasks, limits.concurrent, limits.per_second,
+             args.latency_ms))
     with tempfile.TemporaryDirectory(prefix="bench-busy-") as tmp_name:
         tmp = Path(tmp_name)
         harnesses = {"baseline %s" % args.baseline: checkout(args.baseline, tmp / "base",

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import signal
@@ -104,6 +105,16 @@ def test_five_at_once():
     assert (limiter.served, limiter.throttled) == (6, 1)
 
 
+def test_a_slow_endpoint_refuses_a_sixth_request_while_five_are_answered(limited):
+    """With a service time (--identity-latency-ms), requests overlap as on Azure: the sixth
+    of six sent at once is throttled by the limit on requests at once."""
+    limited.identity_app.throttle = Throttle(Limits(latency=2.0), Clock())
+    base = limited.vm_identity_url("node-slow")
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        statuses = sorted(pool.map(lambda _: get_token(base)[0], range(6)))
+    assert statuses == [200] * 5 + [429]
+
+
 def test_an_unknown_path_is_not_counted(limited, clock):
     request = urllib.request.Request(limited.vm_identity_url("node-c") + "/nothing/here")
     with pytest.raises(urllib.error.HTTPError) as caught:
@@ -168,7 +179,9 @@ def test_emulate_has_azures_limits_by_default():
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    assert _identity_limits(parser.parse_args([])) == Limits(concurrent=5, per_second=20)
+    assert _identity_limits(parser.parse_args([])) == Limits(concurrent=5, per_second=20,
+                                                             latency=0.0)
+    assert _identity_limits(parser.parse_args(["--identity-latency-ms", "30"])).latency == 0.03
     assert _identity_limits(parser.parse_args(["--no-identity-limits"])) is None
 
 

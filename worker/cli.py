@@ -59,8 +59,6 @@ def build_parser(argv: Optional[List[str]] = None) -> argparse.ArgumentParser:
     built (each costs a task's start-up about 1 ms on Python 3.8); otherwise every
     command's, for the top-level help and usage errors."""
     chosen = argv[0] if argv and argv[0] in _COMMANDS else None
-    if chosen == "run":  # a task's start-up: its parser alone, as the subparser would be
-        return _run_parser(argv)
     parser = argparse.ArgumentParser(
         prog="python -m worker",
         description="Task harness for Python batch work on Azure Batch.",
@@ -85,7 +83,7 @@ class _RunParser(argparse.ArgumentParser):
         return namespace
 
 
-def _run_parser(argv: List[str]) -> argparse.ArgumentParser:
+def _run_parser() -> argparse.ArgumentParser:
     parser = _RunParser(prog="python -m worker run",
                         epilog=_RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_run(parser)
@@ -228,7 +226,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     _line_buffered_output()
     try:
         argv = sys.argv[1:] if argv is None else list(argv)
-        args = build_parser(argv).parse_args(argv)
+        # A task's start-up: `run`'s parser alone, as the subparser would parse it.
+        parser = _run_parser() if argv[:1] == ["run"] else build_parser(argv)
+        args = parser.parse_args(argv)
     except SystemExit as e:  # argparse reports usage errors itself, with exit status 2
         return int(e.code) if isinstance(e.code, int) else USAGE
     try:

@@ -62,8 +62,10 @@ identity limits: as Azure's IMDS, each VM's managed-identity endpoint serves at 
   (default 20); beyond them it answers 429 {"error": "invalid_request", "error_description":
   "Temporarily throttled, too many requests"}. A VM is a path prefix:
   AZURE_POD_IDENTITY_AUTHORITY_HOST=http://127.0.0.1:PORT/vms/NAME is VM NAME's endpoint, the
-  bare URL VM "default"'s. --no-identity-limits lifts the limits. At the stop a line on
-  stderr counts each VM's token requests, served and throttled.
+  bare URL VM "default"'s. --identity-latency-ms makes each token request take that long
+  (the emulator answers in about a millisecond, IMDS in tens of them), so that the limit on
+  requests at once bites as on Azure. --no-identity-limits lifts the limits. At the stop a
+  line on stderr counts each VM's token requests, served and throttled.
 
 network model (lake and vault; IMDS is never slowed): --link-mbps is one link shared by
   every connection, as one NIC is: request and response bodies of all connections draw from
@@ -177,6 +179,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--identity-per-second", type=_positive, default=20.0, metavar="N",
                         help="token requests one VM's identity endpoint serves a second "
                              "(default 20, as Azure)")
+    parser.add_argument("--identity-latency-ms", type=_non_negative, default=0.0, metavar="N",
+                        help="each token request takes N ms, counted among the concurrent "
+                             "ones (default 0; IMDS takes tens of ms)")
     parser.add_argument("--no-identity-limits", action="store_true",
                         help="no limits on the identity endpoint")
     parser.add_argument("--quiet", "-q", action="store_true",
@@ -264,7 +269,8 @@ def _build(args: argparse.Namespace) -> EmulatorSet:
 def _identity_limits(args: argparse.Namespace) -> Optional[Limits]:
     if args.no_identity_limits:
         return None
-    return Limits(args.identity_concurrent, args.identity_per_second)
+    return Limits(args.identity_concurrent, args.identity_per_second,
+                  args.identity_latency_ms / 1000)
 
 
 def _report_identity(emulators: EmulatorSet) -> None:
