@@ -4,15 +4,18 @@ its managed-identity endpoint throttled as Azure's (20 token requests a second, 
 Side by side in one run, for each slot count: the harness of a baseline commit, where every
 task process asks the endpoint for its own tokens through azure-identity (``--baseline``,
 default 986649d, the commit before issue 27), and this checkout's, whose tasks share one
-token per identity and resource through the node's token cache. Each task is ``python -m
-worker run`` with the variables Batch sets, in its own task folder, on the node venv's
-Python (``--python``), the harness from the commit's tree on PYTHONPATH; the emulators run
-in this process. Reported per run: tasks that failed (by exit code), tasks per second, and
-the token requests the endpoint served and throttled (429), counted by the emulator.
+token per identity and resource through the node's token cache. Each harness has a node of
+its own (its own VM of the endpoint, its own token folder); the two take turns in chunks of
+``--chunk`` tasks, so that a change in the machine's load falls on both alike. Each task is
+``python -m worker run`` with the variables Batch sets, in its own task folder, on the node
+venv's Python (``--python``), the harness from the commit's tree on PYTHONPATH; the
+emulators run in this process. Reported per run: tasks that failed (by exit code), tasks
+per second, and the token requests the endpoint served and throttled (429), counted by the
+emulator.
 
     python bench/bench_busy_node.py --python .worker/venv/bin/python [--tasks 2000]
         [--slots 16 32] [--baseline 986649d] [--per-second 20] [--concurrent 5]
-        [--latency-ms 0]
+        [--latency-ms 0] [--chunk 250]
 """
 
 from __future__ import annotations
@@ -64,16 +67,17 @@ def task_env(base: Dict[str, str], root: Path, n: int) -> Dict[str, str]:
                 AZ_BATCH_TASK_DIR=str(folder), AZ_BATCH_TASK_WORKING_DIR=str(folder / "wd"))
 
 
-def run_node(python: str, harness: Path, base: Dict[str, str], root: Path, tasks: int,
+def run_node(python: str, harness: Path, base: Dict[str, str], root: Path, numbers: range,
              slots: int) -> Tuple[float, Dict[int, int]]:
-    """Run ``tasks`` tasks ``slots`` at a time; the wall time and the count per exit code."""
+    """Run the tasks ``numbers`` ``slots`` at a time; the wall time and the count per exit
+    code."""
     env = dict(base, PYTHONPATH=os.pathsep.join([str(BENCH), str(harness)]))
     command = [python, "-m", "worker", "run", HANDLER, "--param", "path=in/data.bin",
                "--param", "secret=" + SECRET]
     running: Dict[int, subprocess.Popen] = {}
     codes: Dict[int, int] = collections.Counter()
     started = time.perf_counter()
-    for n in range(1, tasks + 1):
+    for n in numbers:
         while len(running) >= slots:
             pid, status = os.wait()
             if pid in running:
@@ -93,6 +97,8 @@ def main() -> int:
     parser.add_argument("--python", required=True, help="the node venv's python (3.8)")
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--slots", type=int, nargs="+", default=[16, 32])
+    parser.add_argument("--chunk", type=int, default=250,
+                        help="tasks a harness runs before the other takes its turn")
     parser.add_argument("--baseline", default="986649d",
                         help="the commit whose harness is the baseline")
     parser.add_argument("--per-second", type=float, default=20.0,
@@ -123,6 +129,7 @@ def main() -> int:
             print("%-22s %5s %7s %9s %12s %12s  %s" % ("harness", "slots", "wall s", "tasks/s",
                                                       "tokens", "throttled", "exit codes"))
             for slots in args.slots:
+                nodes = {}
                 for name, harness in harnesses.items():
                     run = "%s-%d" % (name.split()[0], slots)
                     vm = "node-" + run
@@ -134,11 +141,20 @@ def main() -> int:
                     base.update(AZ_BATCH_NODE_ID=vm, AZ_BATCH_POOL_ID="busy",
                                 AZ_BATCH_NODE_SHARED_DIR=str(root / "shared"),
                                 WORKER_TASK_SLOTS=str(slots))
-                    emulators.identity_app.throttle = Throttle(limits)
-                    wall, codes = run_node(args.python, harness, base, root, args.tasks, slots)
+                    nodes[name] = (harness, base, root, vm)
+                emulators.identity_app.throttle = Throttle(limits)
+                totals = {name: [0.0, collections.Counter()] for name in nodes}
+                for first in range(1, args.tasks + 1, args.chunk):
+                    numbers = range(first, min(first + args.chunk, args.tasks + 1))
+                    for name, (harness, base, root, _) in nodes.items():
+                        wall, codes = run_node(args.python, harness, base, root, numbers, slots)
+                        totals[name][0] += wall
+                        totals[name][1].update(codes)
+                for name, (_, _, _, vm) in nodes.items():
+                    wall, codes = totals[name]
                     stats = emulators.identity_stats().get(vm, {"served": 0, "throttled": 0})
                     failed = {c: n for c, n in sorted(codes.items()) if c != 0}
-                    print("%-22s %5d %7.1f %9.1f %12d %12d  %s" % (
+                    print("%-22s %5d %7.1f %9.2f %12d %12d  %s" % (
                         name, slots, wall, args.tasks / wall, stats["served"],
                         stats["throttled"], "0 failures" if not failed else
                         ", ".join("%d x exit %d" % (n, c) for c, n in failed.items())),

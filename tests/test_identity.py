@@ -218,6 +218,38 @@ def test_the_others_wait_for_the_one_fetching_then_read(emulators, tmp_path):
     assert token_requests(emulators) == 0
 
 
+def test_when_the_fetch_fails_the_waiting_tasks_fail_alike_at_once(emulators, tmp_path):
+    """The endpoint throttles every request: the task that holds the lock retries, fails;
+    the tasks that waited for it fail the same way (exit 3) without a request of their own,
+    rather than each retrying in turn under the lock; a while later one tries again."""
+    prepare_shared(tmp_path)
+    throttle(emulators, per_second=0)
+    env = node_env(emulators, tmp_path)
+    errors: List[BaseException] = []
+
+    def task() -> None:
+        try:
+            credential(env).get_token(STORAGE + "/.default")
+        except Exception as e:  # noqa: BLE001 - the test looks at each task's error
+            errors.append(e)
+
+    threads = [threading.Thread(target=task) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(errors) == 4 and all(e.exit_code == 3 for e in errors)
+    assert token_requests(emulators) == 3  # one task's request and its 2 retries
+    assert sum("another task of this node, moments ago" in str(e) for e in errors) == 3
+    shared = SharedTokens.open(shared_folder(env))
+    identity = Identity(emulators.identity_url + "/vms/tvm-busy", emulators.client_id, STORAGE)
+    (shared.folder / (identity.key() + ".failed")).write_text(
+        json.dumps({"at": time.time() - 60, "kind": "RetryableError", "message": "old"}))
+    throttle(emulators, per_second=20)
+    assert credential(env).get_token(STORAGE + "/.default").token  # tried again
+    assert not (shared.folder / (identity.key() + ".failed")).exists()
+
+
 def test_a_token_due_for_refresh_is_refreshed_by_one_while_others_use_it(emulators, tmp_path):
     prepare_shared(tmp_path)
     env = node_env(emulators, tmp_path)

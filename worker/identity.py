@@ -314,19 +314,26 @@ class NodeCredential:
             return self._fetch_shared(identity, held)
 
     def _fetch_shared(self, identity, current):
-        """Under the token's lock: what another process stored meanwhile, else a new one."""
+        """Under the token's lock: what another process stored meanwhile, else a new one;
+        a fetch that just failed for another process fails this one alike, at once."""
         latest = self.shared.read(identity)
         if latest is not None and latest.fresh(time.time()):
             return latest
         current = latest or current
-        fetched = self._fetch(identity, current)
+        failure = self.shared.recent_failure(identity)
+        if failure is not None and (current is None or not current.usable(time.time())):
+            kind = {"AccessDenied": AccessDenied, "ConfigError": ConfigError}.get(
+                failure["kind"], RetryableError)
+            raise _no_token(kind(failure["message"] + " (another task of this node, "
+                                 "moments ago)"))
+        fetched = self._fetch(identity, current, self.shared)
         if fetched is not current:
             self.shared.write(identity, fetched)
         return fetched
 
-    def _fetch(self, identity, current):
+    def _fetch(self, identity, current, shared=None):
         """A new token from the endpoint; if that fails while ``current`` is still usable,
-        ``current``."""
+        ``current``; else the failure, recorded in ``shared`` for the processes waiting."""
         from .imds import Refused, Unavailable, fetch_token
         from .tokencache import Cached
 
@@ -340,6 +347,8 @@ class NodeCredential:
                 return current
             error = self._error(e, identity.resource)
             error.__cause__ = e
+            if shared is not None:
+                shared.record_failure(identity, type(error).__name__, str(error))
             raise _no_token(error) from error
         return Cached.new(token.token, token.expires_on)
 

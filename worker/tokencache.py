@@ -11,6 +11,12 @@ node's tasks keep their tokens in the node's shared folder, which the start task
     .../tokens/<uid>/<key>.json                        0600, one token (``key``: a hash of
                                                        the endpoint, client id and resource)
     .../tokens/<uid>/<key>.lock                        held by the one process fetching
+    .../tokens/<uid>/<key>.failed                      why its last fetch failed, and when
+
+When the fetch fails (the endpoint down, throttling past the retries, an unknown identity),
+the processes that waited for it fail the same way at once, instead of each retrying in
+turn under the lock for as long again: a fetch that failed in the last
+``FAILURE_MEMORY`` seconds is not tried again.
 
 A file is used only when it is whole, for the same endpoint, identity and resource, and
 valid for more than five minutes; anything else (corrupt, expired, another identity's,
@@ -28,7 +34,7 @@ import os
 import stat
 import time
 from pathlib import Path
-from typing import Iterator, NamedTuple, Optional
+from typing import Any, Dict, Iterator, NamedTuple, Optional
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +43,8 @@ FOLDER = ("batch-worker", "tokens")
 #: A token is replaced when it has less than this left (azure-core's margin, in seconds).
 EXPIRY_MARGIN = 300
 _LONG_LIVED = 7200  # tokens living longer are refreshed at half-life (as MSAL does)
+#: Seconds a failed fetch stands for the node's other processes (then one tries again).
+FAILURE_MEMORY = 10.0
 _FORMAT = 1
 
 
@@ -130,19 +138,42 @@ class SharedTokens:
 
     def write(self, identity: Identity, cached: Cached) -> None:
         """Store ``cached`` for ``identity``: readers see the old file or the new one."""
-        path = self._path(identity, ".json")
-        tmp = self._path(identity, ".%d.%s.tmp" % (os.getpid(), os.urandom(4).hex()))
         data = dict(identity._asdict(), format=_FORMAT, **cached._asdict())
+        self._write_json(self._path(identity, ".json"), data)
+        self.clear_failure(identity)
+
+    def _write_json(self, path: Path, data: Dict[str, Any]) -> None:
+        tmp = path.with_name(".%s.%d.%s.tmp" % (path.name, os.getpid(), os.urandom(4).hex()))
         try:
             fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump(data, f)
             os.replace(str(tmp), str(path))
         except OSError as e:
-            log.warning("could not store a token in %s (%s): the next task will fetch "
-                        "its own", self.folder, e.strerror)
+            log.warning("could not write %s (%s): the node's tasks will fetch their own "
+                        "tokens", path, e.strerror)
             with contextlib.suppress(OSError):
                 os.unlink(str(tmp))
+
+    def record_failure(self, identity: Identity, kind: str, message: str) -> None:
+        """Remember that the fetch for ``identity`` failed (``kind``: the error's class)."""
+        self._write_json(self._path(identity, ".failed"),
+                         {"at": time.time(), "kind": kind, "message": message})
+
+    def recent_failure(self, identity: Identity) -> Optional[Dict[str, str]]:
+        """The failure of a fetch in the last ``FAILURE_MEMORY`` seconds: kind and message."""
+        try:
+            with open(str(self._path(identity, ".failed")), "rb") as f:
+                data = json.loads(f.read(65536))
+            if 0 <= time.time() - float(data["at"]) < FAILURE_MEMORY:
+                return {"kind": str(data["kind"]), "message": str(data["message"])}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            pass
+        return None
+
+    def clear_failure(self, identity: Identity) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(str(self._path(identity, ".failed")))
 
     @contextlib.contextmanager
     def lock(self, identity: Identity, wait: bool) -> Iterator[bool]:
