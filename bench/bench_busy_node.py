@@ -15,7 +15,7 @@ emulator.
 
     python bench/bench_busy_node.py --python .worker/venv/bin/python [--tasks 2000]
         [--slots 16 32] [--baseline 986649d] [--per-second 20] [--concurrent 5]
-        [--latency-ms 0] [--chunk 250]
+        [--latency-ms 0] [--chunk 250] [--with-cache-off]
 """
 
 from __future__ import annotations
@@ -97,6 +97,9 @@ def main() -> int:
     parser.add_argument("--python", required=True, help="the node venv's python (3.8)")
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--slots", type=int, nargs="+", default=[16, 32])
+    parser.add_argument("--with-cache-off", action="store_true",
+                        help="also this harness with WORKER_TOKEN_CACHE=off (each task asks "
+                             "for its own tokens, through the worker's own requests)")
     parser.add_argument("--chunk", type=int, default=250,
                         help="tasks a harness runs before the other takes its turn")
     parser.add_argument("--baseline", default="986649d",
@@ -117,9 +120,11 @@ def main() -> int:
              args.latency_ms))
     with tempfile.TemporaryDirectory(prefix="bench-busy-") as tmp_name:
         tmp = Path(tmp_name)
-        harnesses = {"baseline %s" % args.baseline: checkout(args.baseline, tmp / "base",
-                                                             args.python),
-                     "this harness": REPO}
+        harnesses = {"baseline %s" % args.baseline: (checkout(args.baseline, tmp / "base",
+                                                              args.python), {}),
+                     "this harness": (REPO, {})}
+        if args.with_cache_off:
+            harnesses["this, cache off"] = (REPO, {"WORKER_TOKEN_CACHE": "off"})
         subprocess.run([args.python, "-m", "compileall", "-q", str(REPO / "worker"),
                         str(BENCH / "busy_handler.py")], check=True)
         with EmulatorSet(identity_limits=limits) as emulators:
@@ -130,8 +135,9 @@ def main() -> int:
                                                       "tokens", "throttled", "exit codes"))
             for slots in args.slots:
                 nodes = {}
-                for name, harness in harnesses.items():
-                    run = "%s-%d" % (name.split()[0], slots)
+                for name, (harness, extra) in harnesses.items():
+                    run = "%s-%d" % (name.split()[0].strip(","), slots) + (
+                        "-off" if extra else "")
                     vm = "node-" + run
                     base = {k: v for k, v in os.environ.items()
                             if k not in CLEARED_VARIABLES and not k.startswith(
@@ -140,7 +146,7 @@ def main() -> int:
                     root = node_root(tmp / run)
                     base.update(AZ_BATCH_NODE_ID=vm, AZ_BATCH_POOL_ID="busy",
                                 AZ_BATCH_NODE_SHARED_DIR=str(root / "shared"),
-                                WORKER_TASK_SLOTS=str(slots))
+                                WORKER_TASK_SLOTS=str(slots), **extra)
                     nodes[name] = (harness, base, root, vm)
                 emulators.identity_app.throttle = Throttle(limits)
                 totals = {name: [0.0, collections.Counter()] for name in nodes}
