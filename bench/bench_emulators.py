@@ -10,7 +10,9 @@ real DataLake SDK (what a worker sees).
 
 With ``--link-mbps``/``--latency-ms`` the emulators run under their network model; the
 emulator process's CPU seconds during the large reads are printed either way, so the cost
-of pacing is the difference between a run with and without ``--link-mbps``.
+of pacing is the difference between a run with and without ``--link-mbps``. The emulator's
+CPU per raw small read (``/proc``) is the steadiest figure on a shared machine: it measures
+the server's cost of a request, whatever else the cores are doing.
 """
 
 from __future__ import annotations
@@ -128,8 +130,11 @@ def main() -> int:
             bearer = token(env)
             print("python %s, link %s Mbit/s, latency %g ms" % (
                 sys.version.split()[0], args.link_mbps or "unlimited", args.latency_ms))
+            before = cpu_seconds(proc.pid)
             print("small reads, raw keep-alive TLS: %.0f req/s" % raw_small(env, bearer,
                                                                             args.small_n))
+            print("emulator CPU per raw small read: %.0f us" % (
+                (cpu_seconds(proc.pid) - before) / args.small_n * 1e6))
             print("small reads, DataLake SDK:       %.0f req/s" % sdk_small(fs, args.small_n // 4))
             before = cpu_seconds(proc.pid)
             print("large read %d MiB, raw 32 MiB ranges: %.0f MB/s" % (

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from worker import envfile
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -51,5 +53,4 @@ def start_emulators(
             proc.kill()
             raise SystemExit(f"the emulators did not start (exit {proc.poll()})")
         time.sleep(0.05)
-    lines = env_file.read_text().splitlines()
-    return proc, dict(line.split("=", 1) for line in lines if "=" in line)
+    return proc, envfile.parse(env_file.read_text())

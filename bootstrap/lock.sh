@@ -5,6 +5,9 @@ set -Eeuo pipefail
 
 readonly PLATFORM="x86_64-manylinux_2_28"
 readonly -a PYTHONS=("3.8" "3.12")
+# The Azure CLI for the local Batch service's tests (tests/test_batch_az.py), in a venv of its
+# own (tests/run.sh: .ci-venvs/azure-cli): it pins its own azure-batch and azure-mgmt-batch.
+readonly AZURE_CLI="azure-cli==2.91.0"
 
 compile() {
   local py="$1" out="$2"; shift 2
@@ -27,6 +30,14 @@ main() {
     # (bootstrap/devenv.sh) run exactly what the nodes run.
     compile "$py" "locks/dev-${tag}.txt" --extra dev --constraint "locks/${tag}.txt"
   done
+  compile_azure_cli
+}
+
+compile_azure_cli() {
+  echo "$AZURE_CLI" | uv pip compile - --python-version 3.12 --python-platform "$PLATFORM" \
+    --only-binary :all: --generate-hashes --no-header --quiet -o locks/azure-cli.txt
+  sed -i "1i # $AZURE_CLI for the local Batch service's tests, Python 3.12 (bash bootstrap/lock.sh)" \
+    locks/azure-cli.txt
 }
 
 main "$@"

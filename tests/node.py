@@ -38,6 +38,16 @@ def python38() -> Optional[Path]:
     return python_of("3.8")
 
 
+def node_environment(text: str) -> Dict[str, str]:
+    """The variables of the emulators' env file as a node gets them: without App Service's
+    identity variables (azure-identity would prefer them; a Batch node has IMDS only)."""
+    from worker import envfile
+    from worker.emulators import APP_SERVICE_VARIABLES
+
+    env = envfile.parse(text)
+    return {k: v for k, v in env.items() if k not in APP_SERVICE_VARIABLES}
+
+
 def node_requirements() -> list:
     """The ``pytestmark`` of a module that runs a node in a namespace without network."""
     import pytest
@@ -94,7 +104,7 @@ class Emulators:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the emulators did not start: see %s" % self.log.name)
             time.sleep(0.05)
-        self.env = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+        self.env = node_environment(env_file.read_text())
         self.env["AZURE_POD_IDENTITY_AUTHORITY_HOST"] += "/vms/" + NODE_ID
         self.ns = ns
 

@@ -12,6 +12,8 @@
 #                        newest: .ci-venvs/pyXY-newest resolved afresh from pyproject.toml's
 #                        ranges at their newest versions (CI runs it for 3.12)
 #   UV, RUFF, SHELLCHECK paths of those tools (default: found or installed here)
+# The az CLI's tests (tests/test_batch_az.py) use .ci-venvs/azure-cli, synced here from
+# locks/azure-cli.txt (a Python 3.12 venv of its own: azure-cli pins its own Azure SDKs).
 #   WORKER_TEST_HOST_CHANGES=1  also run the tests that change this machine outside their
 #                        own folders (apt packages and /etc/apt, as root); .ci/run sets it
 set -Eeuo pipefail
@@ -71,6 +73,19 @@ sync_venv() {  # $1 = X.Y: create or update .ci-venvs/pyXY from locks/dev-pyXY.t
   fi
 }
 
+sync_azure_cli() {  # .ci-venvs/azure-cli: the az CLI of locks/azure-cli.txt, for its tests
+  local venv="$VENVS/azure-cli" stamp want python
+  python=$(find_python 3.12) || { log "no Python 3.12: the az CLI's tests will skip"; return 0; }
+  stamp="$venv/.lock-sha256"
+  want=$(sha256sum "$ROOT/locks/azure-cli.txt" | cut -d' ' -f1)
+  if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
+    log "syncing $venv from locks/azure-cli.txt"
+    "$UV" venv --quiet --allow-existing --python "$python" "$venv"
+    VIRTUAL_ENV=$venv "$UV" pip sync --quiet --require-hashes "$ROOT/locks/azure-cli.txt"
+    echo "$want" >"$stamp"
+  fi
+}
+
 newest_venv() {  # $1 = X.Y: .ci-venvs/pyXY-newest, resolved afresh, newest in the ranges
   local version=$1 venv
   venv=$(venv_path "$version")
@@ -113,6 +128,7 @@ main() {
     for version in "${versions[@]}"; do
       if [[ $DEPS == newest ]]; then newest_venv "$version"; else sync_venv "$version"; fi
     done
+    if ((!lint_only)) && [[ " ${versions[*]} " == *" 3.12 "* ]]; then sync_azure_cli; fi
   fi
   lint_python "${versions[0]}"
   lint_shell

@@ -66,6 +66,19 @@ def wait_for_file(path: Path, timeout: float = 30) -> None:
         time.sleep(0.02)
 
 
+def wait_for(check, timeout: float = 60.0, what: str = "the condition",
+             interval: float = 0.05):
+    """``check()``'s first true value, asked every ``interval`` seconds; an assertion error
+    naming ``what`` after ``timeout`` seconds (a service's state that changes on its own)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "timed out waiting for %s" % what
+        time.sleep(interval)
+
+
 def signal_and_wait(proc: subprocess.Popen, *signals: int, timeout: float = 30):
     """Send each signal (a short pause between them) and collect the process's output."""
     for i, sig in enumerate(signals):

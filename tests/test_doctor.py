@@ -8,6 +8,7 @@ import socket
 
 from support import clean_env, last_line, run_worker
 
+from worker.connection import CA_BUNDLE_VARIABLES
 from worker.probe import Endpoint, fix_for, unreachable
 
 
@@ -22,9 +23,17 @@ def closed_ports(n: int):
     return ports
 
 
+def own_env(**extra: str):
+    """clean_env without the machine's CA bundle variables (each would add a check line)."""
+    env = clean_env(**extra)
+    for name in CA_BUNDLE_VARIABLES:
+        env.pop(name, None)
+    return env
+
+
 def stopped_emulator_env(tmp_path):
     lake, vault, identity = closed_ports(3)
-    return clean_env(
+    return own_env(
         WORKER_LAKE_URL=f"https://127.0.0.1:{lake}/devstoreaccount1/data",
         WORKER_VAULT_URL=f"https://127.0.0.1:{vault}",
         AZURE_CLIENT_ID="11111111-1111-1111-1111-111111111111",
@@ -50,7 +59,7 @@ def test_a_stopped_emulator_is_named_at_once_and_nothing_waits_on_the_sdk(tmp_pa
 
 
 def test_the_credential_is_named_with_nothing_configured_and_nothing_claimed(tmp_path):
-    proc = run_worker("doctor", env=clean_env(AZURE_CONFIG_DIR=str(tmp_path / "az")))
+    proc = run_worker("doctor", env=own_env(AZURE_CONFIG_DIR=str(tmp_path / "az")))
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr
     assert "  ok  credential: DefaultAzureCredential (off Batch; managed identity part: " \
@@ -124,3 +133,25 @@ def test_a_task_against_stopped_emulators_exits_3_at_once_naming_them(tmp_path):
     assert "RetryableError: no token: the managed-identity endpoint http://127.0.0.1:" in last
     assert "is on this machine and refuses connections: is the emulator running?" in last
     assert "DefaultAzureCredential failed" not in proc.stderr
+
+
+def test_a_ca_bundle_that_is_gone_is_named_with_the_fix(tmp_path):
+    """A shell that loaded an env file whose bundle has since gone (an older emulator's, or
+    a removed --data folder): every HTTPS call there fails, and the doctor says why."""
+    gone = str(tmp_path / "state" / "tls" / "bundle.pem")
+    kept = tmp_path / "kept.pem"
+    kept.write_text("")
+    proc = run_worker("doctor", env=clean_env(REQUESTS_CA_BUNDLE=gone, SSL_CERT_FILE=gone,
+                                              CURL_CA_BUNDLE=str(kept),
+                                              AZURE_CONFIG_DIR=str(tmp_path / "az")))
+    out = proc.stdout
+    assert proc.returncode == 2, out + proc.stderr
+    for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
+        assert f"  BAD CA bundle {name}={gone}: no such file: HTTPS calls that read {name} " \
+               "fail\n" in out
+    assert f"  ok  CA bundle CURL_CA_BUNDLE={kept}\n" in out
+    assert out.count("fix: unset REQUESTS_CA_BUNDLE SSL_CERT_FILE CURL_CA_BUNDLE (clients "
+                     "then use their own roots), or, for the emulators, start them again and "
+                     "load their new env file") == 1
+    assert "fix: the same as above" in out
+    assert last_line(out).startswith("doctor: 2 of ")

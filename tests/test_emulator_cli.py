@@ -24,10 +24,14 @@ from azure.keyvault.secrets import SecretClient
 from azure.storage.filedatalake import DataLakeServiceClient
 from support import clean_env, last_line, run_worker
 
+from worker import envfile
 from worker.emulators import CLEARED_VARIABLES
 
 KEYS = ["WORKER_LAKE_URL", "WORKER_VAULT_URL", "AZURE_CLIENT_ID",
-        "AZURE_POD_IDENTITY_AUTHORITY_HOST", "REQUESTS_CA_BUNDLE"]
+        "AZURE_POD_IDENTITY_AUTHORITY_HOST", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE",
+        "AZURE_STORAGE_ACCOUNT_NAME", "AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_ENDPOINT",
+        "AZURE_STORAGE_CONNECTION_STRING", "FSSPEC_ABFS_ACCOUNT_HOST", "IDENTITY_ENDPOINT",
+        "IDENTITY_HEADER"]
 
 
 def _start(tmp_path: Path, *args: str) -> subprocess.Popen:
@@ -44,7 +48,7 @@ def _wait_env(tmp_path: Path, proc: subprocess.Popen) -> Dict[str, str]:
         assert proc.poll() is None, proc.stderr.read()
         assert time.monotonic() < deadline, "emulate never became ready"
         time.sleep(0.05)
-    env = dict(line.split("=", 1) for line in path.read_text().splitlines())
+    env = envfile.parse(path.read_text())
     path.unlink()
     return env
 
@@ -102,6 +106,7 @@ def test_emulate_with_config_and_data_survives_restart(tmp_path, monkeypatch):
     proc = _start(tmp_path, "--data", str(data), "--config", str(config))
     env2 = _wait_env(tmp_path, proc)
     assert env2["REQUESTS_CA_BUNDLE"] == env["REQUESTS_CA_BUNDLE"]
+    assert env2["IDENTITY_HEADER"] == env["IDENTITY_HEADER"]  # a loaded shell keeps working
     fs, vault = _clients(env2, monkeypatch)
     assert fs.get_file_client("keep/me.txt").download_file().readall() == b"persisted"
     assert [p.name for p in fs.get_paths()] == ["keep", "keep/me.txt"]
@@ -162,7 +167,7 @@ def _emulate(tmp_path: Path, *argv: str) -> Iterator[Dict[str, str]]:
             assert thread.is_alive(), "emulate exited with %s" % codes
             assert time.monotonic() < deadline, "emulate never became ready"
             time.sleep(0.02)
-        yield dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+        yield envfile.parse(env_file.read_text())
     finally:
         stop.set()
         thread.join(30)
@@ -207,7 +212,8 @@ def test_one_log_line_per_request_without_the_query(tmp_path, monkeypatch, capsy
                      lines[0]), lines[0]
     assert re.search(r" GET +/devstoreaccount1/data/logged\.txt read 401 [\d.]+ ms$", lines[-1])
     assert "SECRET-SIGNATURE" not in err
-    assert re.search(r"identity +GET +/metadata/identity/oauth2/token token 200 ", err)
+    # the env file's IDENTITY_ENDPOINT: azure-identity speaks App Service's protocol
+    assert re.search(r"identity +GET +/msi/token token 200 ", err)
 
 
 def test_quiet_logs_no_requests(tmp_path, monkeypatch, capsys):
@@ -297,7 +303,7 @@ def test_help_documents_the_fault_file_and_the_network_model(capsys):
     ('[{"service": "lake", "stauts": 503}]', "fault rule 1 has unknown key 'stauts'; the keys "
      "are service, operation, kind, status, code, retry_after, delay, times, probability"),
     ('[{"kind": "drop"}, {"service": "lakes"}]', "fault rule 2: service must be one of *, "
-     "lake, vault, identity, not 'lakes'"),
+     "lake, vault, identity, batch, arm, not 'lakes'"),
     ('{"service": "lake"}', "the fault rules must be a JSON list of objects, not an object"),
     ('[{"times": 0}]', "fault rule 1: times must be a positive whole number or null"),
     ("[{]", "is not valid JSON"),
@@ -390,21 +396,145 @@ def test_the_readme_example_runs_the_sample_handler_on_the_seeded_emulators(tmp_
     assert "with token ***" in result.stderr  # the seeded secret was read, and redacted
 
 
-def test_the_env_file_is_removed_when_the_emulators_stop(tmp_path):
-    """Its CA bundle goes with the emulators: a stale file would point at nothing."""
-    with _emulate(tmp_path) as env:
+def test_the_env_file_goes_and_its_ca_bundle_stays_in_a_per_user_folder(tmp_path,
+                                                                         monkeypatch):
+    """A shell that loaded the env file keeps working after the stop: the bundle (the public
+    roots and the emulators' CA) stays in the user's cache, and the next run reuses its CA."""
+    import certifi
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    with _emulate(tmp_path, "--quiet") as env:
         assert (tmp_path / "emu.env").exists()
-        bundle = env["REQUESTS_CA_BUNDLE"]
+    kept = tmp_path / "cache" / "batch-worker" / "emulators"
+    bundle = env["REQUESTS_CA_BUNDLE"]
+    assert bundle == str(kept / "bundle.pem")
     assert not (tmp_path / "emu.env").exists()
-    assert not Path(bundle).exists()
-    # a shell that loaded the file before the stop is told what happened, at once
+    text = Path(bundle).read_text()
+    roots = re.findall(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----",
+                       Path(certifi.where()).read_text(), re.S)
+    assert len(roots) > 100 and all(root in text for root in roots)  # requests still works
+    assert ssl.create_default_context(cafile=bundle).cert_store_stats()["x509_ca"] > 100
+    assert oct((kept / "ca-key.pem").stat().st_mode & 0o777) == "0o600"
+    old = tmp_path / "old-bundle.pem"
+    old.write_text(text)
+    # a task with the stopped emulators' variables is told at once what happened
     proc = run_worker("run", "handlers.lake_tasks:writes", "--result", str(tmp_path / "r.json"),
                       env=clean_env(**env))
     assert proc.returncode == 3
     assert "is the emulator running?" in last_line(proc.stderr)
+    # the next run: the same bundle path, and the same CA, which the old bundle trusts
+    with _emulate(tmp_path, "--quiet") as again:
+        assert again["REQUESTS_CA_BUNDLE"] == bundle
+        host, port = urlsplit(again["WORKER_LAKE_URL"]).netloc.rsplit(":", 1)
+        context = ssl.create_default_context(cafile=str(old))
+        with socket.create_connection((host, int(port)), timeout=10) as raw, \
+                context.wrap_socket(raw, server_hostname=host) as tls:
+            assert tls.version() in ("TLSv1.2", "TLSv1.3")
+
+
+def test_a_bundle_that_is_gone_is_a_configuration_error_naming_the_fix(tmp_path):
     from worker.connection import ca_bundle
     from worker.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="a bundle from the emulators' env file goes when "
-                                          "they stop: start them again and load the new file"):
-        ca_bundle({"REQUESTS_CA_BUNDLE": bundle})
+    gone = str(tmp_path / "data" / "tls" / "bundle.pem")  # e.g. a --data folder removed
+    with pytest.raises(ConfigError, match="REQUESTS_CA_BUNDLE=.* does not exist; point it at "
+                       "a PEM file of CA certificates, or unset REQUESTS_CA_BUNDLE to use "
+                       "certifi's"):
+        ca_bundle({"REQUESTS_CA_BUNDLE": gone})
+
+
+def _until(check, what: str, timeout: float = 20):
+    """Poll ``check`` until it returns a truthy value (--watch polls every half second)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        assert time.monotonic() < deadline, "never: %s" % what
+        time.sleep(0.1)
+
+
+def test_watch_applies_an_edited_secrets_file_and_loads_new_files(tmp_path, monkeypatch,
+                                                                  capsys):
+    from azure.core.exceptions import ResourceNotFoundError
+
+    folder = tmp_path / "lake"
+    folder.mkdir()
+    (folder / "a.csv").write_text("a\n1\n")
+    secrets = tmp_path / "secrets.json"
+    secrets.write_text(json.dumps({"kept": "k", "changed": "old-value", "dropped": "d"}))
+    with _emulate(tmp_path, "--quiet", "--load-dir", str(folder), "--load-secrets",
+                  str(secrets), "--watch") as env:
+        fs, vault = _clients(env, monkeypatch)
+        secrets.write_text(json.dumps({"kept": "k", "changed": "new-value", "added": "n"}))
+        _until(lambda: _value(vault, "added") == "n", "the added secret")
+        assert vault.get_secret("changed").value == "new-value"
+        assert len(list(vault.list_properties_of_secret_versions("kept"))) == 1  # untouched
+        with pytest.raises(ResourceNotFoundError):
+            vault.get_secret("dropped")
+        vault.set_secret("dropped", "again")  # purged, so its name is free
+        # a half-written file changes nothing and is reported once
+        err = [capsys.readouterr().err]
+        secrets.write_text('{"kept": ')
+        _until(lambda: err.append(capsys.readouterr().err) or "is not valid JSON" in err[-1],
+               "the bad file's line")
+        time.sleep(1.2)  # two more polls: no second report
+        assert "is not valid JSON" not in capsys.readouterr().err
+        assert vault.get_secret("kept").value == "k"
+        # new and changed files below the folder reach the lake
+        (folder / "in").mkdir()
+        (folder / "in" / "b.csv").write_text("b\n2\n")
+        _until(lambda: _read(fs, "in/b.csv") == b"b\n2\n", "the new file")
+        (folder / "a.csv").write_text("a\n1\n3\n")
+        _until(lambda: _read(fs, "a.csv") == b"a\n1\n3\n", "the changed file")
+        (folder / "a.csv").unlink()
+        time.sleep(1.2)
+        assert _read(fs, "a.csv") == b"a\n1\n3\n"  # removed locally: stays in the lake
+    err = "".join(err) + capsys.readouterr().err
+    assert "emulate: reloaded %s: added added; changed changed; removed dropped\n" % secrets \
+        in err
+    assert "emulate: --load-secrets %s is not valid JSON" % secrets in err
+    assert err.count("is not valid JSON") == 1
+    assert "emulate: loaded 1 file from %s into data: in/b.csv\n" % folder in err
+    assert "emulate: loaded 1 file from %s into data: a.csv\n" % folder in err
+    for value in ("new-value", "old-value", '"n"'):
+        assert value not in err
+
+
+def _value(vault, name: str):
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        return vault.get_secret(name).value
+    except ResourceNotFoundError:
+        return None
+
+
+def _read(fs, path: str):
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        return fs.get_file_client(path).download_file().readall()
+    except ResourceNotFoundError:
+        return None
+
+
+def test_watch_needs_something_to_follow(capsys):
+    assert _emulate_once("--watch") == 2
+    assert capsys.readouterr().err == ("emulate: --watch follows --load-secrets FILE and "
+                                       "--load-dir DIR; give one of them\n")
+
+
+def test_a_cache_folder_that_cannot_be_used_falls_back_to_a_temporary_ca(tmp_path, monkeypatch,
+                                                                         capsys):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("x")  # a read-only home behaves alike: the folder cannot be made
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    with _emulate(tmp_path, "--quiet") as env:
+        bundle = env["REQUESTS_CA_BUNDLE"]
+        fs, _ = _clients(env, monkeypatch)
+        fs.get_file_client("ok.txt").upload_data(b"ok", overwrite=True)  # TLS verified
+    assert not bundle.startswith(str(blocked)) and not Path(bundle).exists()
+    assert ("emulate: cannot keep the CA in %s/batch-worker/emulators (Not a directory); "
+            "using a temporary one, which goes when the emulators stop\n" % blocked
+            ) in capsys.readouterr().err

@@ -51,3 +51,46 @@ def test_the_real_sdks_verify_the_emulators_with_the_bundle(emulators, emulator_
                          retry_total=0)
     emulators.seed_secret("verified", "v")
     assert vault.get_secret("verified").value == "v"
+
+
+def test_emulators_starting_together_in_a_new_folder_share_one_ca(tmp_path):
+    """The per-user CA of ``emulate`` is created once, under a lock: four starting at once
+    all use the same certificate and key (never one's certificate beside another's key)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from worker.emulators.tls import make_tls, user_ca_dir, write_bundle
+
+    folder = user_ca_dir({"XDG_CACHE_HOME": str(tmp_path)})
+    assert folder == str(tmp_path / "batch-worker" / "emulators")
+
+    def start(_):
+        tls = make_tls(folder, persist=True)
+        return open(tls.ca_path).read(), write_bundle(folder, tls.ca_path)
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(start, range(4)))
+    assert len({ca for ca, _ in results}) == 1
+    assert {bundle for _, bundle in results} == {os.path.join(folder, "bundle.pem")}
+    assert sorted(os.listdir(folder)) == [".lock", "bundle.pem", "ca-key.pem", "ca.pem"]
+    # the kept key signs for the kept certificate: a server made from them is trusted
+    tls = make_tls(folder, persist=True)
+    assert _certificates(tls.ca_path) <= _certificates(os.path.join(folder, "bundle.pem"))
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def serve():
+        conn, _ = server.accept()
+        with tls.context.wrap_socket(conn, server_side=True):
+            pass
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    client = ssl.create_default_context(cafile=os.path.join(folder, "bundle.pem"))
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
+            client.wrap_socket(raw, server_hostname="127.0.0.1"):
+        pass
+    thread.join(10)
+    server.close()

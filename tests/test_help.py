@@ -7,9 +7,10 @@ import re
 import pytest
 from support import TESTS_DIR, run_worker
 
-COMMANDS = ["run", "exec", "doctor", "lake", "package", "spec", "local-batch", "emulate",
-            "init"]
-SUBCOMMANDS = ["lake ls", "lake get", "lake put", "lake rm", "lake gc"]
+COMMANDS = ["run", "exec", "doctor", "lake", "secrets", "package", "spec", "local-batch",
+            "emulate", "init", "deploy", "status", "logs", "results", "rerun"]
+SUBCOMMANDS = ["lake ls", "lake get", "lake put", "lake rm", "lake gc", "secrets set",
+               "secrets get", "secrets ls", "secrets rm"]
 
 
 @pytest.mark.parametrize("command", COMMANDS + SUBCOMMANDS)
@@ -17,7 +18,8 @@ def test_help_has_an_example_and_the_environment(command):
     proc = run_worker(*command.split(), "--help")
     assert proc.returncode == 0, proc.stderr
     text = proc.stdout
-    assert re.search(r"^examples?:\n  python -m worker " + command + " ", text, re.MULTILINE), text
+    assert re.search(r"^examples?:\n  python -m worker " + command + "( |$)", text,
+                     re.MULTILINE), text
     assert re.search(r"^environment\b", text, re.MULTILINE), text
 
 

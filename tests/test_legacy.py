@@ -356,7 +356,7 @@ def test_bad_placeholders_are_refused_before_anything_runs(template, once, says)
 
 def test_the_exec_task_needs_no_heavy_import_to_load():
     """exec's modules import nothing heavy on their own (the lake's SDK comes when used)."""
-    code = ("import sys; import worker.legacy.task, worker.legacy.command; "
+    code = ("import sys; import worker.legacy.task, worker.commands.exec; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
             "('azure', 'duckdb', 'pyarrow', 'pandas', 'numpy')))")
     import subprocess
@@ -380,7 +380,7 @@ def test_exec_is_a_command_whose_module_loads_only_when_used(capsys):
         assert text in out
     code = ("import sys; from worker.cli import build_parser; "
             "build_parser(['run', 'x:y']).parse_args(['run', 'x:y']); "
-            "print(sorted(m for m in sys.modules if m.startswith('worker.legacy')))")
+            "print(sorted(m for m in sys.modules if m.startswith(('worker.legacy', 'worker.commands'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
@@ -388,7 +388,7 @@ def test_exec_is_a_command_whose_module_loads_only_when_used(capsys):
 
 def test_the_exec_command_line_becomes_the_handlers_parameters():
     from worker.cli import build_parser
-    from worker.legacy.command import params_of
+    from worker.commands.exec import params_of
 
     argv = ["exec", "--input", "a/*.mp4", "--input", "b/c.mp4", "--output", "out/", "--once",
             "--secret-env", "TOKEN=api-token", "--parallel", "3", "--", "conv", "--once",

@@ -375,3 +375,78 @@ def _alive(pid: int) -> bool:
         return Path("/proc/%d/stat" % pid).read_text().split()[2] != "Z"
     except OSError:
         return False
+
+
+# -- the reasons a task did not succeed (issue 28) ---------------------------------------------
+
+def test_the_table_gives_each_failed_task_its_one_line_reason(tmp_path, capsys):
+    specs = write_job(tmp_path, [
+        task("ok", "exit 0"),
+        task("bad", "echo noise >&2; echo 'task failed: exit 4 (bad input data)' >&2; exit 4"),
+        task("quiet", "exit 5"),
+    ])
+    report = local_batch(tmp_path, specs, "--env", "WORKER_LAKE_URL=file:///tmp/lake")
+    assert report["by_id"]["bad"]["reason"] == "exit 4: task failed: exit 4 (bad input data)"
+    assert report["by_id"]["quiet"]["reason"] == "exit 5"
+    assert report["by_id"]["ok"]["reason"] is None
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["task", "state", "exit", "attempts", "duration", "reason"]
+    assert out[2].split()[:2] == ["bad", "failed"]
+    assert out[2].endswith("exit 4: task failed: exit 4 (bad input data)")
+    assert out[3].endswith("exit 5")
+
+
+def test_a_disabled_job_tells_the_failed_task_from_the_requeued_and_never_run(tmp_path, capsys):
+    """The issue's case: one task exits 2 (the job is disabled), the others are requeued or
+    never ran, and the merge, whose dependencies satisfy it even when they fail, is not
+    reported as blocked: it never ran because the job was disabled."""
+    satisfy = {"exitCodes": [{"code": 2, "exitOptions": {"jobAction": "disable",
+                                                         "dependencyAction": "satisfy"}}]}
+    specs = write_job(tmp_path, [
+        task("1", "sleep 60", exitConditions=satisfy),
+        task("2", "sleep 0.3; echo 'no such setting' >&2; exit 2", exitConditions=satisfy),
+        task("3", "exit 0", exitConditions=satisfy),
+        task("merge", "exit 0", dependsOn={"taskIdRanges": [{"start": 1, "end": 3}]}),
+    ], slots=2, usesTaskDependencies=True, onTaskFailure="performexitoptionsjobaction")
+    report = local_batch(tmp_path, specs, "--env", "WORKER_LAKE_URL=file:///tmp/lake")
+    states = {t["id"]: (t["state"], t["reason"]) for t in report["tasks"]}
+    assert states == {
+        "1": ("not_run", "requeued: the job was disabled by task 2 (exit 2)"),
+        "2": ("failed", "exit 2: no such setting"),
+        "3": ("not_run", "the job was disabled by task 2 (exit 2)"),
+        "merge": ("not_run", "the job was disabled by task 2 (exit 2)"),
+    }
+    assert report["by_id"]["1"]["requeues"] == 1
+
+
+def test_a_blocked_task_names_the_task_that_blocks_it(tmp_path):
+    specs = write_job(tmp_path, [task("1", "exit 3"),
+                                 task("2", "exit 0", dependsOn={"taskIds": ["1"]})],
+                      usesTaskDependencies=True)
+    report = local_batch(tmp_path, specs, "--env", "WORKER_LAKE_URL=file:///tmp/lake")
+    assert report["by_id"]["2"]["reason"] == (
+        "blocked: task 1 failed (exit 3) and its dependencyAction is block")
+
+
+@pytest.mark.parametrize("options, hinted", [
+    ((), True),
+    (("--env", "WORKER_LAKE_URL=file:///tmp/lake"), False),
+    (("--env", "WORKER_LAKE_URL=file:///tmp/lake", "--env",
+      "WORKER_VAULT_URL=https://my-vault.vault.azure.net"), True),
+])
+def test_without_a_local_lake_the_first_failure_names_emulators_and_env(
+        tmp_path, capsys, options, hinted):
+    """The job's lake is Azure's (as `spec` writes it): on this machine the tasks fail, and
+    the first failure says how to give them a lake here."""
+    specs = write_job(tmp_path, [task("1", "exit 2"), task("2", "exit 3")],
+                      commonEnvironmentSettings=[
+                          {"name": "WORKER_LAKE_URL",
+                           "value": "abfss://data@mydatalake.dfs.core.windows.net/"}])
+    report = local_batch(tmp_path, specs, *options)
+    hint = ("this machine gave the tasks no lake or vault of its own: add --emulators (a local "
+            "lake, vault and identity), or --env WORKER_LAKE_URL=... and --env "
+            "WORKER_VAULT_URL=...")
+    first, second = report["by_id"]["1"]["reason"], report["by_id"]["2"]["reason"]
+    assert first == ("exit 2; " + hint if hinted else "exit 2")
+    assert second == "exit 3"
+    assert (hint in capsys.readouterr().out) == hinted

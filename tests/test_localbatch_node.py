@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
-from node import Namespace, node_requirements
+from node import Namespace, node_environment, node_requirements
 from sdk_models import check_batch, check_pool
 
 from worker.deploy.commandline import task_command_line
@@ -89,7 +89,7 @@ class LakeAfterRun:
         while not env_file.exists():
             assert self.process.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
-        self.env = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+        self.env = node_environment(env_file.read_text())
         self.ns = ns
 
     def run(self, *args: str) -> Any:

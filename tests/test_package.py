@@ -130,8 +130,16 @@ def test_it_prints_size_wheels_python_platform_and_lock_hash(example_package):
     assert "  wheels    %d\n" % len(manifest["wheels"]) in out
     assert "  python    CPython 3.8 on manylinux_2_28_x86_64\n" in out
     assert "sha256 %s\n" % manifest["lock_sha256"] in out
-    assert "  handlers  %s\n" % ", ".join(manifest["handler_modules"]) in out
-    assert "  handlers  handlers, handlers.pipeline, handlers.report, handlers.sales" in out
+    # the files taken as handler modules, with their handlers; the other modules
+    assert out.endswith("  handlers  handlers/pipeline.py: merge, partition\n"
+                        "            handlers/report.py: daily\n"
+                        "            handlers/sales.py: rollup\n"
+                        "            legacy/videos.py: to_avi\n"
+                        "  modules   handlers/__init__.py (no handler)\n")
+    assert manifest["handlers"] == {"handlers/pipeline.py": ["merge", "partition"],
+                                    "handlers/report.py": ["daily"],
+                                    "handlers/sales.py": ["rollup"],
+                                    "legacy/videos.py": ["to_avi"]}
 
 
 def test_the_same_inputs_give_the_same_bytes_from_another_folder(example_package, tmp_path):
@@ -314,6 +322,8 @@ def test_help_lists_the_exit_codes(capsys):
     assert main(["package", "--help"]) == 0
     out = capsys.readouterr().out
     assert "11 a requirement has no wheel for the node" in out
+    assert "17 a module imports what\n  nothing in the package provides" in out
+    assert '[package] optional_imports = ["ujson"]' in out
     assert "--allow-secret-files" in out
 
 

@@ -40,8 +40,8 @@ def test_a_retry_of_bad_input_exits_4_at_once_without_running_the_handler(tmp_pa
         "exit 4 (bad input data, retrying will not help): RepeatedFailure: not run again: "
         "attempt 1 of this task failed with exit 4 (bad input data, retrying will not help): "
         "raw/sales/2024-01-31.csv row 7 has no amount: fix the file; Batch retries every "
-        "failure (maxTaskRetryCount 2) but this one repeats: fix the cause, then reactivate "
-        "the task (az batch task reactivate)")
+        "failure (maxTaskRetryCount 2) but this one repeats: fix the cause, then python -m "
+        "worker rerun job --failed (or az batch task reactivate)")
     assert "Traceback" not in second.stderr
     assert record["error"]["code"] == "retry.repeated_failure"
     assert record["task"]["attempt"] == 2

@@ -254,3 +254,39 @@ def test_when_the_commit_of_a_commit_staged_failure_fails_that_is_the_error(tmp_
     assert (lake / "out" / "kept.txt").read_text() == "another task's"
     assert read_result(result_path)["error"]["type"] == "CommitConflict"
     assert "commits what it staged: 3 of 10 rows were bad" in proc.stderr
+
+
+def test_on_batch_the_result_record_is_copied_to_the_jobs_folder_in_the_lake(tmp_path):
+    lake = tmp_path / "lake"
+    env = batch_env(tmp_path, WORKER_LAKE_URL=lake.as_uri())
+    proc = run_worker("run", "handlers.good:rollup", "--param", "date=2024-01-31", env=env)
+    assert proc.returncode == 0, proc.stderr
+    copy = lake / ".worker-jobs" / "job-1" / "results" / "task-7.json"
+    local = tmp_path / "task" / "wd" / "result.json"
+    assert copy.read_bytes() == local.read_bytes()
+    assert json.loads(copy.read_text())["status"] == "succeeded"
+    proc = run_worker("run", "handlers.good:rollup", "--param", "nope=1", env=env)
+    assert proc.returncode == errors.USAGE
+    record = json.loads(copy.read_text())
+    assert record["status"] == "failed" and record["error"]["code"].startswith("params")
+    assert copy.read_bytes() == local.read_bytes()
+
+
+def test_a_lake_that_cannot_take_the_record_copy_changes_nothing_but_a_warning(tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the lake's folder would be")
+    env = batch_env(tmp_path, WORKER_LAKE_URL=(blocker / "lake").as_uri())
+    proc = run_worker("run", "handlers.good:rollup", "--param", "date=2024-01-31", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "could not copy the result record to the lake at " \
+           ".worker-jobs/job-1/results/task-7.json" in proc.stderr
+    assert "task succeeded" in last_line(proc.stderr)
+    assert read_result(tmp_path / "task" / "wd" / "result.json")["status"] == "succeeded"
+
+
+def test_off_batch_no_record_goes_to_the_lake(tmp_path):
+    lake = tmp_path / "lake"
+    proc, record = run(tmp_path, "handlers.good:rollup", "--param", "date=2024-01-31",
+                       env=clean_env(WORKER_LAKE_URL=lake.as_uri()))
+    assert proc.returncode == 0 and record["status"] == "succeeded"
+    assert not (lake / ".worker-jobs").exists()

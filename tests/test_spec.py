@@ -74,6 +74,8 @@ def test_the_example_documents_validate_with_the_sdk_models(tmp_path, example_la
     out = capsys.readouterr().out
     assert "az batch task create --job-id sales-daily --json-file %s/specs/tasks-001.json" % (
         tmp_path) in out
+    assert "\n  python -m worker deploy --spec %s %s\n" % (EXAMPLE_SPEC, " ".join(PACKAGE)) in out
+    assert "--version-name 1.0.0 --package-file PACKAGE.zip\n" in out  # none was given
 
 
 def test_the_pool_is_the_arm_shape_users_write(tmp_path, example_lake):
@@ -350,9 +352,10 @@ def test_a_nasty_item_is_one_argument_of_the_command_line(tmp_path):
     (["--set", "pool.nodes"], 2,
      "--set 'pool.nodes': expected SECTION.KEY=VALUE, e.g. --set job.id=sales-2024-02"),
     (["--set", "pool.colour=blue"], 2,
-     "--set pool.colour: unknown key 'colour' in [pool]; the keys are account, autoscale, "
-     "autoscale_minutes, client_id, environment, fill, id, identity, image, node_agent, nodes, "
-     "spot_nodes, start_task_retries, task_slots, vm_size"),
+     "--set pool.colour: unknown key 'colour' in [pool]; the keys are account, account_url, "
+     "autoscale, autoscale_minutes, client_id, environment, fill, id, identity, image, "
+     "node_agent, nodes, resource_group, spot_nodes, start_task_retries, subscription, "
+     "task_slots, vm_size"),
     (["--set", "pool.nodes=two"], 2, "--set pool.nodes: [pool] nodes must be a whole number, "
                                      "got 'two'"),
     (["--set", "tasks.retries=-1"], 2, "--set tasks.retries: [tasks] retries must not be "

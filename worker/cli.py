@@ -1,4 +1,5 @@
-"""The command line: ``python -m worker run|exec|doctor|emulate|lake|package|spec|local-batch``.
+"""The command line: ``python -m worker run|exec|doctor|emulate|lake|secrets|package|spec|
+local-batch|deploy|status|logs|results|rerun|init``.
 
 ``main(argv) -> int`` is the one place that turns outcomes into exit codes; it is testable
 in-process, and only ``__main__`` (or the ``batch-worker`` script) calls ``sys.exit``.
@@ -49,16 +50,13 @@ _DOCTOR_EPILOG = """examples:
 environment: WORKER_LAKE_URL, WORKER_VAULT_URL, WORKER_SECRETS_FILE, WORKER_CLIENT_ID or
   AZURE_CLIENT_ID, AZURE_POD_IDENTITY_AUTHORITY_HOST (an identity endpoint such as the
   emulators'), AZ_BATCH_NODE_ID (on a node: managed identity), REQUESTS_CA_BUNDLE,
-  WORKER_LOG_FORMAT, WORKER_LOG_LEVEL; off Batch, DefaultAzureCredential's own
+  SSL_CERT_FILE, CURL_CA_BUNDLE (each checked to name a file), WORKER_LOG_FORMAT,
+  WORKER_LOG_LEVEL; off Batch, DefaultAzureCredential's own
 
 exit codes: 0 every check made passed, 2 a check failed"""
 
 
 def build_parser(argv: Optional[List[str]] = None) -> argparse.ArgumentParser:
-    """The command line. When ``argv`` names a command, only that command's parser is
-    built (each costs a task's start-up about 1 ms on Python 3.8); otherwise every
-    command's, for the top-level help and usage errors."""
-    chosen = argv[0] if argv and argv[0] in _COMMANDS else None
     parser = argparse.ArgumentParser(
         prog="python -m worker",
         description="Task harness for Python batch work on Azure Batch.",
@@ -68,71 +66,60 @@ def build_parser(argv: Optional[List[str]] = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"batch-worker {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
-    for name, add in _COMMANDS.items():
-        if chosen is None or chosen == name:
-            add(commands, name, chosen == name)
-    return parser
-
-
-class _RunParser(argparse.ArgumentParser):
-    """``run`` parsed without the top-level parser: it takes ``run`` as its first word."""
-
-    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
-        namespace = super().parse_args(list(args or [])[1:], namespace)
-        namespace.command = "run"
-        return namespace
-
-
-def _run_parser() -> argparse.ArgumentParser:
-    parser = _RunParser(prog="python -m worker run",
-                        epilog=_RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_run(parser)
-    return parser
-
-
-def _add_run_command(commands, name: str, chosen: bool) -> None:
-    _add_run(commands.add_parser(
-        name, help="run a handler as a task", epilog=_RUN_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter))
-
-
-def _add_doctor(commands, name: str, chosen: bool) -> None:
+    _add_run(
+        commands.add_parser(
+            "run", help="run a handler as a task", epilog=_RUN_EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
     doctor = commands.add_parser(
-        name, help="check the installation and configuration", epilog=_DOCTOR_EPILOG,
+        "doctor", help="check the installation and configuration", epilog=_DOCTOR_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     doctor.add_argument(
         "--offline", action="store_true", help="only check that the dependencies import"
     )
     _add_log_options(doctor)
-
-
-def _add_emulate(commands, name: str, chosen: bool) -> None:
     emulate = commands.add_parser(
-        name, help="run loopback Data Lake, Key Vault and managed-identity emulators"
+        "emulate", help="run loopback Data Lake, Key Vault and managed-identity emulators"
     )
-    if chosen:  # its module is imported only when it is used
+    if argv and argv[0] == "emulate":  # its module is imported only when it is used
         _add_emulator_arguments(emulate)
-
-
-def _add_lake(commands, name: str, chosen: bool) -> None:
+    _add_exec(commands, argv)
     lake = commands.add_parser(
-        name, help="list, get, put, delete and clean lake files from a terminal",
+        "lake", help="list, get, put, delete and clean lake files from a terminal",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    if chosen:
+    if argv and argv[0] == "lake":
         from .commands import lake as lake_command
 
         lake.epilog = lake_command.EXAMPLES
         lake_command.add_arguments(lake)
         _add_log_options(lake)
+    _add_secrets(commands, argv)
+    _add_package(commands, argv)
+    _add_init(commands, argv)
+    return parser
 
 
-def _add_init(commands, name: str, chosen: bool) -> None:
+def _add_secrets(commands, argv: Optional[List[str]]) -> None:
+    """``secrets``: the vault from a terminal (worker.commands.secrets, imported when used)."""
+    secrets = commands.add_parser(
+        "secrets", help="set, get, list and delete Key Vault secrets from a terminal",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    if argv and argv[0] == "secrets":
+        from .commands import secrets as secrets_command
+
+        secrets.epilog = secrets_command.EXAMPLES
+        secrets_command.add_arguments(secrets)
+        _add_log_options(secrets)
+
+
+def _add_init(commands, argv: Optional[List[str]]) -> None:
     """``init``: a new handler project (worker.commands.init, imported only when used)."""
     init = commands.add_parser(
-        name, help="create a handler project that runs and tests at once",
+        "init", help="create a handler project that runs and tests at once",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    if chosen:
+    if argv and argv[0] == "init":
         from .commands import init as init_command
 
         init.epilog = init_command.EXAMPLES
@@ -146,20 +133,47 @@ _DEPLOY_COMMANDS = {
     "spec": ("spec", "print the pool, job and task documents to deploy"),
     "local-batch": ("localbatch.cli", "run a job's documents on this machine as one Batch "
                                       "node would (a local test runner)"),
+    "deploy": ("cloud.deploy", "upload the package, create the pool, the job and its tasks "
+                               "on Azure Batch (idempotent)"),
+    "status": ("cloud.status", "a job's state, its tasks by state and why the failed ones "
+                               "failed (--watch)"),
+    "logs": ("cloud.logs", "a task's stderr.txt or stdout.txt from its node (--follow)"),
+    "results": ("cloud.results", "every task's result record in one table (parquet, csv, "
+                                 "json)"),
+    "rerun": ("cloud.rerun", "run a job's failed tasks again once their cause is fixed"),
 }
 
 
-def _add_deploy(commands, name: str, chosen: bool) -> None:
-    """``package``, ``spec``, ``local-batch``: the tools in worker.deploy."""
-    parser = commands.add_parser(name, help=_DEPLOY_COMMANDS[name][1])
-    if chosen:
-        _deploy_module(name).add_arguments(parser)
+def _add_package(commands, argv: Optional[List[str]]) -> None:
+    """``package``, ``spec``, ``local-batch`` and the deploy loop: the tools in
+    worker.deploy."""
+    for name, (_, help_text) in _DEPLOY_COMMANDS.items():
+        parser = commands.add_parser(name, help=help_text)
+        if argv and argv[0] == name:
+            _deploy_module(name).add_arguments(parser)
 
 
 def _deploy_module(command: str):
     import importlib
 
     return importlib.import_module("worker.deploy." + _DEPLOY_COMMANDS[command][0])
+
+
+class _RunParser(argparse.ArgumentParser):
+    """``run`` parsed without the top-level parser (building every command's costs a task's
+    start-up): it takes ``run`` as its first word."""
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        namespace = super().parse_args(list(args or [])[1:], namespace)
+        namespace.command = "run"
+        return namespace
+
+
+def _run_parser() -> argparse.ArgumentParser:
+    parser = _RunParser(prog="python -m worker run", epilog=_RUN_EPILOG,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_run(parser)
+    return parser
 
 
 def _add_run(run: argparse.ArgumentParser) -> None:
@@ -187,25 +201,18 @@ def _add_run(run: argparse.ArgumentParser) -> None:
     _add_log_options(run)
 
 
-def _add_exec(commands, name: str, chosen: bool) -> None:
-    """``exec``: a legacy program over lake files (worker.legacy, imported only for it)."""
+def _add_exec(commands, argv: Optional[List[str]]) -> None:
+    """``exec``: a legacy program over lake files (worker.commands.exec over the worker.legacy
+    library, imported only for it)."""
     parser = commands.add_parser(
-        name, help="run a legacy program over lake files as a task, outputs committed "
+        "exec", help="run a legacy program over lake files as a task, outputs committed "
         "atomically", formatter_class=argparse.RawDescriptionHelpFormatter)
-    if chosen:
-        from .legacy import command
+    if argv and argv[0] == "exec":
+        from .commands import exec as exec_command
 
-        parser.epilog = command.EXAMPLES
-        command.add_arguments(parser)
+        parser.epilog = exec_command.EXAMPLES
+        exec_command.add_arguments(parser)
         _add_log_options(parser)
-
-
-#: Every command, in the order of the help, with the function that adds its parser.
-_COMMANDS = {
-    "run": _add_run_command, "doctor": _add_doctor, "emulate": _add_emulate, "exec": _add_exec,
-    "lake": _add_lake, "package": _add_deploy, "spec": _add_deploy,
-    "local-batch": _add_deploy, "init": _add_init,
-}
 
 
 def _add_log_options(parser: argparse.ArgumentParser) -> None:
@@ -260,10 +267,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .commands import lake as lake_command
 
         return lake_command.run(args, config)
-    if args.command == "exec":
-        from .legacy import command
+    if args.command == "secrets":
+        from .commands import secrets as secrets_command
 
-        return command.run(args, config)
+        return secrets_command.run(args, config)
+    if args.command == "exec":
+        from .commands import exec as exec_command
+
+        return exec_command.run(args, config)
     return _run(args, config)
 
 

@@ -20,6 +20,8 @@ from .errors import ConfigError, RetryableError, WorkerError, first_line
 _TLS_TEXT = ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed")
 _DNS_TEXT = ("Name or service not known", "nodename nor servname", "No address associated")
 _CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+#: Every variable that names a CA bundle for some client in a shell (OpenSSL's own, too).
+CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE")
 
 
 def ca_bundle(environ: Mapping[str, str]) -> Union[str, bool]:
@@ -31,9 +33,8 @@ def ca_bundle(environ: Mapping[str, str]) -> Union[str, bool]:
             if not os.path.exists(value):
                 raise ConfigError(
                     f"{name}={value!r} does not exist; point it at a PEM file of CA "
-                    "certificates, or unset it to use certifi's (a bundle from the "
-                    "emulators' env file goes when they stop: start them again and load the "
-                    "new file)", code="config.ca_bundle")
+                    f"certificates, or unset {name} to use certifi's (for the emulators: "
+                    "start them again and load their new env file)", code="config.ca_bundle")
             return value
     return True
 

@@ -177,7 +177,7 @@ def lake_paths(message: str) -> str:
 def _lake_failure(message: str) -> Optional[BaseException]:
     if "worker.lake.dataset" not in sys.modules:
         return None
-    from .lake.dataset import failure_in
+    from .lake.failures import failure_in
 
     return failure_in(message)
 

@@ -25,6 +25,7 @@ def check_online(config, report) -> None:
 
     config = config._replace(retry_total=min(config.retry_total, 1),
                              retry_backoff=min(config.retry_backoff, 0.5))
+    _check_ca_bundles(config, report)
     report.ok(f"credential: {describe_credential(config)}")
     with _quiet_sdk_logs():
         down = _probe_endpoints(config, report)
@@ -44,6 +45,27 @@ def _quiet_sdk_logs() -> Iterator[None]:
         yield
     finally:
         logger.setLevel(level)
+
+
+def _check_ca_bundles(config, report) -> None:
+    """A CA bundle variable naming a file that is gone breaks every HTTPS client of the
+    shell (requests: "Could not find a suitable TLS CA certificate bundle"), ours too."""
+    import os
+
+    from .connection import CA_BUNDLE_VARIABLES
+
+    for name in CA_BUNDLE_VARIABLES:
+        value = config.environ.get(name, "").strip()
+        if not value:
+            continue
+        if os.path.isfile(value):
+            report.ok(f"CA bundle {name}={value}")
+        else:
+            report.bad(f"CA bundle {name}={value}", "no such file: HTTPS calls that read "
+                       f"{name} fail", "unset " + " ".join(
+                           n for n in CA_BUNDLE_VARIABLES if config.environ.get(n)) +
+                       " (clients then use their own roots), or, for the emulators, start "
+                       "them again and load their new env file")
 
 
 # -- endpoints ----------------------------------------------------------------------------

@@ -87,9 +87,14 @@ def check_writable(path: Path) -> None:
             "a file path in a folder the task may write", code="config.result") from None
 
 
+def result_bytes(result: Result) -> bytes:
+    """The record as written to disk: indented JSON, UTF-8, a final newline."""
+    return (json.dumps(result.to_dict(), indent=2, default=str) + "\n").encode("utf-8")
+
+
 def write_result(path: Path, result: Result) -> None:
     """Write ``result`` as JSON to ``path`` atomically (temp file, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")
+    tmp.write_bytes(result_bytes(result))
     os.replace(tmp, path)

@@ -47,7 +47,7 @@ from .errors import (
 )
 from .handler import Handler, load_handler
 from .redact import redact
-from .result import Result, check_writable, write_result
+from .result import Result, check_writable, result_bytes, write_result
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: typing costs every task's start-up (bench_harness.py)
@@ -92,15 +92,15 @@ def run_task(request: RunRequest, environ: Optional[Mapping[str, str]] = None) -
     if repeat is not None:  # Batch's retry of a failure that repeats: not run again
         _record_error(result, repeat)
         result.ended = time.time()
+        _write_final(path, result, task, request.config)
         _final_line(result)
-        _write_final(path, result)
         return result
     try:
         _run(request, task, result, path)
     finally:
         result.ended = time.time()
+        _write_final(path, result, task, request.config)
         _final_line(result)
-        _write_final(path, result)
         _keep_failure(request, task, result)
     return result
 
@@ -125,7 +125,8 @@ def _repeated_failure(request: RunRequest, task: TaskInfo) -> Optional[RepeatedF
         f"not run again: attempt {record['attempt']} of this task failed with exit "
         f"{record['exit_code']} ({exit_meaning(record['exit_code'])}): {record['message']}; "
         f"Batch retries every failure (maxTaskRetryCount {retries}) but this one repeats: "
-        "fix the cause, then reactivate the task (az batch task reactivate)",
+        f"fix the cause, then python -m worker rerun {task.job_id} --failed (or az batch task "
+        "reactivate)",
         record["exit_code"])
 
 
@@ -151,8 +152,8 @@ def record_usage_failure(
     result = Result(handler=spec, started=time.time())
     _record_error(result, error)
     result.ended = time.time()
+    _write_final(result_path or task.working_dir / "result.json", result, task, config)
     _final_line(result)
-    _write_final(result_path or task.working_dir / "result.json", result)
     return result.exit_code
 
 
@@ -332,13 +333,19 @@ def _status_of(error: BaseException, exit_code: int) -> str:
     return "failed"
 
 
-def _write_final(path: Path, result: Result) -> None:
+def _write_final(path: Path, result: Result, task: TaskInfo, config: Config) -> None:
     """The final record; a failure here is reported, never a traceback (what the record
-    would say is already in the log's final line)."""
+    would say is in the log's final line, which follows). On Batch, a copy goes to the
+    job's folder in the lake (``worker.jobfiles``), for the tasks whose node is gone."""
     try:
         write_result(path, result)
     except OSError as e:
         log.error("could not write the result record %s: %s", path, e.strerror or e)
+    if task.on_batch and config.lake_url:
+        from .jobfiles import publish_result
+
+        publish_result(config.lake_url, task.job_id, task.task_id,
+                       result_bytes(result), config=config)
 
 
 def _final_line(result: Result) -> None:

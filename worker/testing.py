@@ -18,11 +18,20 @@ Fixtures:
 - ``emulator_filesystem`` (function): a fresh, empty file system's name (deleted after).
 - ``emulator_env`` (function): a complete environment dict for a worker subprocess: the
   current environment without the variables that would redirect azure-identity
-  (IDENTITY_ENDPOINT, MSI_ENDPOINT, ...), plus WORKER_LAKE_URL (pointing at
-  ``emulator_filesystem``), WORKER_VAULT_URL, AZURE_CLIENT_ID,
-  AZURE_POD_IDENTITY_AUTHORITY_HOST and REQUESTS_CA_BUNDLE.
+  (IDENTITY_ENDPOINT, MSI_ENDPOINT, ...), plus the emulators' environment as a node has it
+  (IMDS only): WORKER_LAKE_URL (pointing at ``emulator_filesystem``), WORKER_VAULT_URL,
+  AZURE_CLIENT_ID, AZURE_POD_IDENTITY_AUTHORITY_HOST, REQUESTS_CA_BUNDLE, SSL_CERT_FILE and
+  the storage account's variables (AZURE_STORAGE_*).
 - ``emulator_environ`` (function): the same variables applied to ``os.environ`` for the
   test (through monkeypatch), for code run in-process; returns the dict.
+- ``batch_emulator_set`` (session): a second emulator set with a local Azure Batch account
+  (``emulate --batch``), as a :class:`worker.emulators.batch.handle.BatchHandle`:
+  ``endpoint``, ``arm_endpoint``, ``account``, ``key``, ``environment()`` (AZURE_BATCH_*,
+  AZURE_ARM_ENDPOINT, AZURE_SUBSCRIPTION_ID, AZURE_RESOURCE_GROUP included),
+  ``client()`` (a real azure-batch client with the account key), ``add_package(zip)``,
+  ``preempt(node_id)``, ``configure(time_scale=..., preempt_rate=...)``.
+- ``batch_service`` (function): the same handle with an empty account (no pools, jobs or
+  applications, no fault rules) and its clock at 60 service seconds per second.
 
 And a helper for fast tests: :func:`run_handler` runs a handler in the test's own process
 through the real runner and returns its :class:`worker.result.Result`.
@@ -52,6 +61,31 @@ def emulator_set() -> Iterator[Any]:
         yield EmulatorHandle(emulators)
     finally:
         emulators.stop()
+
+
+@pytest.fixture(scope="session")
+def batch_emulator_set() -> Iterator[Any]:
+    """One running emulator set with a local Batch account, for the whole session."""
+    from worker.emulators import EmulatorSet
+    from worker.emulators.batch.handle import DEFAULTS, BatchHandle
+    from worker.emulators.batch.hosting import BatchHost
+    from worker.emulators.batch.service import BatchSettings
+
+    host = BatchHost(BatchSettings(time_scale=DEFAULTS["time_scale"]), preferred_port=0,
+                     preferred_arm_port=0)
+    emulators = EmulatorSet(batch=host).start()
+    try:
+        yield BatchHandle(emulators)
+    finally:
+        emulators.stop()
+
+
+@pytest.fixture
+def batch_service(batch_emulator_set: Any) -> Iterator[Any]:
+    """The session's Batch account, empty for this test."""
+    batch_emulator_set.reset()
+    yield batch_emulator_set
+    batch_emulator_set.reset()
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ def partition(ctx, path):
     daily = ctx.sql(
         "select region, sha256(? || customer) as customer, count(*) as orders, "
         "sum(amount) as total from sales group by all order by region, customer",
-        params=[key], sales=sales).arrow()
+        params=[key], sales=sales).to_arrow_table()
     target = DAILY.format(date=date)
     ctx.lake.write_table(daily, target)
     ctx.log.info("wrote %s: %d rows (committed when the task succeeds)", target,

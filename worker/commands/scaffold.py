@@ -1,241 +1,68 @@
-"""The files ``python -m worker init DIR`` writes: a handler project that runs and tests at once.
+"""The projects ``python -m worker init DIR --template NAME`` writes: one folder per template
+under ``templates/``, each a handler project that runs and tests at once (handlers, sample
+lake data, tests against the emulators, requirements, ignore files, ``batch.toml`` and a
+README of the next commands).
 
-A handler using ``ctx.lake``, ``ctx.secrets`` and ``ctx.sql``; one day of sample orders and a
-local secrets file for the emulators; tests with the emulator fixtures and ``run_handler``;
-the project's requirements; a README of four commands. ``{name}`` is the project's folder
-name, filled in by :func:`files`; everything else is the text as written.
+Files are copied as they are, but for ``{{name}}`` in text files, which becomes the project's
+folder name, and two names that packaging tools would drop: ``gitignore`` and
+``workerignore`` are written as ``.gitignore`` and ``.workerignore``.
 """
 
 from __future__ import annotations
 
-from typing import Dict
-
-HANDLER = '''"""Orders of one day, summed per region with DuckDB, written to the lake and signed.
-
-Run it locally against the emulators, or on Batch (see README.md):
-
-    python -m worker run handlers.orders:summarize --param date=2024-01-31
-"""
-
-from __future__ import annotations
-
-import hashlib
-import hmac
-import json
-
-from worker import PermanentError
-
-QUERY = """
-    select region, count(*) as orders, round(sum(amount), 2) as total
-    from orders group by region order by region
-"""
-
-
-def summarize(ctx, date):
-    """``raw/orders/<date>.csv`` -> ``curated/orders/<date>.parquet`` and ``.json``
-    (with its HMAC signature beside it, ``.json.sig``)."""
-    source = f"raw/orders/{date}.csv"
-    if not ctx.lake.exists(source):
-        raise PermanentError(f"no orders for {date}: {source} is not in {ctx.lake.url}")
-    totals = ctx.sql(QUERY, orders=ctx.lake.dataset(source))
-    rows = [dict(zip(("region", "orders", "total"), row)) for row in totals.fetchall()]
-    ctx.log.info("%s: %d regions", source, len(rows))
-    ctx.lake.write_table(totals, f"curated/orders/{date}.parquet")
-    body = json.dumps(rows, indent=2) + "\\n"
-    key = ctx.secrets["signing-key"].encode()
-    ctx.lake.write_text(f"curated/orders/{date}.json", body)
-    signature = hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
-    ctx.lake.write_text(f"curated/orders/{date}.json.sig", signature + "\\n")
-    return {"regions": len(rows), "orders": sum(row["orders"] for row in rows)}
-'''
-
-TEST = '''"""Tests of handlers.orders against the emulated Data Lake and Key Vault.
-
-The fixtures (emulators, emulator_filesystem, emulator_environ) come with batch-worker's
-pytest plugin; each test starts from an empty file system and no secrets.
-"""
-
-from __future__ import annotations
-
-import hashlib
-import hmac
-import json
 from pathlib import Path
+from typing import Dict, List, NamedTuple
 
-from worker.testing import run_handler
-
-SAMPLE_LAKE = Path(__file__).resolve().parent.parent / "data" / "lake"
-
-
-def test_summarize_writes_the_totals_and_their_signature(
-        emulators, emulator_filesystem, emulator_environ):
-    emulators.load_directory(emulator_filesystem, str(SAMPLE_LAKE))
-    emulators.seed_secret("signing-key", "test-key")
-
-    result = run_handler("handlers.orders:summarize", {"date": "2024-01-31"})
-
-    assert result.exit_code == 0, result.error
-    assert result.return_value == {"regions": 3, "orders": 6}
-    body = emulators.read_file(emulator_filesystem, "curated/orders/2024-01-31.json")
-    assert json.loads(body)[0] == {"region": "apac", "orders": 1, "total": 42.0}
-    sig = emulators.read_file(emulator_filesystem, "curated/orders/2024-01-31.json.sig")
-    expected = hmac.new(b"test-key", body, hashlib.sha256).hexdigest()
-    assert sig.decode().strip() == expected
-    assert "curated/orders/2024-01-31.parquet" in [o["path"] for o in result.outputs]
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+DEFAULT = "orders"
+_RENAMED = {"gitignore": ".gitignore", "workerignore": ".workerignore"}
+_SKIPPED = ("__pycache__", ".pytest_cache", ".ruff_cache")
 
 
-def test_a_missing_day_is_bad_input_and_writes_nothing(
-        emulators, emulator_filesystem, emulator_environ):
-    result = run_handler("handlers.orders:summarize", {"date": "1999-12-31"})
+class Template(NamedTuple):
+    """A template: its name, what it makes (one line) and the command to try first."""
 
-    assert result.exit_code == 4  # PermanentError: Batch should not retry it
-    assert "no orders for 1999-12-31" in result.error["message"]
-    assert result.outputs == []
-'''
-
-ORDERS_CSV = """order_id,region,amount
-1001,eu,120.50
-1002,us,80.00
-1003,eu,19.50
-1004,apac,42.00
-1005,us,15.25
-1006,eu,60.00
-"""
-
-SECRETS = '{"signing-key": "local-key-not-a-real-secret"}\n'
-
-REQUIREMENTS = """\
-# What the handlers need beyond batch-worker (whose own dependencies are already there),
-# pinned with ==, e.g. tabulate==0.9.0. `python -m worker package` puts them on the nodes.
-"""
-
-PYTEST_INI = """[pytest]
-# The project folder on sys.path, so that tests import `handlers` from any working folder.
-pythonpath = .
-testpaths = tests
-"""
-
-WORKERIGNORE = """\
-# What `python -m worker package` leaves out (gitignore syntax): local data, local secrets,
-# tests, the emulators' environment, local runs' records and earlier packages stay here.
-data/
-secrets.json
-tests/
-pytest.ini
-.emulators.env
-result.json
-*.zip
-"""
-
-GITIGNORE = """\
-__pycache__/
-.pytest_cache/
-.emulators.env
-result.json
-*.zip
-"""
-
-README = """# {name}
-
-A batch-worker handler project: `handlers/orders.py` sums one day of orders per region
-with DuckDB, reads a signing key from Key Vault, and writes the totals to the Data Lake
-(committed only when the handler succeeds). Made by `python -m worker init`.
-
-The commands below run in the environment batch-worker's README sets up
-(`bash bootstrap/devenv.sh` in the batch-worker checkout, then activate it).
-
-**1. Run it locally**, against the loopback emulators of Data Lake, Key Vault and the
-managed identity. In one terminal (it prints one line per request; Ctrl-C stops it):
-
-```bash
-python -m worker emulate --env-file .emulators.env --load-dir data/lake --load-secrets secrets.json
-```
-
-In another (in this folder, with the environment activated there too), once the first
-has printed its environment:
-
-```bash
-set -a; . ./.emulators.env; set +a
-python -m worker run handlers.orders:summarize --param date=2024-01-31
-python -m worker lake ls curated -r
-```
-
-**2. Test it** (the tests start their own emulators; none need be running):
-
-```bash
-python -m pytest
-```
-
-**3. Package it** for Batch (the start task, the worker, every wheel this project needs,
-and `handlers/`; `data/`, `tests/` and `secrets.json` stay out, see `.workerignore`):
-
-```bash
-python -m worker package . --out {name}.zip
-```
-
-**4. Deploy it**: `batch.toml` says how (one task per day; put your account, identity,
-lake and vault in it). Write the pool, job and task documents, run the job on a local
-stand-in for a Batch node first, then deploy the same documents with `az`:
-
-```bash
-python -m worker spec all --package {name}.zip --out specs/
-python -m worker local-batch --package {name}.zip --specs specs/ --emulators \
-    --lake-dir data/lake --secrets secrets.json
-```
-
-The steps on Azure are in batch-worker's README, "Deploy: from a handler folder to a
-running pool" (`spec all` prints the `az` commands).
-
-Add dependencies to `requirements.txt` (pinned), and install them into your environment
-with `bash <batch-worker>/bootstrap/devenv.sh -r requirements.txt`.
-"""
+    name: str
+    summary: str
+    first_run: str
 
 
-#: The ARM id of the pool's user-assigned identity, for the user to replace.
-IDENTITY = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/my-rg/providers/"
-            "Microsoft.ManagedIdentity/userAssignedIdentities/batch-worker")
-
-BATCH_TOML = """\
-# What `python -m worker spec` deploys for this project (batch-worker's README, "Deploy"):
-# one task per day, each running handlers.orders:summarize for its date. The package's
-# manifest (--package {name}.zip) gives the application id and version. Replace the
-# account, identity, client id, lake and vault with yours, or override any key with
-# --set SECTION.KEY=VALUE (e.g. --set 'tasks.items={{range = [2024-02-01, 2024-02-29]}}').
-
-[pool]
-id = "{name}"
-account = "mybatchaccount"
-vm_size = "Standard_D2a_v4"
-nodes = 1
-task_slots = 2
-identity = "{identity}"
-client_id = "00000000-0000-0000-0000-000000000001"
-
-[job]
-id = "{name}-daily"
-lake_url = "abfss://data@mydatalake.dfs.core.windows.net/"
-vault_url = "https://my-vault.vault.azure.net"
-
-[tasks]
-items = {{ range = [2024-01-31, 2024-01-31] }}   # the days: one task each
-command = ["run", "handlers.orders:summarize", "--param", "date={{item}}"]
-timeout = 600                                   # seconds; maxWallClockTime adds grace + margin
-retries = 2
-"""
+TEMPLATES: Dict[str, Template] = {t.name: t for t in (
+    Template("orders", "one handler: a day of orders summed per region with DuckDB, signed "
+             "with a Key Vault secret, written to the lake",
+             "python -m worker run handlers.orders:summarize --param date=2024-01-31"),
+    Template("fanout", "a fan-out and a merge: one task per day folder the lake lists "
+             "(raw/orders/date=*/), then one task that totals the days that succeeded",
+             "python -m worker run handlers.pipeline:partition "
+             "--param path=raw/orders/date=2024-01-31/"),
+    Template("legacy", "a legacy program (iconv) over lake files with `exec`, one task per "
+             "file, and the same from a Python handler (ctx.stage_in, ctx.run, ctx.stage_out)",
+             "python -m worker exec --input 'raw/exports/*.csv' --output curated/exports/ "
+             "-- iconv -f LATIN1 -t UTF-8 -o {output_dir}/{name} {input}"),
+)}
 
 
-def files(name: str) -> Dict[str, str]:
+def names() -> List[str]:
+    return list(TEMPLATES)
+
+
+def files(template: str, name: str) -> Dict[str, bytes]:
     """Path (relative to the project folder) -> content, for a project named ``name``."""
-    return {
-        "README.md": README.format(name=name),
-        "batch.toml": BATCH_TOML.format(name=name, identity=IDENTITY),
-        "requirements.txt": REQUIREMENTS,
-        "pytest.ini": PYTEST_INI,
-        ".workerignore": WORKERIGNORE,
-        ".gitignore": GITIGNORE,
-        "secrets.json": SECRETS,
-        "data/lake/raw/orders/2024-01-31.csv": ORDERS_CSV,
-        "handlers/__init__.py": "",
-        "handlers/orders.py": HANDLER,
-        "tests/test_orders.py": TEST,
-    }
+    root = TEMPLATES_DIR / template
+    found = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if not path.is_file() or any(part in _SKIPPED or part.endswith(".pyc")
+                                     for part in rel.parts):
+            continue
+        target = "/".join(rel.parts[:-1] + (_RENAMED.get(rel.name, rel.name),))
+        found[target] = _filled(path.read_bytes(), name)
+    return found
+
+
+def _filled(data: bytes, name: str) -> bytes:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data  # sample data in another encoding: as it is
+    return text.replace("{{name}}", name).encode("utf-8") if "{{name}}" in text else data

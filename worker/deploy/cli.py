@@ -24,7 +24,16 @@ environment: XDG_CACHE_HOME (the default --cache-dir is below it); the package i
 exit codes:
   0 built, 2 bad option, 10 no handler module, 11 a requirement has no wheel for the node,
   12 requirements cannot be resolved, 13 a secret-looking file, 14 output not writable,
-  15 download failed, 16 build tool or worker checkout missing"""
+  15 download failed, 16 build tool or worker checkout missing, 17 a module imports what
+  nothing in the package provides (add it to requirements.txt)
+
+what goes in: every file of PROJECT_DIR but caches, tool folders and what .workerignore
+  lists (gitignore syntax); batch.toml, .workerignore and apt-sources.json are read, not
+  packaged. Every import of its modules must be provided by Python's standard library, the
+  project, the worker's lock or the project's requirements; a module the code runs without
+  goes in batch.toml: [package] optional_imports = ["ujson"] (or pyproject.toml's
+  [tool.batch-worker] optional-imports). The summary lists the handlers (functions taking
+  ctx) by file; a module at the project's root with none is named in a warning."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -91,8 +100,19 @@ def summary(built) -> str:
         "  wheels    %d\n" % built.wheels,
         "  python    CPython %s on %s\n" % (m["python"], m["platform"]),
         "  lock      %s: %d pins, sha256 %s\n" % (m["lock"], m["pins"], m["lock_sha256"]),
-        "  handlers  %s\n" % ", ".join(m["handler_modules"]),
-    ])
+    ]) + _handlers(m)
+
+
+def _handlers(manifest) -> str:
+    """One line per file with handlers, then the other modules (helpers they import)."""
+    handlers = manifest.get("handlers") or {}
+    lines = ["%s: %s" % (rel, ", ".join(names)) for rel, names in sorted(handlers.items())]
+    text = "".join("  %-9s %s\n" % ("handlers" if i == 0 else "", line)
+                   for i, line in enumerate(lines or ["none (no function takes ctx)"]))
+    others = [rel for rel in manifest.get("module_files", []) if rel not in handlers]
+    if others:
+        text += "  modules   %s (no handler)\n" % ", ".join(others)
+    return text
 
 
 def _setup_logging() -> None:

@@ -19,6 +19,7 @@ import math
 import re
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
+from ..jobfiles import items_file
 from .commandline import start_task_command_line, task_command_line
 from .errors import TaskIdError
 from .fanout import check_template, expand, item_name
@@ -30,8 +31,6 @@ POOL_API_VERSION = "2024-07-01"
 #: Tasks per ``az batch task create`` request (the API's limit), and its body limit.
 COLLECTION_SIZE = 100
 COLLECTION_BYTES = 1000000
-#: Where the merge task finds the fan-out's items, below WORKER_LAKE_URL.
-ITEMS_FILE = ".worker-jobs/{job_id}/items.json"
 #: Our exit codes and the job action each asks of Batch (docs/deploying.md, "The spec file").
 JOB_ACTIONS: Tuple[Tuple[int, str], ...] = (
     (1, "none"), (2, "disable"), (3, "none"), (4, "none"), (5, "none"), (124, "none"),
@@ -194,11 +193,6 @@ def exit_conditions(dependency_action: str) -> Dict[str, Any]:
         "fileUploadError": options("none"),
         "default": options("none"),
     }
-
-
-def items_file(job_id: str) -> str:
-    """The lake path of the file listing a job's fan-out items (for the merge task)."""
-    return ITEMS_FILE.format(job_id=job_id)
 
 
 def items_document(job_id: str, first_id: int, items: Sequence[str]) -> Dict[str, Any]:

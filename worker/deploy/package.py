@@ -11,6 +11,8 @@ Layout at the zip's root::
     manifest.json                what was built, for people and tools
     apt-sources.json             copied from the project, when it has one
 
+Before it is written, every import of the project's modules is checked against what the
+nodes will have (:mod:`worker.deploy.imports`): a module nothing provides fails the build.
 The same inputs (project, worker checkout, options, and what the index serves: pin your
 requirements or pass ``exclude_newer``) give the same bytes.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import platform
 import re
 import tempfile
 from dataclasses import dataclass
@@ -29,8 +32,9 @@ from typing import Dict, List, Optional, Tuple
 from . import lockfile
 from .archive import AtomicOutput, Content
 from .errors import PackageUsageError
+from .imports import ModuleScan, Providers, check_imports, project_index, scan_module, wheel_index
 from .lock import PLATFORM_TAG, build_lock
-from .project import Project, load_project
+from .project import IGNORE_FILE, Project, load_project
 from .source import WorkerSource, find_uv
 from .wheels import collect, default_cache
 from .wheels import sha256 as sha256_file
@@ -88,22 +92,50 @@ def _build(options: PackageOptions, output: AtomicOutput) -> BuiltPackage:
     project = load_project(options.project, options.allow_secret_files,
                            exclude=[options.out, output.tmp])
     name, version = _identity(options, project)
+    scans = _scan(project, options.python)
     source = WorkerSource.find(options.worker_source)
     worker_lock = source.lock(options.python)
     uv = find_uv()
     lock_text = build_lock(uv, worker_lock, project.requirements, options.python,
                            source.version, options.exclude_newer)
-    pins = lockfile.parse(lock_text) + lockfile.parse(source.tools_lock.read_text("utf-8"))
+    lock_pins = lockfile.parse(lock_text)
+    pins = lock_pins + lockfile.parse(source.tools_lock.read_text("utf-8"))
     wheels = collect(pins, options.python, options.cache_dir or default_cache(),
                      source.wheelhouse())
     with tempfile.TemporaryDirectory(prefix="worker-package-") as tmp:
         worker_wheel = build_worker_wheel(uv, source.root, Path(tmp))
+        # what a task imports comes from the lock's wheels and the worker's, not the tools'
+        _check_imports(project, scans, options.python, [*wheels[:len(lock_pins)], worker_wheel])
         entries, manifest = _contents(options, project, source, name, version, lock_text,
-                                      wheels, worker_wheel, worker_lock)
+                                      wheels, worker_wheel, worker_lock, scans)
         log.info("writing %s (%d files)", options.out, len(entries))
         output.write_zip(entries)
     return BuiltPackage(options.out, output.tmp.stat().st_size, sha256_file(output.tmp),
                         len(wheels) + 1, manifest)
+
+
+def _scan(project: Project, python: str) -> List[ModuleScan]:
+    """Each module's imports and handlers; a warning for what looks like a local script."""
+    scans = [scan_module(path, rel, python) for rel, path in project.module_files]
+    for scan in scans:
+        if not scan.parsed:
+            log.warning("warning: %s does not parse with Python %s (this build's): its imports "
+                        "are not checked", scan.file, platform.python_version())
+        elif scan.at_root and not scan.handlers:
+            log.warning("warning: %s at the project's root defines no handler (no function "
+                        "takes ctx) and is packaged as a module; if it is a local script, list "
+                        "it in %s", scan.file, IGNORE_FILE)
+    return scans
+
+
+def _check_imports(project: Project, scans: List[ModuleScan], python: str,
+                   wheels: List[Path]) -> None:
+    providers = Providers(python, project_index(rel for rel, _ in project.files),
+                          wheel_index(wheels))
+    requirements = project.requirements.name if project.requirements else "requirements.txt"
+    checked = check_imports(scans, providers, project.optional_imports, requirements)
+    log.info("checked %d imports of %d modules against Python %s's standard library, the "
+             "project and the lock", checked, len(scans), python)
 
 
 def _identity(options: PackageOptions, project: Project) -> Tuple[str, str]:
@@ -144,7 +176,8 @@ def apt_key_files(declaration: Path) -> List[str]:
 
 def _contents(options: PackageOptions, project: Project, source: WorkerSource, name: str,
               version: str, lock_text: str, wheels: List[Path], worker_wheel: Path,
-              worker_lock: Path) -> Tuple[Dict[str, Content], Dict[str, object]]:
+              worker_lock: Path, scans: List[ModuleScan]
+              ) -> Tuple[Dict[str, Content], Dict[str, object]]:
     lock_bytes = lock_text.encode("utf-8")
     lock_name = "locks/" + worker_lock.name
     worker_sha = sha256_file(worker_wheel)
@@ -173,6 +206,9 @@ def _contents(options: PackageOptions, project: Project, source: WorkerSource, n
         "pins": len(lockfile.parse(lock_text)),
         "requirements": project.requirements.name if project.requirements else None,
         "handler_modules": list(project.modules),
+        "handlers": {scan.file: list(scan.handlers) for scan in scans if scan.handlers},
+        "module_files": [scan.file for scan in scans],
+        "optional_imports": list(project.optional_imports),
         "worker_version": source.version,
         "worker_wheel": worker_wheel.name,
         "worker_wheel_sha256": worker_sha,

@@ -83,6 +83,12 @@ class Project:
     apt_sources: Optional[Path]
     name: str
     version: str
+    optional_imports: Tuple[str, ...] = ()  # modules the code runs without
+
+    @property
+    def module_files(self) -> List[Tuple[str, Path]]:
+        """The packaged files that are importable modules: (path in the project, file)."""
+        return [(rel, path) for rel, path in self.files if module_name(rel)]
 
 
 def load_project(root: Path, allow_secret_files: bool = False,
@@ -93,7 +99,7 @@ def load_project(root: Path, allow_secret_files: bool = False,
     files = _collect(root, _ignore_spec(root), {p.resolve() for p in exclude})
     if not allow_secret_files:
         _refuse_secrets(root, files)
-    modules = tuple(sorted({m for m in (_module_name(rel) for rel, _ in files) if m}))
+    modules = tuple(sorted({m for m in (module_name(rel) for rel, _ in files) if m}))
     if not modules:
         raise NoHandlerError(
             "no Python module in %s: a project is a folder of handler modules "
@@ -102,7 +108,7 @@ def load_project(root: Path, allow_secret_files: bool = False,
     name, version, requirements = _declared(root)
     apt = root / APT_SOURCES
     return Project(root, tuple(files), modules, requirements, apt if apt.is_file() else None,
-                   name, version)
+                   name, version, _optional_imports(root))
 
 
 def _ignore_spec(root: Path):
@@ -179,7 +185,7 @@ def _secret_content(path: Path) -> str:
     return ""
 
 
-def _module_name(rel: str) -> str:
+def module_name(rel: str) -> str:
     """The module a .py file is imported as from app/, or empty."""
     if not rel.endswith(".py"):
         return ""
@@ -212,14 +218,40 @@ def _declared(root: Path) -> Tuple[str, str, Optional[Path]]:
 
 
 def _project_table(path: Path) -> Optional[dict]:
+    table = _toml(path).get("project")
+    return table if isinstance(table, dict) else None
+
+
+def _toml(path: Path) -> dict:
     if sys.version_info >= (3, 11):
         import tomllib
     else:
         import tomli as tomllib
     try:
         with path.open("rb") as handle:
-            data = tomllib.load(handle)
+            return tomllib.load(handle)
     except (OSError, ValueError) as e:
         raise PackageUsageError("cannot read %s: %s" % (path, e)) from e
-    table = data.get("project")
-    return table if isinstance(table, dict) else None
+
+
+def _optional_imports(root: Path) -> Tuple[str, ...]:
+    """Modules the code runs without: ``[package] optional_imports`` of batch.toml and
+    ``[tool.batch-worker] optional-imports`` of pyproject.toml."""
+    found: List[str] = []
+    for name, section, key in ((DEPLOY_SPEC, ("package",), "optional_imports"),
+                               ("pyproject.toml", ("tool", "batch-worker"), "optional-imports")):
+        path = root / name
+        if not path.is_file():
+            continue
+        table = _toml(path)
+        for part in section:
+            table = table.get(part) if isinstance(table, dict) else None
+        value = table.get(key) if isinstance(table, dict) else None
+        if value is None:
+            continue
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise PackageUsageError("%s: [%s] %s must be a list of module names, e.g. "
+                                    '["ujson", "cupy"], got %r'
+                                    % (path, ".".join(section), key, value))
+        found.extend(value)
+    return tuple(sorted(set(found)))

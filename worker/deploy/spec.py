@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import shlex
 import sys
 import zipfile
 from pathlib import Path
@@ -89,10 +90,10 @@ def _make(args: argparse.Namespace) -> Optional[str]:
         return _emit(document, args.out)
     if not args.out:
         raise SpecError("spec %s writes a folder: pass --out DIR" % args.kind)
-    return _write_folder(spec, Path(args.out), args.kind == "all")
+    return _write_folder(spec, Path(args.out), args.kind == "all", args)
 
 
-def _write_folder(spec, out: Path, everything: bool) -> str:
+def _write_folder(spec, out: Path, everything: bool, args: Any = None) -> str:
     """Write the folder; the task collections are written one by one as they are made, so
     the memory used does not grow with the number of tasks (only the items' list does)."""
     from .documents import (
@@ -124,20 +125,38 @@ def _write_folder(spec, out: Path, everything: bool) -> str:
         _write_text(out / names[-1], "[\n" + ",\n".join(texts) + "\n]\n")
     for name, document in documents.items():
         _write(out / name, document)
-    return _summary(out, sorted(names + list(documents)), job_id, len(items),
-                    spec.has("merge"), spec.get("package", "app", "APP"),
-                    spec.get("package", "version", "VERSION"))
+    return _summary(out, sorted(names + list(documents)), job_id, len(items), spec.has("merge"),
+                    spec.get("package", "app", "APP"), spec.get("package", "version", "VERSION"),
+                    _deploy_command(args),
+                    shlex.quote(args.package) if args is not None and args.package
+                    else "PACKAGE.zip")
+
+
+def _deploy_command(args: Any) -> str:
+    """``python -m worker deploy`` with this run's spec file, package and overrides."""
+    words = ["python", "-m", "worker", "deploy"]
+    if args is not None:
+        if args.spec:
+            words += ["--spec", args.spec]
+        if args.package:
+            words += ["--package", args.package]
+        for override in args.overrides:
+            words += ["--set", override]
+    return " ".join(shlex.quote(w) for w in words)
 
 
 def _summary(out: Path, names: List[str], job_id: str, items: int, merge: bool,
-             app: str = "APP", version: str = "VERSION") -> str:
+             app: str = "APP", version: str = "VERSION",
+             deploy: str = "python -m worker deploy", package: str = "PACKAGE.zip") -> str:
     lines = ["wrote %s/: %d task(s) for %d item(s)%s" % (out, items + merge, items,
                                                         " and the merge task" if merge else "")]
     lines += ["  %s" % name for name in names]
-    lines.append("deploy (docs/deploying.md):")
+    lines.append("deploy (docs/deploying.md), in one command that a rerun finishes:")
+    lines.append("  " + deploy)
+    lines.append("or with az, file by file:")
     lines.append("  az batch application package create -g RESOURCE_GROUP -n BATCH_ACCOUNT "
-                 "--application-name %s --version-name %s --package-file PACKAGE.zip"
-                 % (app, version))
+                 "--application-name %s --version-name %s --package-file %s"
+                 % (app, version, package))
     if "pool.json" in names:
         lines.append("  az deployment group create -g RESOURCE_GROUP --template-file "
                      "%s/pool.json" % out)

@@ -3,10 +3,13 @@ overrides, read into one validated mapping that ``spec pool|job|tasks`` turn int
 
 Sections and keys (docs/deploying.md, "The spec file and `spec`", shows an example)::
 
-    [package]  app, version, python               (default: the --package zip's manifest)
+    [package]  app, version, python               (default: the --package zip's manifest),
+               optional_imports                   (read by ``package``: modules the code
+                                                   runs without)
     [pool]     id, account, vm_size, nodes, spot_nodes, autoscale, autoscale_minutes,
                task_slots, fill, identity, client_id, start_task_retries, environment,
                image, node_agent                  (default: those of the package's Python)
+               account_url, subscription, resource_group (where ``deploy`` finds the account)
     [job]      id, lake_url, vault_url, environment
     [tasks]    command, items, timeout, grace, margin, retries, slots, first_id,
                dependency_action, environment
@@ -32,12 +35,13 @@ _TASK_KEYS = {
     "slots": int, "environment": dict,
 }
 SCHEMA: Dict[str, Dict[str, Any]] = {
-    "package": {"app": str, "version": str, "python": str},
+    "package": {"app": str, "version": str, "python": str, "optional_imports": list},
     "pool": {
         "id": str, "account": str, "vm_size": str, "nodes": int, "spot_nodes": int,
         "autoscale": str, "autoscale_minutes": int, "task_slots": int,
         "fill": ("pack", "spread"), "identity": str, "client_id": str,
         "start_task_retries": int, "environment": dict, "image": dict, "node_agent": str,
+        "account_url": str, "subscription": str, "resource_group": str,
     },
     "job": {"id": str, "lake_url": str, "vault_url": str, "environment": dict},
     "tasks": dict(_TASK_KEYS, items=dict, first_id=int,

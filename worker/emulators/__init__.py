@@ -16,6 +16,7 @@ Start them with ``python -m worker emulate``, with the pytest fixtures of
 from __future__ import annotations
 
 from .config import EmulatorConfig, load_config, parse_config
-from .emulators import CLEARED_VARIABLES, EmulatorSet
+from .emulators import APP_SERVICE_VARIABLES, CLEARED_VARIABLES, EmulatorSet
 
-__all__ = ["CLEARED_VARIABLES", "EmulatorConfig", "EmulatorSet", "load_config", "parse_config"]
+__all__ = ["APP_SERVICE_VARIABLES", "CLEARED_VARIABLES", "EmulatorConfig", "EmulatorSet",
+           "load_config", "parse_config"]

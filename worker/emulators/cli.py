@@ -17,15 +17,19 @@ import sys
 import textwrap
 import threading
 import time
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
+from ..envfile import format_environment
 from ..errors import OK, USAGE
+from .batch import cli as batch_cli
 from .config import ConfigError, load_config
 from .emulators import SERVICES, EmulatorSet
 from .faults import add_rules
 from .identity_limits import Limits
+from .options import non_negative, positive
 from .seeding import read_secrets
 from .server import RequestRecord
+from .tls import user_ca_dir
 
 # Ports tried when none is given (Azurite has 10000-10002); a taken one falls back to any.
 DEFAULT_PORTS = (10014, 10015, 10016)
@@ -39,6 +43,7 @@ def _epilog() -> str:
         return textwrap.fill(", ".join(operations), 78, subsequent_indent=" " * 6).lstrip()
 
     return _EPILOG % {"lake": names(lake.OPERATIONS), "vault": names(vault.OPERATIONS),
+                      "batch": batch_cli.HELP,
                       "identity": names(identity.OPERATIONS),
                       "ports": "/".join(str(p) for p in DEFAULT_PORTS)}
 
@@ -50,7 +55,8 @@ examples:
   set -a; . ./.emulators.env; set +a     # in another shell, once it has printed its
                                          # environment; then run tasks, tests or SDK code
   python -m worker emulate --link-mbps 2000 --latency-ms 10 --quiet    # a D2a_v4's NIC
-  (the env file exists while the emulators run: it is removed when they stop)
+  (the env file exists while the emulators run: it is removed when they stop; the CA
+  bundle it names stays, so a shell that loaded it keeps working)
 
 ports: a port given with --lake-port/--vault-port/--identity-port must be free (0: any free
   port). Without them the lake, vault and IMDS listen on %(ports)s, or under --data
@@ -102,16 +108,23 @@ fault file (--faults FILE): a JSON list of rules; for each request the first rul
   {"db-password": "s3cret", "api-key": "k"}; seeded at each start like --config's secrets.
 --load-dir DIR: every file below DIR appears at the same relative path in the file system
   --filesystem (default: the first configured), replacing a file --data kept.
+--watch: while the emulators run, the --load-secrets file is read every half second; when
+  it changes, new and changed secrets are set (a new version each) and those removed from
+  it are deleted and purged (a file that does not parse changes nothing, and is reported
+  once); below --load-dir, new files and files whose size or time changed are loaded (a
+  file removed locally stays in the lake). To set one secret by hand instead: python -m
+  worker secrets set NAME (with the env file loaded).
 
-environment: emulate reads no environment variables.
+CA: the emulators' CA and the bundle REQUESTS_CA_BUNDLE names (the public roots plus that
+  CA) are kept under --data DIR/tls, else in $XDG_CACHE_HOME/batch-worker/emulators
+  (~/.cache/...), one per user, reused by every run: the bundle outlives the emulators.
+
+%(batch)s
+
+environment: emulate reads XDG_CACHE_HOME (where the CA is kept without --data); `emulate
+  batch preempt` reads AZURE_BATCH_ENDPOINT, AZURE_BATCH_ACCOUNT, AZURE_BATCH_ACCESS_KEY and
+  REQUESTS_CA_BUNDLE (the env file's), unless --env-file names the file.
 """
-
-
-def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be more than 0, not %s" % text)
-    return value
 
 
 def _positive_int(text: str) -> int:
@@ -124,17 +137,11 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError("must be 0 or more, not %s" % text)
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``emulate`` options (and its help's examples and formats) to ``parser``."""
     parser.description = ("Run loopback Data Lake, Key Vault and managed-identity (IMDS)\n"
-                          "emulators in the foreground; print the environment a worker needs.")
+                          "emulators in the foreground; print the environment a worker and\n"
+                          "the Azure clients (SDKs, adlfs, obstore) need.")
     parser.epilog = _epilog()
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--lake-port", type=int, metavar="PORT",
@@ -153,6 +160,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="copy the files below DIR into the file system at start")
     parser.add_argument("--load-secrets", metavar="FILE",
                         help="seed the secrets of a JSON object {name: value} at start")
+    parser.add_argument("--watch", action="store_true",
+                        help="follow --load-secrets and --load-dir while running: a changed "
+                             "secrets file is applied, new and changed files are loaded")
     parser.add_argument("--env-file", metavar="PATH",
                         help="also write the environment to PATH (dotenv) once ready; "
                              "removed at the stop")
@@ -167,30 +177,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seed for random faults (reproducible runs)")
     parser.add_argument("--seed", type=int, metavar="N",
                         help="deprecated name of --fault-seed")
-    parser.add_argument("--link-mbps", type=_positive, metavar="N",
+    parser.add_argument("--link-mbps", type=positive, metavar="N",
                         help="one link of N Mbit/s shared by all lake and vault connections "
                              "(default: unlimited)")
-    parser.add_argument("--latency-ms", type=_non_negative, default=0.0, metavar="N",
+    parser.add_argument("--latency-ms", type=non_negative, default=0.0, metavar="N",
                         help="wait N ms before answering each lake and vault request "
                              "(default 0)")
     parser.add_argument("--identity-concurrent", type=_positive_int, default=5, metavar="N",
                         help="token requests one VM's identity endpoint serves at once "
                              "(default 5, as Azure)")
-    parser.add_argument("--identity-per-second", type=_positive, default=20.0, metavar="N",
+    parser.add_argument("--identity-per-second", type=positive, default=20.0, metavar="N",
                         help="token requests one VM's identity endpoint serves a second "
                              "(default 20, as Azure)")
-    parser.add_argument("--identity-latency-ms", type=_non_negative, default=0.0, metavar="N",
+    parser.add_argument("--identity-latency-ms", type=non_negative, default=0.0, metavar="N",
                         help="each token request takes N ms, counted among the concurrent "
                              "ones (default 0; IMDS takes tens of ms)")
     parser.add_argument("--no-identity-limits", action="store_true",
                         help="no limits on the identity endpoint")
     parser.add_argument("--quiet", "-q", action="store_true",
                         help="no log line per request on stderr")
-
-
-def format_environment(env: Dict[str, str]) -> str:
-    """``KEY=VALUE`` lines: readable by ``set -a; . FILE`` and by dotenv loaders."""
-    return "".join("%s=%s\n" % item for item in env.items())
+    batch_cli.add_arguments(parser)
 
 
 def _write_atomic(path: str, text: str) -> None:
@@ -201,8 +207,9 @@ def _write_atomic(path: str, text: str) -> None:
 
 
 def _remove_env_file(path: Optional[str], text: str) -> None:
-    """The env file describes running emulators (their CA bundle goes with them): removed
-    at the stop, unless something else has been written there since."""
+    """The env file describes running emulators: removed at the stop, unless something else
+    has been written there since (the CA bundle it names stays, for the shells that loaded
+    it)."""
     if not path:
         return
     try:
@@ -250,8 +257,9 @@ def _build(args: argparse.Namespace) -> EmulatorSet:
                             vault_port=args.vault_port or 0,
                             identity_port=args.identity_port or 0, seed=_fault_seed(args),
                             link_mbps=args.link_mbps, latency_ms=args.latency_ms,
-                            preferred_ports=preferred,
+                            preferred_ports=preferred, ca_dir=None if data else user_ca_dir(),
                             on_request=None if args.quiet else _RequestPrinter(),
+                            batch=batch_cli.host(args, data, _fault_seed(args)),
                             identity_limits=_identity_limits(args))
     if args.faults:
         with open(args.faults, encoding="utf-8") as f:
@@ -282,16 +290,35 @@ def _report_identity(emulators: EmulatorSet) -> None:
             for vm, n in stats.items()), file=sys.stderr)
 
 
-def _prepare(args: argparse.Namespace, emulators: EmulatorSet) -> None:
-    """After start: report port fallbacks, remember the ports, load a folder."""
+def _prepare(args: argparse.Namespace, emulators: EmulatorSet) -> List[Any]:
+    """After start: report port fallbacks, remember the ports, load a folder; what
+    ``--watch`` follows."""
     for note in emulators.notes:
         print("emulate: %s" % note, file=sys.stderr)
+    for line in batch_cli.load_packages(args, emulators.batch):
+        print("emulate: %s" % line, file=sys.stderr)
     _remember_ports(args.data, emulators.bound_ports)
+    filesystem = args.filesystem or (emulators.config.filesystems or ("data",))[0]
     if args.load_dir:
-        filesystem = args.filesystem or (emulators.config.filesystems or ("data",))[0]
         count = emulators.load_directory(filesystem, args.load_dir)
         print("emulate: loaded %d file%s from %s into %s" % (
             count, "" if count == 1 else "s", args.load_dir, filesystem), file=sys.stderr)
+    if not args.watch:
+        return []
+    from .watch import LakeFolder, SecretsFile
+
+    followed: List[Any] = []
+    if args.load_secrets:
+        followed.append(SecretsFile(args.load_secrets, emulators.vault_app.store))
+    if args.load_dir:
+        followed.append(LakeFolder(args.load_dir, emulators.lake_app.store, filesystem))
+    return followed
+
+
+def _follow(followed: List[Any]) -> None:
+    for source in followed:
+        for line in source.poll():
+            print("emulate: %s" % line, file=sys.stderr)
 
 
 class _RequestPrinter:
@@ -334,8 +361,14 @@ def run(args: argparse.Namespace, stop: Optional[threading.Event] = None) -> int
     """Serve until SIGTERM/SIGINT (or ``stop`` is set); 0 on a clean stop, 2 on bad input."""
     import importlib.util
 
+    if getattr(args, "action", None):
+        return batch_cli.run_action(args)
     if importlib.util.find_spec("trustme") is None:
         print(MISSING_TRUSTME, file=sys.stderr)
+        return USAGE
+    if args.watch and not (args.load_secrets or args.load_dir):
+        print("emulate: --watch follows --load-secrets FILE and --load-dir DIR; give one of "
+              "them", file=sys.stderr)
         return USAGE
     try:
         emulators = _build(args)
@@ -347,7 +380,7 @@ def run(args: argparse.Namespace, stop: Optional[threading.Event] = None) -> int
     previous = _install_stop_handlers(stop) if in_main else {}
     try:
         with emulators:
-            _prepare(args, emulators)
+            followed = _prepare(args, emulators)
             text = format_environment(emulators.environment(args.client_id, args.filesystem))
             if args.env_file:
                 _write_atomic(args.env_file, text)
@@ -355,7 +388,7 @@ def run(args: argparse.Namespace, stop: Optional[threading.Event] = None) -> int
             sys.stdout.flush()
             try:
                 while not stop.wait(0.5):  # short waits keep signals prompt on every platform
-                    pass
+                    _follow(followed)
             finally:
                 _remove_env_file(args.env_file, text)
                 _report_identity(emulators)

@@ -4,12 +4,14 @@ The configuration is a JSON file (``--config FILE``); every key is optional::
 
     {
       "account": "devstoreaccount1",          # the storage account in the lake URL
+      "account_key": "<base64>",              # its key, for Shared Key and SAS
       "filesystems": ["data"],                # created at start if missing
       "identities": [
         {"client_id": "11111111-1111-1111-1111-111111111111",
          "name": "worker",                    # informative only
          "lake": [{"filesystem": "*", "prefix": "", "access": "rw"}],
-         "secrets": {"get": ["*"], "set": ["*"]}},
+         "secrets": {"get": ["*"], "set": ["*"]},
+         "batch": ["Azure Batch Data Contributor"]},   # roles on the Batch account
         {"client_id": "22222222-2222-2222-2222-222222222222",
          "lake": [{"filesystem": "data", "prefix": "inputs", "access": "r"}],
          "secrets": {"get": ["db-*"]}}
@@ -21,13 +23,24 @@ The configuration is a JSON file (``--config FILE``); every key is optional::
 grant to a path and what lies below it ("" is the whole file system). ``access`` is ``r``
 (read, list, properties) or ``rw`` (also create, append, flush, rename, delete, metadata).
 Creating or deleting a file system needs ``rw`` with the empty prefix. ``secrets.get``
-covers get and list; ``secrets.set`` covers set, update, delete, recover and purge. The
-first identity is also the one IMDS answers for a request without ``client_id`` (as a
-system-assigned identity). Without a file, :func:`default_config` applies.
+covers get and list; ``secrets.set`` covers set, update, delete, recover and purge. A
+``lake`` grant with ``rw`` is what "Storage Blob Data Contributor" gives on Azure, ``r`` what
+"Storage Blob Data Reader" gives. ``batch`` lists the Azure roles the identity holds on the
+local Batch account (``emulate --batch``; ``worker.emulators.batch.roles`` lists the roles
+understood); without it, "Azure Batch Account Contributor" (everything). The first identity
+is also the one IMDS answers for a request without ``client_id`` (as a system-assigned
+identity). Without a file, :func:`default_config` applies.
+
+The account key signs Shared Key requests and SAS tokens (the holder of the key may do
+anything in the account, as on Azure). It defaults to the well-known key of the storage
+emulators (Azurite's, published with it): the emulators are loopback test doubles, and
+their key is no secret.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import fnmatch
 import json
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
@@ -36,6 +49,9 @@ DEFAULT_CLIENT_ID = "11111111-1111-1111-1111-111111111111"
 READER_CLIENT_ID = "22222222-2222-2222-2222-222222222222"
 DEFAULT_ACCOUNT = "devstoreaccount1"
 DEFAULT_FILESYSTEM = "data"
+#: The storage emulators' published account key (Azurite's, for devstoreaccount1).
+DEFAULT_ACCOUNT_KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr"
+                       "/KBHBeksoGMGw==")
 
 
 class ConfigError(ValueError):
@@ -64,6 +80,7 @@ class Identity(NamedTuple):
     lake: Tuple[LakeGrant, ...]
     secret_get: Tuple[str, ...]
     secret_set: Tuple[str, ...]
+    batch_roles: Optional[Tuple[str, ...]] = None  # None: the Batch account's default
 
     def may_lake(self, filesystem: str, path: str, write: bool) -> bool:
         """Whether this identity may read (or write) ``path`` in ``filesystem``."""
@@ -85,6 +102,7 @@ class EmulatorConfig(NamedTuple):
     filesystems: Tuple[str, ...]
     identities: Tuple[Identity, ...]
     secrets: Tuple[Tuple[str, str], ...]
+    account_key: str = DEFAULT_ACCOUNT_KEY
 
     def identity(self, client_id: Optional[str]) -> Optional[Identity]:
         """The identity with this client id; the first one when ``client_id`` is None."""
@@ -124,7 +142,22 @@ def _identity(raw: Dict[str, Any]) -> Identity:
         lake=tuple(_grant(g) for g in raw.get("lake", [])),
         secret_get=tuple(secrets.get("get", [])),
         secret_set=tuple(secrets.get("set", [])),
+        batch_roles=_batch_roles(raw["batch"]) if "batch" in raw else None,
     )
+
+
+def _batch_roles(value: Any) -> Tuple[str, ...]:
+    from .batch.roles import ROLES, unknown_roles
+
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError("an identity's batch must be a list of role names, not %s"
+                          % json_kind(value))
+    unknown = unknown_roles(value)
+    if unknown:
+        raise ConfigError("an identity's batch names the role %r, which the local Batch "
+                          "account does not know; its roles are %s"
+                          % (unknown[0], ", ".join(ROLES)))
+    return tuple(value)
 
 
 def parse_config(raw: Dict[str, Any]) -> EmulatorConfig:
@@ -138,7 +171,19 @@ def parse_config(raw: Dict[str, Any]) -> EmulatorConfig:
         filesystems=tuple(raw.get("filesystems", base.filesystems)),
         identities=tuple(identities) if "identities" in raw else base.identities,
         secrets=tuple(sorted(dict(raw.get("secrets", {})).items())),
+        account_key=_account_key(raw.get("account_key", base.account_key)),
     )
+
+
+def _account_key(value: Any) -> str:
+    try:
+        if not isinstance(value, str) or not base64.b64decode(value, validate=True):
+            raise ValueError(value)
+    except (ValueError, binascii.Error) as e:
+        given = "a string that is not base64" if isinstance(value, str) else json_kind(value)
+        raise ConfigError("account_key must be a base64 string (e.g. the output of openssl "
+                          "rand -base64 64), not %s" % given) from e
+    return value
 
 
 def load_config(path: Optional[str]) -> EmulatorConfig:

@@ -1,13 +1,18 @@
 """Faults on demand: make an emulator misbehave the way a real service sometimes does.
 
-A rule names a service (``lake``, ``vault``, ``identity`` or ``*``), an operation (see
-each service's operation names, or ``*``) and what goes wrong:
+A rule names a service (``lake``, ``vault``, ``identity``, the local Batch account's
+``batch`` and ``arm``, or ``*``), an operation (see each service's operation names, or
+``*``) and what goes wrong:
 
 - ``status``: answer ``status`` (503 ``ServerBusy``, 500 ``InternalError``, 429 ...) in the
   service's own error shape, with ``Retry-After`` when ``retry_after`` is given;
 - ``latency``: wait ``delay`` seconds, then serve the request normally;
 - ``truncate``: serve the request but cut the body half-way and close the connection;
-- ``drop``: close the connection without answering.
+- ``drop``: close the connection without answering;
+- ``item``: serve a request that answers item by item (Batch's ``task.addcollection``) but
+  answer one item with ``status`` and ``code`` instead of doing it, as Batch answers a
+  task's ``serverError`` (5xx) or ``clientError`` inside a 200; each item the rule answers
+  uses one of its ``times``.
 
 A rule fires ``times`` times (None: forever), each time with ``probability`` drawn from a
 seeded generator, so random faults are reproducible.
@@ -21,8 +26,8 @@ from typing import Any, List, NamedTuple, Optional
 
 from .config import json_kind
 
-KINDS = ("status", "latency", "truncate", "drop")
-SERVICES = ("*", "lake", "vault", "identity")
+KINDS = ("status", "latency", "truncate", "drop", "item")
+SERVICES = ("*", "lake", "vault", "identity", "batch", "arm")
 _DEFAULT_CODES = {429: "TooManyRequests", 500: "InternalError", 503: "ServerBusy"}
 
 
@@ -101,9 +106,17 @@ class Faults:
 
     def pick(self, service: str, operation: str) -> Optional[Fault]:
         """The fault for this request, if a rule fires; uses up one of the rule's times."""
+        return self._pick(service, operation, items=False)
+
+    def pick_item(self, service: str, operation: str) -> Optional[Fault]:
+        """The ``item`` fault for one item of a request that answers item by item."""
+        return self._pick(service, operation, items=True)
+
+    def _pick(self, service: str, operation: str, items: bool) -> Optional[Fault]:
         with self._lock:
             for rule in self._rules:
-                if not rule.matches(service, operation):
+                if (rule.fault.kind == "item") != items or \
+                        not rule.matches(service, operation):
                     continue
                 if rule.probability < 1.0 and self._random.random() >= rule.probability:
                     continue

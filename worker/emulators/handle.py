@@ -54,12 +54,22 @@ class EmulatorHandle:
         """A second identity that may read everything and write nothing."""
         return READER_CLIENT_ID
 
-    def environment(self, client_id: Optional[str] = None,
-                    filesystem: Optional[str] = None, vm: Optional[str] = None
-                    ) -> Dict[str, str]:
-        """WORKER_LAKE_URL, WORKER_VAULT_URL, AZURE_CLIENT_ID, ..._AUTHORITY_HOST, CA bundle;
-        with ``vm``, the identity endpoint of that VM."""
-        return self.set.environment(client_id, filesystem, vm)
+    @property
+    def account_name(self) -> str:
+        return self.set.config.account
+
+    @property
+    def account_key(self) -> str:
+        """The storage account key (Shared Key and SAS)."""
+        return self.set.config.account_key
+
+    def environment(self, client_id: Optional[str] = None, filesystem: Optional[str] = None,
+                    app_service: bool = False, vm: Optional[str] = None) -> Dict[str, str]:
+        """WORKER_LAKE_URL, WORKER_VAULT_URL, AZURE_CLIENT_ID, ..._AUTHORITY_HOST, the CA
+        bundle and the storage account's variables: a worker's environment, as on a node
+        (IMDS only); ``app_service=True`` adds IDENTITY_ENDPOINT/IDENTITY_HEADER, as in the
+        env file of ``emulate``; with ``vm``, the identity endpoint of that VM."""
+        return self.set.environment(client_id, filesystem, app_service, vm)
 
     # -- data ------------------------------------------------------------------------------
 

@@ -2,17 +2,16 @@
 
 URLs are ``https://127.0.0.1:PORT/ACCOUNT/FILESYSTEM/PATH``. The DataLake SDK sends file
 system create/delete/properties, path properties, metadata and downloads to the Blob API
-and listing, create, append, flush, rename and delete to the DFS API; both land here and
-are told apart by query string, method and headers (:func:`classify`). Blob Put Blob
-(``x-ms-blob-type: BlockBlob``, the worker's small uploads) creates or replaces a file in one
-request and, as on a hierarchical-namespace account, its missing parent directories. Every
-request needs a bearer token for ``https://storage.azure.com`` from the emulated IMDS, and the
-calling identity needs the right grant (``config.py``).
+and listing, create, append, flush, rename and delete to the DFS API; Blob clients (the Blob
+SDK, adlfs, obstore) use the Blob API only. All land here and are told apart by query
+string, method and headers (:func:`classify`). As on a hierarchical-namespace account, a
+file's missing parents are made and the Blob API sees directories as empty blobs with
+``hdi_isfolder`` metadata. The Blob-only operations are in ``lake_blob.py``; who may call
+is ``lake_auth.py`` (bearer tokens from the emulated identity endpoint with the
+configuration's grants, Shared Key, SAS).
 
-Operation names (for faults and counters): create_filesystem, delete_filesystem,
-get_filesystem_properties, set_filesystem_metadata, list_filesystems, list_paths, create,
-append, flush, read, get_properties, set_metadata, set_properties, set_access_control,
-get_access_control, rename, delete, put_blob, unknown.
+Operation names (for faults and counters) are the keys of :data:`OPERATIONS`; a request that
+is none of them is ``unknown`` and gets Azure's error for what is not supported.
 """
 
 from __future__ import annotations
@@ -24,37 +23,56 @@ import re
 from typing import Callable, Dict, Optional, Tuple
 from urllib.parse import unquote
 
+from . import lake_lease
 from . import lake_wire as wire
-from .config import EmulatorConfig, Identity
-from .lake_store import DEFAULT_PAGE, LakeError, LakeStore, decode_properties
+from .config import EmulatorConfig
+from .lake_auth import Authenticator, Caller, Operation, challenge
+from .lake_blob import BlobOperations
+from .lake_store import DEFAULT_PAGE, LakeError, LakeStore, Node, decode_properties
 from .server import Request, Response
-from .tokens import TENANT_ID, TokenError, TokenIssuer, bearer_token
+from .tokens import TokenIssuer
 
-AUDIENCE = "https://storage.azure.com"
 _FS_NAME = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
-# op -> (api, needs write, scope): scope is "account", "filesystem" or "path"
-OPERATIONS: Dict[str, Tuple[str, bool, str]] = {
-    "list_filesystems": ("blob", False, "account"),
-    "create_filesystem": ("blob", True, "filesystem"),
-    "delete_filesystem": ("blob", True, "filesystem"),
-    "get_filesystem_properties": ("blob", False, "filesystem"),
-    "set_filesystem_metadata": ("blob", True, "filesystem"),
-    "list_paths": ("dfs", False, "path"),
-    "create": ("dfs", True, "path"),
-    "append": ("dfs", True, "path"),
-    "flush": ("dfs", True, "path"),
-    "set_access_control": ("dfs", True, "path"),
-    "get_access_control": ("dfs", False, "path"),
-    "rename": ("dfs", True, "path"),
-    "delete": ("dfs", True, "path"),
-    "read": ("blob", False, "path"),
-    "get_properties": ("blob", False, "path"),
-    "set_metadata": ("blob", True, "path"),
-    "set_properties": ("blob", True, "path"),
-    "put_blob": ("blob", True, "path"),
-    "unknown": ("blob", False, "account"),
+
+
+def _op(api: str, write: bool, scope: str, permissions: str, resource_type: str) -> Operation:
+    return Operation(api, write, scope, permissions, resource_type)
+
+
+# What each operation needs: its API (error shape), whether it writes, where a token's grant
+# must reach, and for a SAS the permission letters (any one) and account SAS resource type.
+OPERATIONS: Dict[str, Operation] = {
+    "list_filesystems": _op("blob", False, "account", "l", "s"),
+    "get_account_info": _op("blob", False, "account", "", ""),
+    "create_filesystem": _op("blob", True, "filesystem", "cw", "c"),
+    "delete_filesystem": _op("blob", True, "filesystem", "d", "c"),
+    "get_filesystem_properties": _op("blob", False, "filesystem", "r", "c"),
+    "set_filesystem_metadata": _op("blob", True, "filesystem", "w", "c"),
+    "list_blobs": _op("blob", False, "path", "l", "c"),
+    "blob_batch": _op("blob", False, "account", "", ""),
+    "list_paths": _op("dfs", False, "path", "l", "c"),
+    "create": _op("dfs", True, "path", "cw", "o"),
+    "append": _op("dfs", True, "path", "aw", "o"),
+    "flush": _op("dfs", True, "path", "w", "o"),
+    "set_access_control": _op("dfs", True, "path", "op", "o"),
+    "get_access_control": _op("dfs", False, "path", "re", "o"),
+    "rename": _op("dfs", True, "path", "m", "o"),
+    "delete": _op("dfs", True, "path", "d", "o"),
+    "read": _op("blob", False, "path", "r", "o"),
+    "get_properties": _op("blob", False, "path", "r", "o"),
+    "set_metadata": _op("blob", True, "path", "w", "o"),
+    "set_properties": _op("blob", True, "path", "w", "o"),
+    "put_blob": _op("blob", True, "path", "cw", "o"),
+    "put_block": _op("blob", True, "path", "cw", "o"),
+    "put_block_list": _op("blob", True, "path", "cw", "o"),
+    "get_block_list": _op("blob", False, "path", "r", "o"),
+    "copy_blob": _op("blob", True, "path", "cw", "o"),
+    "lease_blob": _op("blob", True, "path", "w", "o"),
+    "delete_blob": _op("blob", True, "path", "d", "o"),
+    "unknown": _op("blob", False, "account", "", ""),
 }
+_DFS_PARAMETERS = ("resource", "action", "mode", "position", "recursive", "continuation")
 
 
 def split_target(raw_path: str) -> Tuple[str, str, str]:
@@ -63,15 +81,55 @@ def split_target(raw_path: str) -> Tuple[str, str, str]:
     return unquote(parts[0]), unquote(parts[1]), unquote(parts[2]).strip("/")
 
 
+def _classify_account(request: Request) -> str:
+    comp, method = request.query.get("comp"), request.method
+    if comp == "list" and method == "GET":
+        return "list_filesystems"
+    return "blob_batch" if comp == "batch" and method == "POST" else "unknown"
+
+
 def _classify_filesystem(request: Request) -> str:
     method, query = request.method, request.query
-    if query.get("resource") == "filesystem" and method == "GET":
-        return "list_paths"
-    if query.get("comp") == "metadata" and method == "PUT":
-        return "set_filesystem_metadata"
+    if query.get("resource") == "filesystem":
+        return {"GET": "list_paths", "PUT": "create_filesystem", "DELETE": "delete_filesystem",
+                "HEAD": "get_filesystem_properties"}.get(method, "unknown")
+    if "action" in query:  # the file system's root directory (DFS)
+        return {"HEAD": "get_access_control", "PATCH": "set_access_control"}.get(
+            method, "unknown")
+    comp = query.get("comp")
+    if comp is not None:
+        return {("list", "GET"): "list_blobs", ("metadata", "PUT"): "set_filesystem_metadata",
+                ("batch", "POST"): "blob_batch"}.get((comp, method), "unknown")
     return {"PUT": "create_filesystem", "DELETE": "delete_filesystem", "GET":
             "get_filesystem_properties", "HEAD": "get_filesystem_properties"}.get(
                 method, "unknown")
+
+
+def _classify_put(request: Request) -> str:
+    query = request.query
+    if "comp" in query:
+        return {"metadata": "set_metadata", "properties": "set_properties",
+                "block": "put_block", "blocklist": "put_block_list",
+                "lease": "lease_blob"}.get(query["comp"], "unknown")
+    if "mode" in query or request.header("x-ms-rename-source") is not None:
+        return "rename"
+    if "resource" in query:
+        return "create"
+    if request.header("x-ms-copy-source") is not None:
+        return "copy_blob"
+    return "put_blob" if request.header("x-ms-blob-type") is not None else "unknown"
+
+
+def _is_blob_delete(request: Request) -> bool:
+    """Delete Blob (202) or Path Delete (200)? The same URL on one host: the Blob API's
+    parameters and headers, or its clients' ``Accept: application/xml``, tell them apart."""
+    query = request.query
+    if any(k in query for k in ("recursive", "paginated", "continuation")):
+        return False
+    if any(k in query for k in ("snapshot", "versionid", "deletetype")) or \
+            request.header("x-ms-delete-snapshots") is not None:
+        return True
+    return "xml" in (request.header("Accept") or "")
 
 
 def _classify_path(request: Request) -> str:
@@ -80,29 +138,50 @@ def _classify_path(request: Request) -> str:
         return {"append": "append", "flush": "flush", "setAccessControl": "set_access_control",
                 "setProperties": "set_metadata"}.get(query.get("action", ""), "unknown")
     if method == "PUT":
-        if "comp" in query:
-            return {"metadata": "set_metadata", "properties": "set_properties"}.get(
-                query["comp"], "unknown")
-        if "mode" in query or request.header("x-ms-rename-source") is not None:
-            return "rename"
-        if "resource" in query:
-            return "create"
-        return "put_blob" if request.header("x-ms-blob-type") == "BlockBlob" else "unknown"
+        return _classify_put(request)
+    if method == "DELETE":
+        return "delete_blob" if _is_blob_delete(request) else "delete"
+    if method == "GET" and "comp" in query:
+        return "get_block_list" if query["comp"] == "blocklist" else "unknown"
     if method == "HEAD" and "action" in query:
         return "get_access_control"
-    return {"DELETE": "delete", "GET": "read", "HEAD": "get_properties"}.get(method, "unknown")
+    if "comp" in query:
+        return "unknown"
+    return {"GET": "read", "HEAD": "get_properties"}.get(method, "unknown")
 
 
 def classify(request: Request) -> str:
     """The operation a request asks for, from its method, query string and headers."""
+    query = request.query
+    if query.get("restype") == "account" and query.get("comp") == "properties" and \
+            request.method in ("GET", "HEAD"):
+        return "get_account_info"
     _, fs, path = split_target(request.raw_path)
     if not fs:
-        return "list_filesystems" if request.query.get("comp") == "list" else "unknown"
+        return _classify_account(request)
     return _classify_filesystem(request) if not path else _classify_path(request)
 
 
-class LakeApp:
-    """The lake service: authorization, routing, and the wire shape of each operation."""
+def unsupported(request: Request) -> LakeError:
+    """Azure's answer to what is not served: an unknown parameter, else the verb."""
+    unknown = [k for k in ("comp", "action", "resource", "restype") if k in request.query]
+    if unknown:
+        return LakeError(400, "UnsupportedQueryParameter", "One of the query parameters "
+                         "specified in the request URI is not supported: %s=%s."
+                         % (unknown[0], request.query[unknown[0]]))
+    return LakeError(405, "UnsupportedHttpVerb", "The resource doesn't support the specified "
+                     "HTTP verb %s." % request.method)
+
+
+def api_of(request: Request, operation: str) -> str:
+    """``dfs`` or ``blob``: which API answers, so which error shape."""
+    if operation == "unknown":
+        return "dfs" if any(k in request.query for k in _DFS_PARAMETERS) else "blob"
+    return OPERATIONS[operation].api
+
+
+class LakeApp(BlobOperations):
+    """The lake service: authentication, routing, and the wire shape of each operation."""
 
     service = "lake"
 
@@ -110,6 +189,7 @@ class LakeApp:
                  store: Optional[LakeStore] = None) -> None:
         self.config = config
         self.issuer = issuer
+        self.auth = Authenticator(config, issuer)
         self.store = store or LakeStore(delete_page_size=DEFAULT_PAGE)
         self.base_url = ""
         self._handlers: Dict[str, Callable[[Request, str, str], Response]] = {
@@ -120,27 +200,25 @@ class LakeApp:
         return classify(request)
 
     def error(self, request: Request, status: int, code: str, message: str) -> Response:
-        api = OPERATIONS.get(classify(request), ("blob",))[0]
-        return wire.error(request, api, status, code, message)
+        return wire.error(request, api_of(request, classify(request)), status, code, message)
 
     def handle(self, request: Request, operation: str) -> Response:
         account, fs, path = split_target(request.raw_path)
-        api = OPERATIONS[operation][0]
         try:
             if account != self.config.account:
                 raise LakeError(400, "InvalidUri", "The requested URI does not represent any "
                                 "resource on the server.")
-            identity = self._authenticate(request)
-            self._authorize(identity, request, operation, fs, path)
-            if operation == "unknown":
-                raise LakeError(400, "UnsupportedHttpVerb" if api == "blob" else
-                                "InvalidQueryParameterValue", "The request is not supported.")
+            caller = self.auth.caller(request, fs, path)
+            if operation == "unknown":  # authenticated, it is told what is not served
+                raise unsupported(request)
+            self._authorize(caller, request, operation, fs, path)
             response = self._handlers[operation](request, fs, path)
         except LakeError as e:
-            response = wire.error(request, api, e.status, e.code, e.message)
+            response = wire.error(request, api_of(request, operation), e.status, e.code,
+                                  e.message)
             response.headers += e.headers
             if e.status == 401:
-                response.headers.append(("WWW-Authenticate", self._challenge()))
+                response.headers.append(("WWW-Authenticate", challenge()))
             return response
         response.headers[:0] = wire.version_header(request)
         return response
@@ -148,41 +226,17 @@ class LakeApp:
     # -- authorization -------------------------------------------------------------------
 
     @staticmethod
-    def _challenge() -> str:
-        return ("Bearer authorization_uri=https://login.microsoftonline.com/%s/oauth2/authorize"
-                " resource_id=%s" % (TENANT_ID, AUDIENCE))
-
-    def _authenticate(self, request: Request) -> Identity:
-        try:
-            claims = self.issuer.verify(bearer_token(request.header("Authorization")), AUDIENCE)
-        except TokenError as e:
-            if e.reason == "missing":
-                raise LakeError(401, "NoAuthenticationInformation", "Server failed to "
-                                "authenticate the request. Please refer to the information in "
-                                "the www-authenticate header.") from e
-            raise LakeError(401, "InvalidAuthenticationInfo", "Server failed to authenticate "
-                            "the request. Please refer to the information in the "
-                            "www-authenticate header. %s" % e) from e
-        identity = self.config.identity(claims.client_id)
-        if identity is None:
-            raise LakeError(403, "AuthorizationPermissionMismatch", _FORBIDDEN)
-        return identity
-
-    def _authorize(self, identity: Identity, request: Request, operation: str, fs: str,
+    def _authorize(caller: Caller, request: Request, operation: str, fs: str,
                    path: str) -> None:
-        _, write, scope = OPERATIONS[operation]
-        if scope == "account":
-            allowed = bool(identity.lake)
-        elif scope == "filesystem":
-            allowed = identity.may_lake(fs, "", True) if write else \
-                identity.may_touch_filesystem(fs)
-        else:
-            target = path or request.query.get("directory", "").strip("/")
-            allowed = identity.may_lake(fs, target, write)
-            if allowed and operation == "rename":
-                allowed = identity.may_lake(*_rename_source(request), True)
-        if not allowed:
-            raise LakeError(403, "AuthorizationPermissionMismatch", _FORBIDDEN)
+        op = OPERATIONS[operation]
+        target = path
+        if operation == "list_paths":
+            target = request.query.get("directory", "").strip("/")
+        elif operation == "list_blobs":
+            target = request.query.get("prefix", "").strip("/")
+        caller.check(op, fs, target)
+        if operation == "rename":
+            caller.check(op, *_rename_source(request))
 
     # -- file systems (Blob API) ----------------------------------------------------------
 
@@ -246,7 +300,7 @@ class LakeApp:
     def _op_append(self, request: Request, fs: str, path: str) -> Response:
         position = _position(request)
         _check_md5(request)
-        self.store.append(fs, path, position, request.body)
+        self.store.append(fs, path, position, request.body, request.header("x-ms-lease-id"))
         headers = [("x-ms-request-server-encrypted", "true")]
         if request.query.get("flush") == "true":
             node = self.store.flush(fs, path, position + len(request.body),
@@ -265,17 +319,22 @@ class LakeApp:
         return Response(200, wire.stamp(node) + [("x-ms-request-server-encrypted", "true")])
 
     def _op_set_access_control(self, request: Request, fs: str, path: str) -> Response:
+        if not path:
+            return Response(200, wire.stamp(self.store.filesystem(fs, "FilesystemNotFound")))
         node = self.store.get(fs, path, "FilesystemNotFound", "PathNotFound")
         return Response(200, wire.stamp(node))
 
     def _op_get_access_control(self, request: Request, fs: str, path: str) -> Response:
-        node = self.store.get(fs, path, "FilesystemNotFound", "PathNotFound")
-        acl = "user::rwx,group::r-x,other::---" if node.is_dir else \
-            "user::rw-,group::r--,other::---"
-        return Response(200, wire.stamp(node) + [
-            ("x-ms-owner", "$superuser"), ("x-ms-group", "$superuser"),
-            ("x-ms-permissions", "rwxr-x---" if node.is_dir else "rw-r-----"),
-            ("x-ms-acl", acl)])
+        """Owner, group, permissions and ACL of a path, or of the file system's root
+        directory (how clients detect a hierarchical namespace)."""
+        if not path:
+            stamped = self.store.filesystem(fs, "FilesystemNotFound")
+            is_dir = True
+        else:
+            stamped = self.store.get(fs, path, "FilesystemNotFound", "PathNotFound")
+            is_dir = stamped.is_dir
+        return Response(200, wire.stamp(stamped) + wire.access_control(is_dir) + [
+            ("x-ms-resource-type", "directory" if is_dir else "file")])
 
     def _op_rename(self, request: Request, fs: str, path: str) -> Response:
         node = self.store.rename(_rename_source(request), (fs, path),
@@ -311,6 +370,10 @@ class LakeApp:
         return Response(206, headers, memoryview(data)[start:end + 1])
 
     def _op_put_blob(self, request: Request, fs: str, path: str) -> Response:
+        if request.header("x-ms-blob-type") != "BlockBlob":
+            raise LakeError(400, "UnsupportedHeader", "One of the HTTP headers specified in "
+                            "the request is not supported: x-ms-blob-type %s (block blobs "
+                            "only)." % request.header("x-ms-blob-type"))
         _check_md5(request)
         node = self.store.put(fs, path, request.body, wire.conditions(request),
                               wire.metadata_from_headers(request),
@@ -320,8 +383,9 @@ class LakeApp:
             ("Content-MD5", md5), ("x-ms-request-server-encrypted", "true")])
 
     @staticmethod
-    def _check_read_conditions(request: Request, node: object) -> None:
+    def _check_read_conditions(request: Request, node: Node) -> None:
         conditions = wire.conditions(request)
+        lake_lease.check(node.lease, conditions.lease_id, write=False)
         if not conditions._replace(if_none_match=None, if_modified_since=None).holds(node):
             raise LakeError(412, "ConditionNotMet", "The condition specified using HTTP "
                             "conditional header(s) is not met.")
@@ -341,9 +405,6 @@ class LakeApp:
         node = self.store.set_content(fs, path, wire.content_from_headers(request, blob=True),
                                       wire.conditions(request))
         return Response(200, wire.stamp(node))
-
-
-_FORBIDDEN = "This request is not authorized to perform this operation using this permission."
 
 
 def _position(request: Request) -> int:

@@ -57,7 +57,7 @@ class Disk:
         return {
             "dir": node.is_dir, "etag": node.etag, "last_modified": node.last_modified,
             "created": node.created, "metadata": node.metadata, "content": node.content,
-            "blob": node.blob, "size": len(node.data),
+            "blob": node.blob, "size": len(node.data), "blocks": node.blocks,
         }
 
     def load(self, fs_cls: Any, node_cls: Any) -> Dict[str, Any]:
@@ -80,6 +80,7 @@ class Disk:
         node.etag, node.last_modified, node.created = (
             item["etag"], item["last_modified"], item["created"])
         node.blob = item["blob"]
+        node.blocks = [(block_id, size) for block_id, size in item.get("blocks", [])]
         blob_path = os.path.join(self.blobs, node.blob)
         if item["size"] and os.path.exists(blob_path):
             with open(blob_path, "rb") as f:

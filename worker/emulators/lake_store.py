@@ -17,9 +17,11 @@ import itertools
 import threading
 import time
 import uuid
-from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
+from . import lake_lease
 from .lake_disk import Disk
+from .lake_errors import LakeError
 
 DIRECTORY_PERMISSIONS = "rwxr-x---"
 FILE_PERMISSIONS = "rw-r-----"
@@ -28,25 +30,15 @@ _CONTENT_KEYS = ("Content-Type", "Content-Encoding", "Content-Language",
 DEFAULT_PAGE = 5000
 
 
-class LakeError(Exception):
-    """A service error: HTTP status, the service's error code and message."""
-
-    def __init__(self, status: int, code: str, message: str,
-                 headers: Optional[List[Tuple[str, str]]] = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers or []
-
-
 class Conditions(NamedTuple):
-    """If-Match, If-None-Match, If-Modified-Since, If-Unmodified-Since (epoch seconds)."""
+    """If-Match, If-None-Match, If-Modified-Since, If-Unmodified-Since (epoch seconds), and
+    the x-ms-lease-id a write to a leased path must name."""
 
     if_match: Optional[str] = None
     if_none_match: Optional[str] = None
     if_modified_since: Optional[float] = None
     if_unmodified_since: Optional[float] = None
+    lease_id: Optional[str] = None
 
     def holds(self, node: Optional[Node]) -> bool:
         """Whether the conditions hold for ``node`` (None: the path does not exist)."""
@@ -81,10 +73,12 @@ def new_etag() -> str:
 
 
 class Node:
-    """A directory or a file: properties, committed bytes and staged appends."""
+    """A directory or a file: properties, committed bytes and staged appends; for the Blob
+    API also its committed block list (``(block id, size)`` in order), its lease and the
+    properties of the copy that made it."""
 
     __slots__ = ("is_dir", "etag", "last_modified", "created", "metadata", "content",
-                 "data", "staged", "blob")
+                 "data", "staged", "blob", "blocks", "lease", "copy")
 
     def __init__(self, is_dir: bool, metadata: Optional[Dict[str, str]] = None,
                  content: Optional[Dict[str, str]] = None) -> None:
@@ -95,6 +89,9 @@ class Node:
         self.data = b""
         self.staged: Dict[int, bytes] = {}
         self.blob = uuid.uuid4().hex  # the file name of its bytes under --data
+        self.blocks: List[Tuple[str, int]] = []
+        self.lease: Optional[lake_lease.Lease] = None
+        self.copy: Dict[str, str] = {}
         self.touch()
 
     def touch(self) -> None:
@@ -103,12 +100,15 @@ class Node:
 
 
 class FileSystem:
-    """A file system (a blob container): properties and a flat ``path -> Node`` map."""
+    """A file system (a blob container): properties, a flat ``path -> Node`` map, and the
+    Blob API's uncommitted blocks by path (a blob being uploaded in blocks does not exist
+    until its block list is committed)."""
 
     def __init__(self, name: str, metadata: Optional[Dict[str, str]] = None) -> None:
         self.name = name
         self.metadata = dict(metadata or {})
         self.paths: Dict[str, Node] = {}
+        self.pending: Dict[str, Dict[str, bytes]] = {}
         self.etag = new_etag()
         self.last_modified = time.time()
 
@@ -123,6 +123,10 @@ class FileSystem:
 
 def split_parent(path: str) -> str:
     return path.rpartition("/")[0]
+
+
+def _is_folder(metadata: Dict[str, str]) -> bool:
+    return any(k.lower() == "hdi_isfolder" and v.lower() == "true" for k, v in metadata.items())
 
 
 def decode_properties(header: Optional[str]) -> Dict[str, str]:
@@ -152,7 +156,7 @@ class LakeStore:
                 raise LakeError(409, "ContainerAlreadyExists",
                                 "The specified container already exists.")
             fs = self.filesystems[name] = FileSystem(name, metadata)
-            self._save()
+            self.save()
             return fs
 
     def filesystem(self, name: str, code: str = "ContainerNotFound") -> FileSystem:
@@ -167,7 +171,7 @@ class LakeStore:
         with self.lock:
             fs = self.filesystem(name)
             del self.filesystems[name]
-            self._save(dropped=fs.paths.values())
+            self.save(dropped=fs.paths.values())
 
     def empty_filesystems(self, names: Tuple[str, ...]) -> None:
         """Make each named file system exist and hold nothing (a fresh start for a test)."""
@@ -178,14 +182,14 @@ class LakeStore:
                 if old is not None:
                     dropped.extend(old.paths.values())
                 self.filesystems[name] = FileSystem(name, {})
-            self._save(dropped=dropped)
+            self.save(dropped=dropped)
 
     def set_filesystem_metadata(self, name: str, metadata: Dict[str, str]) -> FileSystem:
         with self.lock:
             fs = self.filesystem(name)
             fs.metadata = dict(metadata)
             fs.etag, fs.last_modified = new_etag(), time.time()
-            self._save()
+            self.save()
             return fs
 
     def list_filesystems(self, prefix: str) -> List[FileSystem]:
@@ -213,37 +217,74 @@ class LakeStore:
             if existing is not None and existing.is_dir and is_dir:
                 existing.metadata.update(metadata)
                 existing.touch()
-                self._save()
+                self.save()
                 return existing
             self._make_parents(fs, split_parent(path))
             node = fs.paths[path] = Node(is_dir, metadata, content)
-            self._save(dropped=[existing] if existing else ())
+            if existing is not None:
+                node.lease = existing.lease
+            self.save(dropped=[existing] if existing else ())
             return node
 
     def put(self, fs_name: str, path: str, data: bytes, conditions: Conditions,
             metadata: Dict[str, str], content: Dict[str, str]) -> Node:
         """Blob Put Blob: create or replace a file with ``data`` in one step; as on a
-        hierarchical-namespace account, missing parent directories are created."""
+        hierarchical-namespace account, missing parent directories are created, and an
+        empty blob with ``hdi_isfolder=true`` metadata is a directory (how Blob-only
+        clients make folders)."""
         with self.lock:
             fs = self.filesystem(fs_name)
             existing = fs.paths.get(path)
-            if existing is not None and conditions.if_none_match == "*":
-                raise LakeError(409, "BlobAlreadyExists", "The specified blob already exists.")
-            self._require(conditions, existing)
-            if existing is not None and existing.is_dir:
-                raise LakeError(409, "PathConflict",
-                                "The specified path, or an element of the path, exists and its "
-                                "resource type is invalid for this operation.")
+            folder = _is_folder(metadata) and not data
+            self.check_put(existing, conditions, folder)
+            if folder:
+                return self._put_folder(fs, path, existing, metadata)
+            return self.replace_file(fs, path, existing, bytes(data), metadata, content)
+
+    def check_put(self, existing: Optional[Node], conditions: Conditions,
+                  folder: bool = False) -> None:
+        """What a blob write over ``existing`` must pass: If-None-Match: *, the lease, the
+        other conditions, and a file never replacing a directory (nor the reverse)."""
+        if existing is not None and conditions.if_none_match == "*":
+            raise LakeError(409, "BlobAlreadyExists", "The specified blob already exists.")
+        self._require(conditions, existing)
+        if existing is not None and existing.is_dir != folder:
+            raise LakeError(409, "PathConflict",
+                            "The specified path, or an element of the path, exists and its "
+                            "resource type is invalid for this operation.")
+
+    def replace_file(self, fs: FileSystem, path: str, existing: Optional[Node], data: bytes,
+                     metadata: Dict[str, str], content: Dict[str, str],
+                     blocks: Sequence[Tuple[str, int]] = ()) -> Node:
+        """Make ``path`` a new file of ``data`` (its parents made, a lease on the one it
+        replaces kept, uncommitted blocks dropped); under the lock, checks done."""
+        self._make_parents(fs, split_parent(path))
+        node = fs.paths[path] = Node(False, metadata, content)
+        node.data = data
+        node.blocks = list(blocks)
+        if existing is not None:
+            node.lease = existing.lease
+        fs.pending.pop(path, None)
+        self.save(dropped=[existing] if existing else (), flushed=(fs.name, path, node))
+        return node
+
+    def _put_folder(self, fs: FileSystem, path: str, existing: Optional[Node],
+                    metadata: Dict[str, str]) -> Node:
+        metadata = {k: v for k, v in metadata.items() if k.lower() != "hdi_isfolder"}
+        if existing is not None:
+            existing.metadata = metadata
+            existing.touch()
+        else:
             self._make_parents(fs, split_parent(path))
-            node = fs.paths[path] = Node(False, metadata, content)
-            node.data = bytes(data)
-            self._save(dropped=[existing] if existing else (), flushed=(fs_name, path, node))
-            return node
+            existing = fs.paths[path] = Node(True, metadata)
+        self.save()
+        return existing
 
     @staticmethod
     def _check_create(existing: Optional[Node], is_dir: bool, conditions: Conditions) -> None:
         if existing is not None and conditions.if_none_match == "*":
             raise LakeError(409, "PathAlreadyExists", "The specified path already exists.")
+        lake_lease.check(existing and existing.lease, conditions.lease_id, write=True)
         if not conditions.holds(existing):
             raise LakeError(412, "ConditionNotMet",
                             "The condition specified using HTTP conditional header(s) is not met.")
@@ -252,7 +293,8 @@ class LakeStore:
                             "The specified path, or an element of the path, exists and its "
                             "resource type is invalid for this operation.")
 
-    def _make_parents(self, fs: FileSystem, directory: str) -> None:
+    @staticmethod
+    def _make_parents(fs: FileSystem, directory: str) -> None:
         parts = directory.split("/") if directory else []
         for i in range(1, len(parts) + 1):
             parent = "/".join(parts[:i])
@@ -264,10 +306,12 @@ class LakeStore:
                                 "The specified path, or an element of the path, exists and its "
                                 "resource type is invalid for this operation.")
 
-    def append(self, fs_name: str, path: str, position: int, data: bytes) -> None:
+    def append(self, fs_name: str, path: str, position: int, data: bytes,
+               lease_id: Optional[str] = None) -> None:
         """Stage ``data`` at ``position``; a retried append at the same position replaces it."""
         with self.lock:
             node = self.get(fs_name, path, "FilesystemNotFound", "PathNotFound")
+            lake_lease.check(node.lease, lease_id, write=True)
             if node.is_dir:
                 raise LakeError(409, "ResourceTypeMismatch", "The resource type specified in "
                                 "the request does not match the type of the resource.")
@@ -280,10 +324,11 @@ class LakeStore:
             node = self.get(fs_name, path, "FilesystemNotFound", "PathNotFound")
             self._require(conditions, node)
             node.data = self._assemble(node, position)
+            node.blocks = []
             node.staged = {p: d for p, d in node.staged.items() if p >= position} if retain else {}
             node.content.update(content)
             node.touch()
-            self._save(flushed=(fs_name, path, node))
+            self.save(flushed=(fs_name, path, node))
             return node
 
     @staticmethod
@@ -310,7 +355,7 @@ class LakeStore:
             self._require(conditions, node)
             node.metadata = dict(metadata)
             node.touch()
-            self._save()
+            self.save()
             return node
 
     def set_content(self, fs_name: str, path: str, content: Dict[str, str],
@@ -321,11 +366,13 @@ class LakeStore:
             self._require(conditions, node)
             node.content = {k: v for k, v in content.items() if k in _CONTENT_KEYS}
             node.touch()
-            self._save()
+            self.save()
             return node
 
     @staticmethod
     def _require(conditions: Conditions, node: Optional[Node]) -> None:
+        """The conditional headers and the lease, for a write to ``node``."""
+        lake_lease.check(node and node.lease, conditions.lease_id, write=True)
         if not conditions.holds(node):
             raise LakeError(412, "ConditionNotMet",
                             "The condition specified using HTTP conditional header(s) is not met.")
@@ -342,13 +389,14 @@ class LakeStore:
             if node is None:
                 raise LakeError(404, "SourcePathNotFound", "The source path for a rename "
                                 "operation does not exist.")
+            lake_lease.check(node.lease, source_conditions.lease_id, write=True)
             if not source_conditions.holds(node):
                 raise LakeError(412, "SourceConditionNotMet", "The source condition specified "
                                 "using HTTP conditional header(s) is not met.")
             self._check_rename_target(src_fs, dst_fs, source[1], dest[1], node, conditions)
             replaced = dst_fs.paths.get(dest[1])
             moved = self._move(src_fs, dst_fs, source[1], dest[1])
-            self._save(dropped=[replaced] if replaced is not None else ())
+            self.save(dropped=[replaced] if replaced is not None else ())
             return moved
 
     def _check_rename_target(self, src_fs: FileSystem, dst_fs: FileSystem, src: str, dst: str,
@@ -401,7 +449,7 @@ class LakeStore:
             else:
                 batch.append(path)
             dropped = [fs.paths.pop(p) for p in batch]
-            self._save(dropped=dropped)
+            self.save(dropped=dropped)
             return path in fs.paths
 
     # -- listing --------------------------------------------------------------------------
@@ -425,6 +473,7 @@ class LakeStore:
             items = [(f.name, p, n) for f in self.filesystems.values() for p, n in f.paths.items()]
         return iter(items)
 
-    def _save(self, dropped=(), flushed=None) -> None:
+    def save(self, dropped=(), flushed=None) -> None:
+        """Write the change through to ``--data`` (a no-op in memory)."""
         if self.disk is not None:
             self.disk.save(self.filesystems, dropped=dropped, flushed=flushed)

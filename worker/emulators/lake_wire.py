@@ -15,6 +15,7 @@ import uuid
 from typing import Dict, List, Optional, Tuple
 from xml.sax.saxutils import escape
 
+from . import lake_lease
 from .lake_store import (
     DIRECTORY_PERMISSIONS,
     FILE_PERMISSIONS,
@@ -41,7 +42,7 @@ _BLOB_CONTENT_HEADERS = {
 
 
 def _message(text: str) -> str:
-    now = datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
     return "%s\nRequestId:%s\nTime:%s" % (text, uuid.uuid4(), now)
 
 
@@ -73,12 +74,14 @@ def parse_date(value: Optional[str]) -> Optional[float]:
 
 
 def conditions(request: Request, prefix: str = "") -> Conditions:
-    """The conditional headers, plain or ``x-ms-source-`` ones for a rename's source."""
+    """The conditional headers and lease id, plain or the ``x-ms-source-`` ones of a rename's
+    or a copy's source."""
     return Conditions(
         request.header(prefix + "If-Match") or None,
         request.header(prefix + "If-None-Match") or None,
         parse_date(request.header(prefix + "If-Modified-Since")),
         parse_date(request.header(prefix + "If-Unmodified-Since")),
+        request.header((prefix or "x-ms-") + "lease-id") or None,
     )
 
 
@@ -106,13 +109,14 @@ def node_headers(node: Node) -> Headers:
         ("Accept-Ranges", "bytes"),
         ("x-ms-creation-time", http_date(node.created)),
         ("x-ms-blob-type", "BlockBlob"),
-        ("x-ms-lease-status", "unlocked"), ("x-ms-lease-state", "available"),
+    ] + lake_lease.status_headers(node.lease) + [
         ("x-ms-server-encrypted", "true"),
         ("x-ms-resource-type", "directory" if node.is_dir else "file"),
         ("x-ms-owner", "$superuser"), ("x-ms-group", "$superuser"),
         ("x-ms-permissions", DIRECTORY_PERMISSIONS if node.is_dir else FILE_PERMISSIONS),
     ]
     headers += [(k, v) for k, v in node.content.items() if k != "Content-Type"]
+    headers += list(node.copy.items())
     headers += [("x-ms-meta-" + k, v) for k, v in node.metadata.items()
                 if k.lower() != "hdi_isfolder"]
     if node.is_dir:
@@ -176,3 +180,88 @@ def list_filesystems_xml(base_url: str, filesystems: List[FileSystem], prefix: s
             "<Prefix>%s</Prefix><Containers>%s</Containers><NextMarker>%s</NextMarker>"
             "</EnumerationResults>" % (escape(base_url), escape(prefix), "".join(items),
                                        escape(next_marker or ""))).encode("utf-8")
+
+
+def access_control(is_dir: bool) -> Headers:
+    """Owner, group, permissions and ACL, as Get Access Control answers."""
+    return [("x-ms-owner", "$superuser"), ("x-ms-group", "$superuser"),
+            ("x-ms-permissions", DIRECTORY_PERMISSIONS if is_dir else FILE_PERMISSIONS),
+            ("x-ms-acl", "user::rwx,group::r-x,other::---" if is_dir else
+             "user::rw-,group::r--,other::---")]
+
+
+def _element(name: str, value: str) -> str:
+    return "<%s>%s</%s>" % (name, escape(value), name) if value else "<%s />" % name
+
+
+def _blob_properties(node: Node, include: str) -> str:
+    content = node.content
+    lease = dict(lake_lease.status_headers(node.lease))
+    fields = [
+        ("Creation-Time", http_date(node.created)),
+        ("Last-Modified", http_date(node.last_modified)),
+        ("Etag", node.etag.strip('"')),
+        ("ResourceType", "directory" if node.is_dir else "file"),
+        ("Content-Length", str(len(node.data))),
+        ("Content-Type", content.get("Content-Type", "application/octet-stream")),
+        ("Content-Encoding", content.get("Content-Encoding", "")),
+        ("Content-Language", content.get("Content-Language", "")),
+        ("Content-MD5", content.get("Content-MD5", "")),
+        ("Content-Disposition", content.get("Content-Disposition", "")),
+        ("Cache-Control", content.get("Cache-Control", "")),
+        ("BlobType", "BlockBlob"), ("AccessTier", "Hot"), ("AccessTierInferred", "true"),
+        ("LeaseStatus", lease["x-ms-lease-status"]), ("LeaseState", lease["x-ms-lease-state"]),
+    ]
+    if "x-ms-lease-duration" in lease:
+        fields.append(("LeaseDuration", lease["x-ms-lease-duration"]))
+    fields.append(("ServerEncrypted", "true"))
+    if "permissions" in include:
+        fields += [(k[len("x-ms-"):].capitalize(), v) for k, v in access_control(node.is_dir)]
+    return "".join(_element(k, v) for k, v in fields)
+
+
+def _blob_entry(name: str, node: Node, include: str) -> str:
+    entry = "<Blob><Name>%s</Name><Properties>%s</Properties>" % (
+        escape(name), _blob_properties(node, include))
+    if "metadata" in include:
+        metadata = dict(node.metadata)
+        if node.is_dir:
+            metadata["hdi_isfolder"] = "true"
+        entry += "<Metadata>%s</Metadata>" % "".join(
+            "<%s>%s</%s>" % (k, escape(v), k) for k, v in metadata.items())
+    return entry + "</Blob>"
+
+
+def list_blobs_xml(base_url: str, container: str, query: Dict[str, str],
+                   entries: List[Tuple[str, Optional[Node]]], next_marker: Optional[str]
+                   ) -> bytes:
+    """The List Blobs body: ``entries`` are blobs ``(name, node)`` and, with a delimiter,
+    prefixes ``(prefix, None)``, in name order."""
+    include = query.get("include", "")
+    items = "".join("<BlobPrefix><Name>%s</Name></BlobPrefix>" % escape(name)
+                    if node is None else _blob_entry(name, node, include)
+                    for name, node in entries)
+    head = "".join(_element(k, query[q]) for q, k in (
+        ("prefix", "Prefix"), ("marker", "Marker"), ("maxresults", "MaxResults"),
+        ("delimiter", "Delimiter")) if q in query)
+    return ('<?xml version="1.0" encoding="utf-8"?><EnumerationResults ServiceEndpoint="%s/" '
+            'ContainerName="%s">%s<Blobs>%s</Blobs>%s</EnumerationResults>'
+            % (escape(base_url), escape(container), head, items,
+               _element("NextMarker", next_marker or ""))).encode("utf-8")
+
+
+def block_list_xml(committed: List[Tuple[str, int]], uncommitted: List[Tuple[str, int]],
+                   which: str) -> bytes:
+    """The Get Block List body for ``which`` (committed, uncommitted or all)."""
+    def blocks(tag: str, found: List[Tuple[str, int]]) -> str:
+        return "<%s>%s</%s>" % (tag, "".join(
+            "<Block><Name>%s</Name><Size>%d</Size></Block>" % (escape(i), n)
+            for i, n in found), tag)
+
+    body = ""
+    if which in ("committed", "all"):
+        body += blocks("CommittedBlocks", committed)
+    if which in ("uncommitted", "all"):
+        body += blocks("UncommittedBlocks", uncommitted)
+    return ('<?xml version="1.0" encoding="utf-8"?><BlockList>%s</BlockList>'
+            % body).encode("utf-8")

@@ -21,9 +21,14 @@ _SECRET_NAME = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
 
 def read_secrets(path: str) -> Dict[str, str]:
     """The secrets of a JSON file ``{"name": "value", ...}``; ConfigError names what is wrong."""
+    with open(path, encoding="utf-8") as f:
+        return parse_secrets(f.read(), path)
+
+
+def parse_secrets(text: str, path: str) -> Dict[str, str]:
+    """The secrets of the text of the JSON file ``path``."""
     try:
-        with open(path, encoding="utf-8") as f:
-            raw = json.load(f)
+        raw = json.loads(text)
     except ValueError as e:
         raise ConfigError("--load-secrets %s is not valid JSON (%s); write an object of "
                           "secret name -> string value" % (path, e)) from e
@@ -60,13 +65,18 @@ def load_directory(store: LakeStore, filesystem: str, directory: str) -> int:
         pass  # it exists already
     count = 0
     for path, local in local_files(directory):
-        with open(local, "rb") as f:
-            data = f.read()
-        try:
-            store.put(filesystem, path, data, Conditions(), {}, {})
-        except LakeError as e:  # a file where the folder has a directory, or the reverse
-            raise ConfigError("--load-dir %s: cannot load %s into %s (%s); rename it or "
-                              "remove it from the lake" % (directory, path, filesystem,
-                                                           e.message)) from e
+        load_file(store, filesystem, path, local, directory)
         count += 1
     return count
+
+
+def load_file(store: LakeStore, filesystem: str, path: str, local: str, directory: str) -> None:
+    """One local file of ``directory`` into ``filesystem`` at ``path``, replacing it."""
+    with open(local, "rb") as f:
+        data = f.read()
+    try:
+        store.put(filesystem, path, data, Conditions(), {}, {})
+    except LakeError as e:  # a file where the folder has a directory, or the reverse
+        raise ConfigError("--load-dir %s: cannot load %s into %s (%s); rename it or "
+                          "remove it from the lake" % (directory, path, filesystem,
+                                                       e.message)) from e

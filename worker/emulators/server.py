@@ -18,6 +18,7 @@ blocks the accept loop.
 from __future__ import annotations
 
 import email.utils
+import errno
 import logging
 import socket
 import ssl
@@ -272,3 +273,27 @@ class EmulatorServer(ThreadingHTTPServer):
                 pass
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+
+def start_server(app: Any, port: int, preferred: int, tls: Optional[ssl.SSLContext],
+                 what: str, notes: List[str], **options: Any) -> EmulatorServer:
+    """Serve ``app`` on ``port``, which must be free; with no port, on ``preferred`` or,
+    that one taken, on any free port (said in ``notes``); ``options`` are the server's
+    (faults, counters, network, on_request)."""
+    if not port and preferred:
+        try:
+            return EmulatorServer(app, preferred, tls, **options).start()
+        except OSError as e:
+            if e.errno != errno.EADDRINUSE:
+                raise
+        server = EmulatorServer(app, 0, tls, **options).start()
+        notes.append("port %d for the %s is taken; it listens on %d instead"
+                     % (preferred, what, server.port))
+        return server
+    try:
+        return EmulatorServer(app, port, tls, **options).start()
+    except OSError as e:
+        if e.errno != errno.EADDRINUSE:
+            raise
+        raise OSError("port %d for the %s is taken; give another port, or 0 for any free "
+                      "one" % (port, what)) from e

@@ -14,7 +14,6 @@ import os
 import shutil
 import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -23,7 +22,6 @@ from typing import (
     BinaryIO,
     Callable,
     Dict,
-    Iterable,
     Iterator,
     List,
     Optional,
@@ -34,6 +32,7 @@ from typing import (
 from ..errors import InputNotFound, WorkerError
 from ..progress import Progress
 from .commit import STAGING_DIR, Output, is_staging
+from .parallel import run_parallel
 from .paths import glob_regex, has_magic, split_glob, to_key
 from .store import FileInfo, Store
 
@@ -352,30 +351,6 @@ class Lake:
             total = sum(_size_hint(a) for a, _ in pairs)
         with Progress(f"{what} {len(pairs)} file(s)", len(pairs), total) as progress:
             run_parallel(lambda item: progress.advance(one(item)), pairs, self.concurrency)
-
-
-def run_parallel(fn: Callable[[Any], Any], items: Iterable[Any], concurrency: int,
-                 settle: bool = False) -> List[Any]:
-    """Run ``fn`` over ``items`` on a bounded thread pool; the first error cancels the rest.
-
-    With ``settle``, the error is raised only once the calls already running have ended,
-    so the caller knows everything that happened (the commit undoes exactly what it did).
-    """
-    items = list(items)
-    if len(items) <= 1 or concurrency <= 1:
-        return [fn(item) for item in items]
-    pool = ThreadPoolExecutor(max_workers=min(concurrency, len(items)))
-    futures = [pool.submit(fn, item) for item in items]
-    try:
-        done, _ = wait(futures, return_when="FIRST_EXCEPTION")
-        for future in futures:
-            if future.done() and future.exception() is not None:
-                raise future.exception()  # type: ignore[misc]
-        return [f.result() for f in futures]
-    finally:
-        for future in futures:
-            future.cancel()
-        pool.shutdown(wait=settle)
 
 
 @contextmanager

@@ -13,7 +13,7 @@ def read_table(lake, keys: List[str], columns: Optional[Sequence[str]] = None):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from . import run_parallel
+    from .parallel import run_parallel
 
     def one(key: str):
         local = lake.store.local_path(lake._readable(key))

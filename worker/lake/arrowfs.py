@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 
-from .dataset import remember_failure
+from .failures import remember_failure
 from .store import FileInfo, RangedReader, Store
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ class LakeFileSystemHandler(pafs.FileSystemHandler):
     # -- metadata ------------------------------------------------------------------------
 
     def get_file_info(self, paths: List[str]) -> List[pafs.FileInfo]:
-        from . import run_parallel
+        from .parallel import run_parallel
 
         return run_parallel(lambda path: self._info(path.strip("/")), paths, self.concurrency)
 

@@ -51,8 +51,8 @@ from ..errors import (
     first_line,
 )
 from ..identity import get_credential, identity_name, token_error
-from . import run_parallel
 from .http import is_transient
+from .parallel import run_parallel
 from .store import FileInfo, RangedReader, Store, write_at
 
 READ_ROLE = "Storage Blob Data Reader"

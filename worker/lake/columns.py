@@ -21,7 +21,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 from ..errors import InputDataError, first_line
 from ..progress import Progress
 from ..sqltext import sql_literal
-from . import run_parallel
+from .parallel import run_parallel
 from .store import FileInfo, write_at
 
 #: Bytes read from the end of a file in the first request: footers are usually smaller.

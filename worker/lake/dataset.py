@@ -32,7 +32,6 @@ strings (DuckDB's reader infers types: cast in SQL when it matters).
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -154,26 +153,6 @@ class Dataset:
         self.lake._transfer("download", pairs, self.lake._download_one)
         return [str(target) for _, target in pairs]
 
-
-_failures: List[BaseException] = []
-_failures_lock = threading.Lock()
-
-
-def remember_failure(error: BaseException) -> None:
-    """Keep a lake error raised under an Arrow scan, where only its text travels on."""
-    with _failures_lock:
-        _failures.append(error)
-        del _failures[:-16]
-
-
-def failure_in(message: str) -> Optional[BaseException]:
-    """The lake error whose text is in a DuckDB/Arrow error ``message`` (the newest)."""
-    with _failures_lock:
-        for error in reversed(_failures):
-            text = str(error)
-            if text and text in message:
-                return error
-    return None
 
 
 def _format_of(files: List[str], path: str) -> str:

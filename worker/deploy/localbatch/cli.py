@@ -139,7 +139,8 @@ class _Plan:
         return self._finish(args, boot, runs, job_state, stop)
 
     def _run_node(self, reboot: bool, stop: threading.Event):
-        from .scheduler import Scheduler, TaskRun
+        from .node import NODE_ID
+        from .scheduler import Host, JobRun, Scheduler, TaskRun
         from .starttask import Boot
 
         boot = None
@@ -152,12 +153,17 @@ class _Plan:
                 why = "the start task failed, so the node is unusable (StartTaskFailed)"
                 return boot, [TaskRun(t, state="not_run", failure=why) for t in self.tasks], \
                     "not started: the start task failed"
-        scheduler = Scheduler(self.job, self.tasks, self.pool.slots, self._folder,
-                              self._environment, self.recover, self.terminate)
-        runs = scheduler.run(stop)
+        scheduler = Scheduler(self._prepare, [Host(NODE_ID, self.pool.slots)],
+                              recover=self.recover, terminate=self.terminate)
+        job = JobRun(self.job, self.tasks)
+        scheduler.jobs.append(job)
+        runs = scheduler.run_job(job, stop)
         if boot is not None:
             boot.join()
-        return boot, runs, scheduler.job_state
+        return boot, runs, job.state_text
+
+    def _prepare(self, job, run, host) -> Tuple[Path, Dict[str, str]]:
+        return self._folder(run.task), self._environment(run.task)
 
     def _folder(self, task) -> Path:
         return self.node.task_folder(self.job.id, task.id)
@@ -168,7 +174,7 @@ class _Plan:
         return self.node.task_environment(os.environ, self.job.id, task.id, layers)
 
     def _finish(self, args, boot, runs, job_state: str, stop: threading.Event) -> int:
-        from .report import report, table, write_report
+        from .report import failure_reasons, report, table, write_report
 
         start_runs = boot.runs if boot is not None else []
         code = OK
@@ -179,14 +185,38 @@ class _Plan:
         if stop.is_set():
             code = _STOPPED.get(_caught[0] if _caught else signal.SIGTERM, 143)
         path = Path(args.report) if args.report else self.node.root / "report.json"
+        reasons = failure_reasons(runs, self._folder, self._hint(args, runs))
         write_report(path, report(self.job, self.pool, self.node.root, job_state, start_runs,
-                                  runs, self._folder, code))
-        sys.stdout.write(table(start_runs, runs))
+                                  runs, self._folder, code, reasons))
+        sys.stdout.write(table(start_runs, runs, reasons))
         done = sum(r.state == "succeeded" for r in runs)
         print("local-batch: job %s: %d of %d tasks succeeded%s; report %s"
               % (self.job.id, done, len(runs), "" if job_state == "active" else
                  " (job %s)" % job_state, path))
         return code
+
+
+    def _hint(self, args, runs) -> Optional[str]:
+        """When a task failed on a node whose tasks reach no local lake or vault (no
+        --emulators, no --env for them): how to give them one."""
+        failed = [r for r in runs if r.state in ("failed", "timed_out")]
+        if args.emulators or not failed:
+            return None
+        env = self._environment(failed[0].task)
+        lake, vault = env.get("WORKER_LAKE_URL", ""), env.get("WORKER_VAULT_URL", "")
+        if lake and _local(lake) and (not vault or _local(vault)):
+            return None
+        return ("this machine gave the tasks no lake or vault of its own: add --emulators "
+                "(a local lake, vault and identity), or --env WORKER_LAKE_URL=... and --env "
+                "WORKER_VAULT_URL=...")
+
+
+def _local(url: str) -> bool:
+    """A lake or vault URL this machine serves (a folder, a loopback emulator)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.scheme == "file" or parts.hostname in ("127.0.0.1", "localhost", "::1")
 
 
 _STOPPED = {signal.SIGINT: 130, signal.SIGTERM: 143}

@@ -56,6 +56,8 @@ class Job:
     environment: Dict[str, str]
     uses_dependencies: bool
     on_task_failure: str
+    priority: int = 0
+    max_parallel_tasks: int = -1  # -1: no limit
 
 
 @dataclass(frozen=True)
@@ -69,8 +71,9 @@ class Task:
     max_wall_clock_text: Optional[str]
     max_retries: int
     exit_conditions: Dict[str, Any]
-    depends_on: List[str] = field(default_factory=list)
+    depends_on: List[str] = field(default_factory=list)  # task ids
     packages: List[PackageRef] = field(default_factory=list)
+    depends_ranges: List[Tuple[int, int]] = field(default_factory=list)  # taskIdRanges
 
 
 def load_pool(path: Path) -> Pool:
@@ -115,7 +118,7 @@ def load_tasks(paths: Sequence[Path]) -> List[Task]:
         if isinstance(document, dict) and "value" in document:
             document = document["value"]
         for raw in document if isinstance(document, list) else [document]:
-            pairs.append(_task(raw, path))
+            pairs.append(task_from_json(raw, path))
     if not pairs:
         raise SpecError("no task in %s: give the job's task files (spec tasks writes them)"
                         % ", ".join(map(str, paths)))
@@ -185,7 +188,9 @@ def read_json(path: Path) -> Any:
         raise SpecError("%s is not valid JSON: %s" % (path, e)) from None
 
 
-def _task(raw: Any, path: Path) -> Tuple[Task, Dict[str, Any]]:
+def task_from_json(raw: Any, path: Any) -> Tuple[Task, Dict[str, Any]]:
+    """One task document (``path`` names where it came from, in messages) and its raw
+    ``dependsOn``, which the caller resolves."""
     if not isinstance(raw, dict):
         raise SpecError("%s: a task is a JSON object, got %r" % (path, raw))
     task_id = check_id(str(raw.get("id", "")), "task")

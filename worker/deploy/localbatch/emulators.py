@@ -18,7 +18,12 @@ import time
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
+from ... import envfile
 from ...errors import ConfigError
+
+#: The App Service identity variables of the emulators' env file: azure-identity would
+#: prefer them to the IMDS the node's tasks must use.
+APP_SERVICE_VARIABLES = ("IDENTITY_ENDPOINT", "IDENTITY_HEADER")
 
 START_TIMEOUT = 60.0
 
@@ -61,8 +66,10 @@ class LocalEmulators:
                 raise ConfigError("the emulators did not start (%s): see %s"
                                   % ("; ".join(tail) or "no output", self.log_path))
             time.sleep(0.05)
-        lines = env_file.read_text().splitlines()
-        return dict(line.split("=", 1) for line in lines if "=" in line)
+        env = envfile.parse(env_file.read_text())
+        for name in APP_SERVICE_VARIABLES:  # a node has IMDS only, as on Batch
+            env.pop(name, None)
+        return env
 
     def stop(self) -> None:
         if self.process.poll() is None:

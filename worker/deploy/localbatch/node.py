@@ -19,7 +19,7 @@ import json
 import shutil
 import zipfile
 from pathlib import Path
-from typing import Dict, Mapping, Sequence
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 from ..commandline import package_variable
 from ..errors import SpecError
@@ -33,20 +33,33 @@ INHERITED = ("PATH", "LANG", "LC_ALL", "TZ", "PYENV_ROOT", "TMPDIR")
 
 
 class LocalNode:
-    """The node's folders and the variables Batch sets for its start task and tasks."""
+    """The node's folders and the variables Batch sets for its start task and tasks.
+
+    ``local-batch`` has one node with the defaults; each node of the local Batch service
+    has its id, its spot flag, the account's URL and ``machine``: what the VM itself gives
+    every process (its identity endpoint, the CA it trusts)."""
 
     def __init__(self, root: Path, account: str, pool_id: str,
-                 packages: Mapping[str, Path]) -> None:
+                 packages: Mapping[str, Path], node_id: str = NODE_ID,
+                 dedicated: bool = True, account_url: Optional[str] = None,
+                 machine: Optional[Mapping[str, str]] = None) -> None:
         self.root = root.resolve()
         self.account = account
         self.pool_id = pool_id
         self.packages = dict(packages)  # "app version" (lower case) -> zip
         self.variables: Dict[str, str] = {}  # package variable -> extracted folder
+        self.node_id = node_id
+        self.dedicated = dedicated
+        self.account_url = account_url or "https://%s.localbatch.invalid" % account
+        self.machine = dict(machine or {})
+
+    def make_folders(self) -> None:
+        for name in ("shared", "startup/wd", "applications", "workitems", "fsmounts", "home"):
+            (self.root / name).mkdir(parents=True, exist_ok=True)
 
     def prepare(self, job_id: str) -> None:
         """Make the folders; the job's own folder starts empty."""
-        for name in ("shared", "startup/wd", "applications", "workitems", "fsmounts", "home"):
-            (self.root / name).mkdir(parents=True, exist_ok=True)
+        self.make_folders()
         job = self.root / "workitems" / job_id
         if job.exists():
             shutil.rmtree(str(job))
@@ -57,11 +70,18 @@ class LocalNode:
         for ref in refs:
             archive = self.find(ref)
             manifest = read_manifest(archive)
-            folder = self.root / "applications" / (manifest["name"] + manifest["version"])
-            _extract(archive, folder)
-            name = package_variable(manifest["name"], ref.version and manifest["version"])
-            found[name] = str(folder)
+            name, folder = self.install_archive(manifest["name"], manifest["version"], archive,
+                                                ref.version is None)
+            found[name] = folder
         return found
+
+    def install_archive(self, app: str, version: str, archive: Path,
+                        default: bool) -> Tuple[str, str]:
+        """Extract any package zip as ``<root>/applications/<app><version>`` (once per
+        content): its variable (without the version for the default one) and folder."""
+        folder = self.root / "applications" / (app + version)
+        _extract(archive, folder)
+        return package_variable(app, None if default else version), str(folder)
 
     def find(self, ref: PackageRef) -> Path:
         """The --package zip of a reference; without a version, the app's only one."""
@@ -89,16 +109,17 @@ class LocalNode:
         env.update({
             "HOME": str(self.root / "home"),
             "AZ_BATCH_ACCOUNT_NAME": self.account,
-            "AZ_BATCH_ACCOUNT_URL": "https://%s.localbatch.invalid" % self.account,
+            "AZ_BATCH_ACCOUNT_URL": self.account_url,
             "AZ_BATCH_POOL_ID": self.pool_id,
-            "AZ_BATCH_NODE_ID": NODE_ID,
-            "AZ_BATCH_NODE_IS_DEDICATED": "true",
+            "AZ_BATCH_NODE_ID": self.node_id,
+            "AZ_BATCH_NODE_IS_DEDICATED": "true" if self.dedicated else "false",
             "AZ_BATCH_NODE_ROOT_DIR": str(self.root),
             "AZ_BATCH_NODE_SHARED_DIR": str(self.root / "shared"),
             "AZ_BATCH_NODE_STARTUP_DIR": str(self.root / "startup"),
             "AZ_BATCH_NODE_MOUNTS_DIR": str(self.root / "fsmounts"),
             "AZ_BATCH_TASK_RESERVED_EPHEMERAL_DISK_SPACE_BYTES": "1000000000",
         })
+        env.update(self.machine)
         env.update(self.variables)
         return env
 

@@ -1,8 +1,10 @@
 """``python -m worker exec``: a legacy program over lake files, run as a task.
 
 The command builds the parameters of the built-in handler ``worker.legacy.task:exec_task``
-and runs it through the same runner as ``python -m worker run``: result.json, the atomic
-commit, signals, the deadline, the grace period, logging and redaction are the harness's.
+(``worker.legacy`` is the library behind it, and behind ``ctx.run``, ``ctx.stage_in`` and
+``ctx.stage_out``) and runs it through the same runner as ``python -m worker run``:
+result.json, the atomic commit, signals, the deadline, the grace period, logging and
+redaction are the harness's.
 ``python -m worker run worker.legacy.task:exec_task --params-json '{...}'`` is the same task.
 """
 
@@ -100,9 +102,9 @@ def _secret_env(pairs: List[str]) -> Dict[str, str]:
 
 def run(args: argparse.Namespace, config: Any) -> int:
     """Run the exec task; returns its exit code."""
+    from ..legacy.task import SPEC
     from ..runner import RunRequest, record_usage_failure, run_task
     from ..streams import redacted_output
-    from .task import SPEC
 
     result_path = Path(args.result) if args.result else None
     with redacted_output():
