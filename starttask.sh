@@ -23,6 +23,8 @@ source "$BOOTSTRAP_DIR/apt.sh"
 source "$BOOTSTRAP_DIR/aptrepo.sh"
 # shellcheck source=bootstrap/env.sh
 source "$BOOTSTRAP_DIR/env.sh"
+# shellcheck source=bootstrap/tokens.sh
+source "$BOOTSTRAP_DIR/tokens.sh"
 # shellcheck source=bootstrap/main.sh
 source "$BOOTSTRAP_DIR/main.sh"
 

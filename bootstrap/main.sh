@@ -28,6 +28,7 @@ main() {
   else
     provision
   fi
+  step tokens "$EXIT_INTERNAL" prepare_tokens
   elapsed_since "$start"
   log "starttask finished in ${REPLY}s: $CURRENT/bin/python"
 }

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 TESTS_DIR = Path(__file__).resolve().parent
+NODE_ID = "tvmps_node1"
 PYENV = Path(os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv")))
 
 
@@ -85,7 +86,8 @@ class Namespace:
 
 
 class Emulators:
-    """``python -m worker emulate`` inside the namespace, with its environment."""
+    """``python -m worker emulate`` inside the namespace, with its environment: the node's
+    identity endpoint is its VM's (``/vms/NODE_ID``), with Azure's limits."""
 
     def __init__(self, ns: Namespace, folder: Path, secrets: Dict[str, str]) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -103,6 +105,7 @@ class Emulators:
                 raise RuntimeError("the emulators did not start: see %s" % self.log.name)
             time.sleep(0.05)
         self.env = node_environment(env_file.read_text())
+        self.env["AZURE_POD_IDENTITY_AUTHORITY_HOST"] += "/vms/" + NODE_ID
         self.ns = ns
 
     def lake(self, *args: str, data: bytes = b"") -> bytes:
@@ -154,7 +157,7 @@ class Node:
             "PYENV_ROOT": str(PYENV),   # the node's Python (3.8, 3.12) is pyenv's here
             "AZ_BATCH_ACCOUNT_NAME": "account",
             "AZ_BATCH_POOL_ID": "pool",
-            "AZ_BATCH_NODE_ID": "tvmps_node1",
+            "AZ_BATCH_NODE_ID": NODE_ID,
             "AZ_BATCH_NODE_IS_DEDICATED": "true",
             "AZ_BATCH_NODE_ROOT_DIR": str(self.root),
             "AZ_BATCH_NODE_SHARED_DIR": str(self.root / "shared"),

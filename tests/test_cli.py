@@ -49,6 +49,20 @@ def test_the_harness_imports_no_heavy_library_before_the_handler(tmp_path):
     assert read_result(result_path)["return_value"] == []
 
 
+def test_the_harness_imports_only_what_it_needs_before_the_handler(tmp_path):
+    """typing (annotations only), dataclasses (generated code), hashlib (a task key only
+    staging needs), signal's enums: each a few percent of every task's start-up on 3.8."""
+    for env in (clean_env(), clean_env(AZ_BATCH_JOB_ID="j", AZ_BATCH_TASK_ID="t",
+                                       AZ_BATCH_TASK_DIR=str(tmp_path),
+                                       AZ_BATCH_TASK_WORKING_DIR=str(tmp_path),
+                                       WORKER_TASK_RETRIES="2")):
+        result_path = tmp_path / "r.json"
+        proc = run_worker("run", "handlers.bare:start_up_modules_loaded", "--result",
+                          str(result_path), env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert read_result(result_path)["return_value"] == []
+
+
 def test_doctor_offline_reports_every_dependency():
     proc = run_worker("doctor", "--offline")
     assert proc.returncode == 0, proc.stdout + proc.stderr

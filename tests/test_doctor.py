@@ -76,7 +76,8 @@ def test_on_a_node_the_managed_identity_is_named(tmp_path):
                     WORKER_LAKE_URL=f"file://{tmp_path}")
     proc = run_worker("doctor", env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "  ok  credential: ManagedIdentityCredential (client id abc, Batch node)" in proc.stdout
+    assert ("  ok  credential: managed identity from the node's endpoint (client id abc, "
+            "Batch node; tokens per process (no AZ_BATCH_NODE_SHARED_DIR))") in proc.stdout
     assert f"  ok  lake file://{tmp_path}" in proc.stdout
     assert proc.stdout.strip().endswith("not configured, so not checked: Key Vault "
                                         "(WORKER_VAULT_URL)")

@@ -60,8 +60,9 @@ def test_one_credential_per_process_shared_by_clients(emulator_environ):
     assert get_credential(config) is get_credential(Config.from_env(dict(os.environ, **FAST)))
     assert "DefaultAzureCredential" in describe_credential(config)
     on_node = azure_config(emulator_environ, AZ_BATCH_NODE_ID="tvm-1")
-    assert describe_credential(on_node).startswith("ManagedIdentityCredential (client id ")
-    assert type(get_credential(on_node)).__name__ == "ManagedIdentityCredential"
+    assert describe_credential(on_node).startswith(
+        "managed identity from the node's endpoint (client id ")
+    assert type(get_credential(on_node)).__name__ == "NodeCredential"
 
 
 def test_a_batch_node_uses_managed_identity_through_imds(emulators, emulator_environ):

@@ -149,7 +149,7 @@ def test_tasks_run_the_examples_against_the_emulators(node, emulators):
 def test_the_launcher_runs_other_worker_commands_with_managed_identity(node, emulators):
     doctor = run_task(node, "doctor", ["doctor"], **emulators.env)
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
-    assert "credential: ManagedIdentityCredential" in doctor.stdout
+    assert "credential: managed identity from the node's endpoint" in doctor.stdout
     assert "doctor: all checks passed" in doctor.stdout
 
 

@@ -389,6 +389,20 @@ def test_bad_spec_input_is_one_line_with_its_code(tmp_path, example_lake, capsys
     assert err.startswith("spec: error: ")
     if message:
         assert err == "spec: error: %s\n" % message
+    assert not list(tmp_path.glob("specs/tasks-*.json"))  # nothing half-written
+
+
+def test_tasks_are_written_a_collection_at_a_time_a_task_per_line(tmp_path, example_lake):
+    """The collections are written as they are made (a fan-out of 100,000 tasks would not
+    fit in memory as documents): each file at most 100 tasks, one per line."""
+    assert main(["spec", "tasks", "--spec", str(EXAMPLE_SPEC), *PACKAGE, "--out",
+                 str(tmp_path / "specs"), "--set", "tasks.items={range = [1, 250]}"]) == 0
+    files = sorted((tmp_path / "specs").glob("tasks-*.json"))
+    sizes = [len(json.loads(p.read_text())) for p in files]
+    assert sizes == [100, 100, 51]  # 250 and the merge
+    lines = files[0].read_text().splitlines()
+    assert lines[0] == "[" and lines[-1] == "]" and len(lines) == 102
+    assert json.loads(lines[1].rstrip(","))["id"] == "1"
 
 
 def test_a_missing_key_and_file_and_folder_are_named(tmp_path, capsys):

@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -228,6 +229,7 @@ def test_log_lines_are_utc_and_every_step_is_timed(provisioned):
         "verify",
         "publish",
         "prune",
+        "tokens",
     ]
 
 
@@ -241,6 +243,35 @@ def test_rerun_is_the_fast_path(provisioned, wheels):
     assert "up to date: %s/venv is py3.8-" % root in result.stdout
     assert seconds < 0.5
     assert (published(root), env_names(root)) == before
+
+
+def test_the_node_gets_its_token_folder_on_every_start(provisioned, wheels, tmp_path):
+    """The folder where a node's tasks share their tokens (worker/tokencache.py): made with
+    mode 1733 (each task user may make its own private folder; nobody may list it), kept by
+    a rerun, made again after a reboot finds it gone, and a symlink planted in its place
+    (the shared folder is writable by tasks) is replaced, its target left alone."""
+    root, _ = provisioned
+    shared = tmp_path / "shared"
+    env = node_env(root, wheels, AZ_BATCH_NODE_SHARED_DIR=str(shared))
+    folder = shared / "batch-worker" / "tokens"
+    first = starttask(env)
+    assert first.returncode == 0, first.stderr
+    assert "token folder: %s (mode 1733)" % folder in first.stdout
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o1733
+    again = starttask(env)
+    assert "token folder: %s is ready" % folder in again.stdout
+    target = tmp_path / "elsewhere"
+    target.mkdir(mode=0o700)
+    folder.rmdir()
+    folder.symlink_to(target)
+    third = starttask(env)
+    assert third.returncode == 0, third.stderr
+    assert folder.is_dir() and not folder.is_symlink()
+    assert stat.S_IMODE(target.stat().st_mode) == 0o700
+    dry = starttask(node_env(root, wheels, AZ_BATCH_NODE_SHARED_DIR=str(tmp_path / "new")),
+                    "--dry-run")
+    assert "DRY-RUN: chmod 1733 -- %s/new/batch-worker/tokens" % tmp_path in dry.stdout
+    assert not (tmp_path / "new").exists()
 
 
 def test_tampered_wheel_is_refused_and_nothing_changes(provisioned, wheels, tmp_path):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import warnings
 
-__version__ = "0.1.0"
+from .version import __version__
 
 
 def _quiet_known_warnings() -> None:

@@ -11,31 +11,29 @@ permanent failures").
 
 from __future__ import annotations
 
+import collections
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: typing costs every task's start-up (bench_harness.py)
+    from typing import Any, Callable, Dict, Mapping, Optional
 
 ATTEMPTS_FILE = ".worker-attempts"
 
 
-@dataclass(frozen=True)
-class TaskInfo:
-    """A task's identity and directories; local defaults outside Batch."""
+class TaskInfo(collections.namedtuple(
+        "TaskInfo", "job_id task_id node_id pool_id working_dir task_dir shared_dir on_batch "
+        "attempt", defaults=(1,))):
+    """A task's identity and directories; local defaults outside Batch: the ids (str),
+    ``working_dir`` and ``task_dir`` (Path), ``shared_dir`` (Path or None), ``on_batch``,
+    and ``attempt`` (1 on the task's first run on this node)."""
 
-    job_id: str
-    task_id: str
-    node_id: str
-    pool_id: str
-    working_dir: Path
-    task_dir: Path
-    shared_dir: Optional[Path]
-    on_batch: bool
-    attempt: int = 1
+    __slots__ = ()
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str], cwd: Optional[Path] = None) -> "TaskInfo":
+    def from_env(cls, environ: Mapping[str, str], cwd: Optional[Path] = None) -> TaskInfo:
         """Read the Batch variables; outside Batch use ``local`` ids and the cwd."""
         cwd = Path(cwd or os.getcwd())
         working = Path(environ.get("AZ_BATCH_TASK_WORKING_DIR") or cwd)
@@ -102,13 +100,14 @@ def clear_failure(task_dir: Path) -> None:
 
 
 def repeated_failure(task_dir: Path, attempt: int, retries: Optional[int],
-                     fingerprint: str) -> Optional[Dict[str, Any]]:
+                     fingerprint: Callable[[], str]) -> Optional[Dict[str, Any]]:
     """The recorded failure this run would repeat, or None.
 
     Batch runs a task up to 1 + maxTaskRetryCount times in a row (a "round"); a reactivated
     task (``az batch task reactivate``, after a person fixed the cause) starts a new round.
     With the retry count known (``WORKER_TASK_RETRIES``) the run repeats a failure when the
-    failure was of the same command in the same round; unknown, never."""
+    failure was of the same command in the same round; unknown, never. ``fingerprint()``
+    names the command (called only when a failure is recorded)."""
     if retries is None:
         return None
     try:
@@ -116,7 +115,7 @@ def repeated_failure(task_dir: Path, attempt: int, retries: Optional[int],
         failed = int(record["attempt"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if record.get("fingerprint") != fingerprint or failed >= attempt:
+    if failed >= attempt or record.get("fingerprint") != fingerprint():
         return None
     if retries >= 0 and (failed - 1) // (retries + 1) != (attempt - 1) // (retries + 1):
         return None

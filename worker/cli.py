@@ -11,10 +11,13 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Dict, List, NoReturn, Optional
 
-from . import __version__
+from .version import __version__
 from .errors import USAGE, WorkerError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: typing costs every task's start-up (bench_harness.py)
+    from typing import Dict, List, NoReturn, Optional
 
 log = logging.getLogger("worker")
 
@@ -31,7 +34,8 @@ environment (docs/reference/configuration.md): WORKER_LAKE_URL, WORKER_VAULT_URL
   WORKER_SECRETS_FILE, WORKER_SECRET_<NAME>, WORKER_CLIENT_ID or AZURE_CLIENT_ID,
   WORKER_LOG_FORMAT, WORKER_LOG_LEVEL, WORKER_TIMEOUT, WORKER_GRACE, WORKER_SCRATCH_DIR,
   WORKER_TRANSFER_CONCURRENCY, WORKER_LAKE_CHUNK_SIZE, WORKER_LAKE_FILE_CONCURRENCY,
-  WORKER_RETRY_TOTAL, WORKER_RETRY_BACKOFF, WORKER_TASK_SLOTS, WORKER_REQUIRED_SLOTS,
+  WORKER_RETRY_TOTAL, WORKER_RETRY_BACKOFF, WORKER_TOKEN_CACHE (on a node: on, the node's
+  tasks share tokens; off), WORKER_TASK_SLOTS, WORKER_REQUIRED_SLOTS,
   WORKER_CORES, WORKER_MEMORY_MB, WORKER_DUCKDB_MEMORY_FRACTION, WORKER_TASK_RETRIES,
   REQUESTS_CA_BUNDLE;
   Batch's AZ_BATCH_* (task ids and folders; AZ_BATCH_NODE_ID selects managed identity);
@@ -176,6 +180,23 @@ def _deploy_module(command: str):
     return importlib.import_module("worker.deploy." + _DEPLOY_COMMANDS[command][0])
 
 
+class _RunParser(argparse.ArgumentParser):
+    """``run`` parsed without the top-level parser (building every command's costs a task's
+    start-up): it takes ``run`` as its first word."""
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        namespace = super().parse_args(list(args or [])[1:], namespace)
+        namespace.command = "run"
+        return namespace
+
+
+def _run_parser() -> argparse.ArgumentParser:
+    parser = _RunParser(prog="python -m worker run", epilog=_RUN_EPILOG,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_run(parser)
+    return parser
+
+
 def _add_run(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "handler", metavar="HANDLER", help="package.module:function or path/file.py:function"
@@ -233,7 +254,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     _line_buffered_output()
     try:
         argv = sys.argv[1:] if argv is None else list(argv)
-        args = build_parser(argv).parse_args(argv)
+        # A task's start-up: `run`'s parser alone, as the subparser would parse it.
+        parser = _run_parser() if argv[:1] == ["run"] else build_parser(argv)
+        args = parser.parse_args(argv)
     except SystemExit as e:  # argparse reports usage errors itself, with exit status 2
         return int(e.code) if isinstance(e.code, int) else USAGE
     try:
@@ -286,9 +309,7 @@ def _config(args: argparse.Namespace):
     if getattr(args, "log_level", None):
         overrides["log_level"] = args.log_level.upper()
     if overrides:
-        import dataclasses
-
-        config = dataclasses.replace(config, **overrides)
+        config = config._replace(**overrides)
     return config
 
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
 
 from .batch import TaskInfo
 from .cancel import Cancellation
 from .config import Config
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: typing costs every task's start-up (bench_harness.py)
+    from typing import Any, Callable, Dict, List, Optional, Union
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +32,13 @@ class Context:
         params: Optional[Dict[str, Any]] = None,
         cancellation: Optional[Cancellation] = None,
         logger: Optional[logging.Logger] = None,
-        task_key: str = "local/adhoc",
+        task_key: Union[str, Callable[[], str]] = "local/adhoc",
         run_id: Optional[str] = None,
     ) -> None:
         self.config = config
         self.task = task
         self.params = dict(params or {})
-        self.task_key = task_key
+        self._task_key = task_key
         self.run_id = run_id
         self.log = logger or logging.getLogger("worker.handler")
         self._cancellation = cancellation or Cancellation(config.grace, config.timeout)
@@ -44,6 +47,14 @@ class Context:
         self._scratch: Optional[Path] = None
 
     # -- task metadata -------------------------------------------------------------------
+
+    @property
+    def task_key(self) -> str:
+        """The task's staging folder below ``.worker-staging/`` (worker.runner.task_key);
+        given as a function, it is computed when first needed."""
+        if callable(self._task_key):
+            self._task_key = self._task_key()
+        return self._task_key
 
     @property
     def attempt(self) -> int:

@@ -11,7 +11,6 @@ Tokens are requested to prove they can be had, and never printed.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import time
 from typing import Iterator, List, Optional
@@ -24,8 +23,8 @@ def check_online(config, report) -> None:
     """Run the online checks for ``config``, writing them to ``report``."""
     from .identity import describe_credential
 
-    config = dataclasses.replace(config, retry_total=min(config.retry_total, 1),
-                                 retry_backoff=min(config.retry_backoff, 0.5))
+    config = config._replace(retry_total=min(config.retry_total, 1),
+                             retry_backoff=min(config.retry_backoff, 0.5))
     _check_ca_bundles(config, report)
     report.ok(f"credential: {describe_credential(config)}")
     with _quiet_sdk_logs():

@@ -27,7 +27,10 @@ A legacy program's non-zero exit is exit 1, or its own code with ``--pass-exit-c
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: typing costs every task's start-up (bench_harness.py)
+    from typing import Any, Dict, Optional
+
 
 OK = 0
 HANDLER_ERROR = 1

@@ -7,34 +7,33 @@ it is callable, and whether its signature takes the given parameters.
 
 from __future__ import annotations
 
+import collections
 import importlib
 import inspect
 import os
-import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Dict, List, Optional, Set
 
 from .errors import HandlerLoadError, ParameterError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: typing costs every task's start-up (bench_harness.py)
+    from typing import Any, Callable, Dict, List, Optional, Set
+
 _SPEC_FORMS = "'package.module:function' or 'path/to/file.py:function'"
-_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 CONTEXT_NAMES = ("ctx", "context")
 
 
-@dataclass(frozen=True)
-class Handler:
-    """A loaded handler and how to call it."""
+class Handler(collections.namedtuple(
+        "Handler", "spec function context_param context_positional accepted required "
+        "is_async")):
+    """A loaded handler and how to call it: its ``spec``, the ``function``, the name of
+    its context parameter (None: it takes none) and whether it is positional, the
+    parameter names it ``accepted`` (None: it takes ``**kwargs``, so any) and ``required``,
+    and whether it ``is_async``."""
 
-    spec: str
-    function: Callable[..., Any]
-    context_param: Optional[str]
-    context_positional: bool
-    accepted: Optional[Set[str]]  # None: takes **kwargs, so any parameter
-    required: Set[str]
-    is_async: bool
+    __slots__ = ()
 
     def call(self, ctx: Any, params: Dict[str, Any]) -> Any:
         """Call the function with the context in its place and the parameters by name."""
@@ -74,13 +73,19 @@ def load_handler(spec: str, params: Optional[Dict[str, Any]] = None) -> Handler:
     return handler
 
 
+def _dotted(name: str) -> bool:
+    """``a.b.c`` of ASCII identifiers (str methods: a regex compiled at import costs every
+    task's start-up)."""
+    return all(part.isidentifier() and part.isascii() for part in name.split("."))
+
+
 def _split_spec(spec: str):
     target, sep, attr_path = spec.rpartition(":")
-    if not sep or not target or not _DOTTED.match(attr_path):
+    if not sep or not target or not _dotted(attr_path):
         raise HandlerLoadError(
             f"bad handler spec {spec!r}: expected {_SPEC_FORMS}", code="handler.bad_spec"
         )
-    if not target.endswith(".py") and not _DOTTED.match(target):
+    if not target.endswith(".py") and not _dotted(target):
         raise HandlerLoadError(
             f"bad handler spec {spec!r}: {target!r} is neither a module name nor a .py file; "
             f"expected {_SPEC_FORMS}",

@@ -1,10 +1,13 @@
 """The process's one Azure credential, shared by the lake, Key Vault and DuckDB clients.
 
-On a Batch node (``AZ_BATCH_NODE_ID`` is set) it is ``ManagedIdentityCredential`` for the
+On a Batch node (``AZ_BATCH_NODE_ID`` is set) it is :class:`NodeCredential`: tokens of the
 pool's user-assigned identity, whose client id comes from ``WORKER_CLIENT_ID`` or
-``AZURE_CLIENT_ID``; no keys, connection strings or SAS tokens are used. Off Batch (a laptop)
-it is ``DefaultAzureCredential``, which tries, in this order and stopping at the first that
-gives a token:
+``AZURE_CLIENT_ID``, from the node's managed-identity endpoint (:mod:`worker.imds`), shared
+with the node's other tasks through the token cache in the node's shared folder
+(:mod:`worker.tokencache`; ``WORKER_TOKEN_CACHE=off`` keeps them per process); no keys,
+connection strings or SAS tokens are used. Off Batch (a laptop) it is
+``DefaultAzureCredential``, which tries, in this order and stopping at the first that gives
+a token:
 
 1. environment: a service principal from ``AZURE_TENANT_ID`` + ``AZURE_CLIENT_ID`` +
    ``AZURE_CLIENT_SECRET`` (or ``AZURE_CLIENT_CERTIFICATE_PATH``);
@@ -15,22 +18,26 @@ gives a token:
 
 Interactive browser login is excluded: a task must never wait for a person.
 
-Retries of the token requests are the SDK's own (``ImdsRetryPolicy`` for IMDS), set from
-``WORKER_RETRY_TOTAL`` and ``WORKER_RETRY_BACKOFF``. Tokens are cached by the credential
-(MSAL's cache, refreshed before they expire), so clients never re-fetch one per call.
+Token requests are retried ``WORKER_RETRY_TOTAL`` times from ``WORKER_RETRY_BACKOFF``: on a
+node by :mod:`worker.imds` (with jitter, a 429 always transient), off Batch by the SDK.
+Tokens are cached by the credential and refreshed before they expire, so clients never
+re-fetch one per call.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
+import time
 from typing import Any, Dict, Optional, Tuple
 
-from .errors import AccessDenied, RetryableError, WorkerError, first_line
+from .errors import AccessDenied, ConfigError, RetryableError, WorkerError, first_line
 
+log = logging.getLogger(__name__)
 _lock = threading.Lock()
 # One credential per identity selection; a task process has exactly one.
-_credentials: Dict[Tuple[bool, Optional[str]], Any] = {}
+_credentials: Dict[Tuple[Any, ...], Any] = {}
 
 #: The token scopes the worker asks for: Data Lake (storage) and Key Vault.
 STORAGE_SCOPE = "https://storage.azure.com/.default"
@@ -44,7 +51,7 @@ def on_batch(config) -> bool:
 
 def get_credential(config):
     """The process's credential, built on first use and shared by every client."""
-    key = (on_batch(config), config.client_id)
+    key = (on_batch(config), config.client_id, config.token_cache)
     with _lock:
         if key not in _credentials:
             _credentials[key] = _build(config)
@@ -61,7 +68,16 @@ def describe_credential(config) -> str:
     """Which credential this configuration uses, in words (for doctor and error messages)."""
     who = identity_name(config)
     if on_batch(config):
-        return f"ManagedIdentityCredential ({who}, Batch node)"
+        from .tokencache import shared_folder
+
+        folder = shared_folder(config.environ)
+        if not config.token_cache:
+            shared = "tokens per process (WORKER_TOKEN_CACHE=off)"
+        elif folder is None:
+            shared = "tokens per process (no AZ_BATCH_NODE_SHARED_DIR)"
+        else:
+            shared = f"tokens shared by the node's tasks in {folder}"
+        return f"managed identity from the node's endpoint ({who}, Batch node; {shared})"
     return f"DefaultAzureCredential (off Batch; managed identity part: {who})"
 
 
@@ -79,6 +95,9 @@ def token_error(error: BaseException, config, service: str) -> WorkerError:
     unassigned identity: an OAuth client error) is configuration (exit 2)."""
     from .connection import connection_error
 
+    ours = _worker_error_in(error)
+    if ours is not None:  # NodeCredential's, wrapped for azure-core's pipeline
+        return ours
     if _did_not_answer(error):
         where, setting = identity_endpoint(config)
         failed = connection_error(error, f"no token for {service}: the managed-identity "
@@ -97,6 +116,15 @@ def token_error(error: BaseException, config, service: str) -> WorkerError:
     return AccessDenied(
         f"no token for {service} with {identity_name(config)}: {_refusal(error)}; "
         + _token_fix(config))
+
+
+def _worker_error_in(error: BaseException) -> Optional[WorkerError]:
+    link: Optional[BaseException] = error
+    while link is not None:
+        if isinstance(link, WorkerError):
+            return link
+        link = link.__cause__
+    return None
 
 
 #: Where azure-identity asks for managed-identity tokens, first match wins (its order).
@@ -171,15 +199,73 @@ def _retry_options(config) -> Dict[str, Any]:
 
 
 def _build(config):
-    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
-
     if on_batch(config):
-        return ManagedIdentityCredential(client_id=config.client_id, **_retry_options(config))
+        return NodeCredential(config)
+    from azure.identity import DefaultAzureCredential
+
     _check_local_identity_endpoint(config)
-    options: Dict[str, Optional[Any]] = dict(_retry_options(config))
+    throttled = _Throttled()
+    options: Dict[str, Optional[Any]] = dict(_retry_options(config), raw_response_hook=throttled)
     if config.client_id:
         options["managed_identity_client_id"] = config.client_id
-    return DefaultAzureCredential(exclude_interactive_browser_credential=True, **options)
+    return _ThrottleAware(DefaultAzureCredential(exclude_interactive_browser_credential=True,
+                                                 **options), throttled)
+
+
+class _Throttled:
+    """The credential pipelines' response hook: whether the identity endpoint throttled the
+    requests (429) since its last success. azure-identity reports a throttled request in the
+    words of a refusal (IMDS writes its 429 body as ``invalid_request``), and MSAL, under it,
+    answers a repeated request from its memory of the 429 for a while, sending nothing."""
+
+    _FORGET_AFTER = 300.0  # seconds: longer than MSAL keeps a 429 without Retry-After (60)
+
+    def __init__(self) -> None:
+        self._since: Optional[float] = None
+
+    def __call__(self, response: Any) -> None:
+        status = getattr(response.http_response, "status_code", None)
+        if status == 429:
+            self._since = time.monotonic()
+        elif status is not None and status < 400:
+            self._since = None
+
+    @property
+    def recently(self) -> bool:
+        since = self._since
+        return since is not None and time.monotonic() - since < self._FORGET_AFTER
+
+
+class _ThrottleAware:
+    """``DefaultAzureCredential`` whose failure after a throttled answer is transient
+    (exit 3), as on a node; everything else is the credential's own."""
+
+    def __init__(self, credential: Any, throttled: _Throttled) -> None:
+        self._credential = credential
+        self._throttled = throttled
+
+    def get_token(self, *scopes: str, **kwargs: Any):
+        return self._classified(self._credential.get_token, scopes, kwargs)
+
+    def get_token_info(self, *scopes: str, **kwargs: Any):
+        """azure-core's pipelines call this where the credential has it."""
+        return self._classified(self._credential.get_token_info, scopes, kwargs)
+
+    def _classified(self, call: Any, scopes: Tuple[str, ...], kwargs: Dict[str, Any]):
+        from azure.core.exceptions import ClientAuthenticationError
+
+        try:
+            return call(*scopes, **kwargs)
+        except ClientAuthenticationError as e:
+            if not self._throttled.recently:
+                raise
+            error = RetryableError(f"no token for {', '.join(scopes)}: the identity endpoint "
+                                   "throttled the requests (429) through the SDK's retries")
+            error.__cause__ = e
+            raise _no_token(error) from error
+
+    def __getattr__(self, name: str) -> Any:  # close(), _successful_credential, ...
+        return getattr(self._credential, name)
 
 
 def _check_local_identity_endpoint(config) -> None:
@@ -198,3 +284,124 @@ def _check_local_identity_endpoint(config) -> None:
             f"no token: the managed-identity endpoint {url} (AZURE_POD_IDENTITY_AUTHORITY_HOST) "
             f"is on this machine and {problem.split(' ', 1)[1]}: is the emulator running? Start "
             "it with 'python -m worker emulate --env-file .emulators.env' and load that file")
+
+
+class NodeCredential:
+    """A task's credential on a Batch node: tokens from the node's managed-identity endpoint
+    (:mod:`worker.imds`), one per identity and resource for the whole node through the
+    shared token cache (:mod:`worker.tokencache`) unless ``WORKER_TOKEN_CACHE=off``, and
+    kept in memory for the process. A ``TokenCredential`` (``get_token``) for every Azure
+    SDK client; thread-safe. Finding a fresh token imports no Azure SDK.
+
+    With the cache, the first process that needs a token fetches it while holding the
+    token's lock, and the node's other processes wait for it and read it; a token due for
+    refresh (past half its life, or within five minutes of its expiry) is refreshed by one
+    process while the others go on using it.
+    """
+
+    def __init__(self, config) -> None:
+        from .imds import endpoint_url
+        from .tokencache import SharedTokens, shared_folder
+
+        self.config = config
+        self.endpoint = endpoint_url(config.environ)
+        folder = shared_folder(config.environ) if config.token_cache else None
+        self.shared = SharedTokens.open(folder) if folder is not None else None
+        self._memory: Dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def get_token(self, *scopes: str, claims: Optional[str] = None,
+                  tenant_id: Optional[str] = None, **kwargs: Any):
+        """A token for ``scopes`` (one scope: the resource's ``/.default``)."""
+        from .imds import Token, resource_of
+        from .tokencache import Identity
+
+        if len(scopes) != 1:
+            raise ValueError("NodeCredential.get_token takes exactly one scope, not %r"
+                             % (scopes,))
+        identity = Identity(self.endpoint, self.config.client_id or "", resource_of(scopes[0]))
+        with self._lock:
+            cached = self._memory.get(identity.resource)
+            if cached is None or not cached.fresh(time.time()):
+                cached = self._memory[identity.resource] = self._find(identity, cached)
+        return Token(cached.token, cached.expires_on)
+
+    def close(self) -> None:
+        """Nothing to release (a ``TokenCredential`` may be closed)."""
+
+    def _find(self, identity, held):
+        if self.shared is None:
+            return self._fetch(identity, held)
+        found = self.shared.read(identity)
+        if found is not None and found.fresh(time.time()):
+            return found
+        if found is not None:  # usable but due: one process refreshes, the rest go on
+            with self.shared.lock(identity, wait=False) as mine:
+                return self._fetch_shared(identity, found) if mine else found
+        with self.shared.lock(identity, wait=True):
+            return self._fetch_shared(identity, held)
+
+    def _fetch_shared(self, identity, current):
+        """Under the token's lock: what another process stored meanwhile, else a new one;
+        a fetch that just failed for another process fails this one alike, at once."""
+        latest = self.shared.read(identity)
+        if latest is not None and latest.fresh(time.time()):
+            return latest
+        current = latest or current
+        failure = self.shared.recent_failure(identity)
+        if failure is not None and (current is None or not current.usable(time.time())):
+            kind = {"AccessDenied": AccessDenied, "ConfigError": ConfigError}.get(
+                failure["kind"], RetryableError)
+            raise _no_token(kind(failure["message"] + " (another task of this node, "
+                                 "moments ago)"))
+        fetched = self._fetch(identity, current, self.shared)
+        if fetched is not current:
+            self.shared.write(identity, fetched)
+        return fetched
+
+    def _fetch(self, identity, current, shared=None):
+        """A new token from the endpoint; if that fails while ``current`` is still usable,
+        ``current``; else the failure, recorded in ``shared`` for the processes waiting."""
+        from .imds import Refused, Unavailable, fetch_token
+        from .tokencache import Cached
+
+        try:
+            token = fetch_token(self.endpoint, identity.resource, self.config.client_id,
+                                self.config.retry_total, self.config.retry_backoff)
+        except (Refused, Unavailable) as e:
+            if current is not None and current.usable(time.time()):
+                log.warning("could not refresh the token for %s (%s); the current one is "
+                            "used until it expires", identity.resource, e)
+                return current
+            error = self._error(e, identity.resource)
+            error.__cause__ = e
+            if shared is not None:
+                shared.record_failure(identity, type(error).__name__, str(error))
+            raise _no_token(error) from error
+        return Cached.new(token.token, token.expires_on)
+
+    def _error(self, error: Exception, resource: str) -> WorkerError:
+        from .connection import is_misconfiguration
+        from .imds import Refused
+
+        if isinstance(error, Refused):
+            return AccessDenied(
+                f"no token for {resource} with {identity_name(self.config)}: the "
+                f"managed-identity endpoint refused ({error}); " + _token_fix(self.config))
+        if getattr(error, "status", None) is None and is_misconfiguration(error):
+            return ConfigError(f"no token for {resource}: {error}; check the endpoint "
+                               f"{self.endpoint} (AZURE_POD_IDENTITY_AUTHORITY_HOST)",
+                               code="config.identity")
+        return RetryableError(f"no token for {resource}: {error}")
+
+
+def _no_token(error: WorkerError) -> Exception:
+    """``error`` as azure-core's ClientAuthenticationError, which azure-core's pipelines
+    raise as it is (a credential's failure); it keeps ``error``'s exit code and code, and
+    ``token_error`` gives ``error`` back (raise it ``from error``)."""
+    from azure.core.exceptions import ClientAuthenticationError
+
+    wrapped = ClientAuthenticationError(message=str(error))
+    wrapped.exit_code = error.exit_code  # type: ignore[attr-defined]
+    wrapped.code = error.code  # type: ignore[attr-defined]
+    return wrapped

@@ -11,9 +11,12 @@ import json
 import logging
 import sys
 import time
-from typing import IO, Optional
 
 from .redact import redact
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: typing costs every task's start-up (bench_harness.py)
+    from typing import IO, Optional
 
 _HANDLER_NAME = "worker"
 # Attributes every LogRecord has; anything else was passed with extra= and is kept in JSON.

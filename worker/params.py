@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, Iterable, Optional
 
 from .errors import ParameterError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: typing costs every task's start-up (bench_harness.py)
+    from typing import Any, Dict, Iterable, Optional
 
 
 def collect_params(

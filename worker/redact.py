@@ -8,7 +8,10 @@ a secret can surface anywhere: in a handler's own log call or an exception it ra
 from __future__ import annotations
 
 import threading
-from typing import Any, List
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: typing costs every task's start-up (bench_harness.py)
+    from typing import Any, List
 
 MASK = "***"
 # Values this short would mask ordinary words and digits; Key Vault secrets are longer.

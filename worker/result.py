@@ -10,34 +10,38 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
 
-from . import __version__
+from .version import __version__
 from .errors import ConfigError, exit_meaning
 from .logs import utc_timestamp
 from .redact import redact, redact_value
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: typing costs every task's start-up (bench_harness.py)
+    from typing import Any, Dict, List, Optional
+
 _REPR_LIMIT = 200
 
 
-@dataclass
 class Result:
-    """What a run produced; :meth:`to_dict` is the JSON written to disk."""
+    """What a run produced, filled in by the runner; :meth:`to_dict` is the JSON written to
+    disk. (A plain class: a dataclass's generated code costs every task's start-up.)"""
 
-    handler: str
-    started: float
-    status: str = "failed"
-    exit_code: int = 1
-    error: Optional[Dict[str, Any]] = None  # type, code, message (and service: see runner)
-    return_value: Any = None
-    outputs: List[Dict[str, Any]] = field(default_factory=list)
-    params: Dict[str, Any] = field(default_factory=dict)
-    task: Dict[str, Any] = field(default_factory=dict)
-    ended: Optional[float] = None
-    #: Added to the final log line only (not the record): e.g. where the traceback is.
-    note: str = ""
+    def __init__(self, handler: str, started: float,
+                 params: Optional[Dict[str, Any]] = None) -> None:
+        self.handler = handler
+        self.started = started
+        self.status = "failed"
+        self.exit_code = 1
+        self.error: Optional[Dict[str, Any]] = None  # type, code, message (and service: see runner)
+        self.return_value: Any = None
+        self.outputs: List[Dict[str, Any]] = []
+        self.params: Dict[str, Any] = dict(params or {})
+        self.task: Dict[str, Any] = {}
+        self.ended: Optional[float] = None
+        #: Added to the final log line only (not the record): e.g. where the traceback is.
+        self.note = ""
 
     def to_dict(self) -> Dict[str, Any]:
         ended = self.ended if self.ended is not None else time.time()

@@ -15,7 +15,7 @@ exit code (from the exception's class, see ``errors.py``), a final log line, and
 
 from __future__ import annotations
 
-import dataclasses
+import collections
 import inspect
 import json
 import logging
@@ -23,7 +23,6 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
 
 from .batch import (
     TaskInfo,
@@ -51,19 +50,21 @@ from .handler import Handler, load_handler
 from .redact import redact
 from .result import Result, check_writable, result_bytes, write_result
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: typing costs every task's start-up (bench_harness.py)
+    from typing import Any, Dict, Mapping, Optional
+
 log = logging.getLogger("worker")
 
 
-@dataclasses.dataclass
-class RunRequest:
-    """What to run and how; built by the CLI (or a test) from its arguments."""
+class RunRequest(collections.namedtuple(
+        "RunRequest", "spec params config result_path timeout grace",
+        defaults=(None, None, None))):
+    """What to run and how, built by the CLI (or a test) from its arguments: the handler
+    ``spec``, its ``params`` (a dict), the ``config``, and optionally the ``result_path``
+    (Path), the ``timeout`` and the ``grace`` (seconds)."""
 
-    spec: str
-    params: Dict[str, Any]
-    config: Config
-    result_path: Optional[Path] = None
-    timeout: Optional[float] = None
-    grace: Optional[float] = None
+    __slots__ = ()
 
 
 def run_task(request: RunRequest, environ: Optional[Mapping[str, str]] = None) -> Result:
@@ -71,7 +72,7 @@ def run_task(request: RunRequest, environ: Optional[Mapping[str, str]] = None) -
     environ = request.config.environ if environ is None else environ
     task = TaskInfo.from_env(environ)
     if task.on_batch:  # off Batch every run is a first attempt: no state file in the cwd
-        task = dataclasses.replace(task, attempt=count_attempt(task.task_dir))
+        task = task._replace(attempt=count_attempt(task.task_dir))
     result = Result(handler=request.spec, started=time.time(), params=dict(request.params))
     result.task = {
         "job_id": task.job_id,
@@ -106,7 +107,7 @@ def run_task(request: RunRequest, environ: Optional[Mapping[str, str]] = None) -
 
 
 def _fingerprint(request: RunRequest) -> str:
-    import hashlib  # on Batch only
+    import hashlib  # only where a failure is recorded or read back: 2-3 ms to import
 
     text = json.dumps([request.spec, request.params], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -117,7 +118,8 @@ def _repeated_failure(request: RunRequest, task: TaskInfo) -> Optional[RepeatedF
     if not task.on_batch:
         return None
     retries = request.config.task_retries
-    record = repeated_failure(task.task_dir, task.attempt, retries, _fingerprint(request))
+    record = repeated_failure(task.task_dir, task.attempt, retries,
+                              lambda: _fingerprint(request))
     if record is None:
         return None
     return RepeatedFailure(
@@ -185,7 +187,7 @@ def _run(request: RunRequest, task: TaskInfo, result: Result, path: Path) -> Non
     ctx = Context(
         config, task, request.params, cancellation,
         logger=logging.getLogger(_logger_name(handler)),
-        task_key=task_key(task, request.spec, request.params),
+        task_key=lambda: task_key(task, request.spec, request.params),  # when staging
         run_id=f"{task.attempt}-{os.urandom(4).hex()}",
     )
     try:
@@ -240,6 +242,10 @@ def _commit(ctx: Context, result: Result, path: Path, cancellation: Cancellation
     """Record, then commit: a task whose record cannot be written commits nothing."""
     result.outputs = ctx.pending_outputs()
     result.status, result.exit_code = "committing", OK
+    if not result.outputs:  # nothing to move: the final record is the only one needed
+        result.outputs = ctx.commit()
+        result.status = "succeeded"
+        return
     try:
         write_result(path, result)
     except OSError as e:

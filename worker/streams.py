@@ -21,9 +21,12 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
-from typing import Dict, Iterator, List, Optional
 
 from .redact import redact_bytes
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: typing costs every task's start-up (bench_harness.py)
+    from typing import Dict, Iterator, List, Optional
 
 log = logging.getLogger(__name__)
 

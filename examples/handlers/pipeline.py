@@ -42,7 +42,10 @@ def merge(ctx, items_file):
     job's documents), from the partitions that succeeded; the others are reported."""
     items = json.loads(ctx.lake.read_text(items_file))["items"]
     dates = [item.rstrip("/").rsplit("=", 1)[-1] for item in items]
-    present = [d for d in dates if ctx.lake.exists(DAILY.format(date=d))]
+    # One listing, not a request per day: a fan-out may have 100,000 days.
+    written = {path.split("/date=", 1)[1].split("/", 1)[0]
+               for path in ctx.lake.glob(DAILY.format(date="*"))}
+    present = [d for d in dates if d in written]
     missing = sorted(set(dates) - set(present))
     if not present:
         raise PermanentError("no partition of %s has an output in curated/daily/: nothing "

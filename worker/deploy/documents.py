@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 from ..jobfiles import items_file
 from .commandline import start_task_command_line, task_command_line
@@ -105,22 +105,33 @@ def job_document(spec: Spec) -> Dict[str, Any]:
 def task_documents(spec: Spec, items: Sequence[str]) -> List[Dict[str, Any]]:
     """One task per item, with integer ids from ``first_id``, then the merge task (when
     the spec has one) depending on all of them by ``taskIdRanges``."""
+    return list(iter_task_documents(spec, items))
+
+
+def iter_task_documents(spec: Spec, items: Sequence[str]) -> Iterator[Dict[str, Any]]:
+    """:func:`task_documents` one at a time: a fan-out of 100,000 items is written
+    without holding 100,000 documents (about 8 KB each) in memory."""
     app, version = package_of(spec)
     job_id = check_id(spec.require("job", "id"), "job")
     template = spec.require("tasks", "command")
     check_template(template, "tasks", ("item", "item_name", "task_id", "job_id"))
     first = spec.get("tasks", "first_id")
     action = spec.get("tasks", "dependency_action")
-    tasks = []
+    common = _common(spec, "tasks", action)
+    seen: Set[str] = set()
+    if spec.has("merge"):  # checked first: nothing is written for a job Batch would refuse
+        merge_id = spec.get("merge", "id")
+        if merge_id.isdigit() and str(int(merge_id)) == merge_id and \
+                first <= int(merge_id) < first + len(items):
+            raise _used_twice(merge_id)
     for n, item in enumerate(items):
         task_id = check_id(str(first + n), "task")
         args = expand(template, {"item": item, "item_name": item_name(item),
                                  "task_id": task_id, "job_id": job_id})
-        tasks.append(_task(spec, "tasks", task_id, item, (app, version, args), action))
+        yield _unique(_one_task(common, task_id, item, (app, version, args)), seen)
     if spec.has("merge"):
-        tasks.append(_merge(spec, (app, version), job_id, first, first + len(items) - 1))
-    _check_unique(tasks)
-    return tasks
+        yield _unique(_merge(spec, (app, version), job_id, first, first + len(items) - 1),
+                      seen)
 
 
 def _merge(spec: Spec, package: Tuple[str, str], job_id: str, first: int, last: int
@@ -138,6 +149,20 @@ def _merge(spec: Spec, package: Tuple[str, str], job_id: str, first: int, last: 
 
 def _task(spec: Spec, section: str, task_id: str, display: str,
           command: Tuple[str, str, List[str]], action: str) -> Dict[str, Any]:
+    return _one_task(_common(spec, section, action), task_id, display, command)
+
+
+def _one_task(common: Dict[str, Any], task_id: str, display: str,
+              command: Tuple[str, str, List[str]]) -> Dict[str, Any]:
+    task = {"id": task_id, "displayName": display[:1024],
+            "commandLine": task_command_line(*command)}
+    task.update(common)
+    return task
+
+
+def _common(spec: Spec, section: str, action: str) -> Dict[str, Any]:
+    """What every task of a section has alike: settings, constraints, slots, exit options
+    (made once for a fan-out, however many tasks it has)."""
     retries = spec.get(section, "retries")
     timeout: Optional[float] = spec.get(section, "timeout")
     grace = spec.get(section, "grace")
@@ -149,9 +174,6 @@ def _task(spec: Spec, section: str, task_id: str, display: str,
         constraints["maxWallClockTime"] = duration(timeout + grace + spec.get(section, "margin"))
     env += environment(spec, section)
     return {
-        "id": task_id,
-        "displayName": display[:1024],
-        "commandLine": task_command_line(*command),
         "environmentSettings": _settings(env),
         "constraints": constraints,
         "requiredSlots": spec.get(section, "slots"),
@@ -179,18 +201,32 @@ def items_document(job_id: str, first_id: int, items: Sequence[str]) -> Dict[str
             "task_ids": [str(first_id + n) for n in range(len(items))]}
 
 
-def collections(tasks: Sequence[Dict[str, Any]]) -> List[List[Dict[str, Any]]]:
+def collections(tasks: Iterable[Dict[str, Any]]) -> List[List[Dict[str, Any]]]:
     """The tasks in request-sized collections: at most 100 tasks and under 1 MB each."""
-    out: List[List[Dict[str, Any]]] = []
-    size = 0
+    return list(iter_collections(tasks))
+
+
+def iter_collections(tasks: Iterable[Dict[str, Any]]) -> Iterator[List[Dict[str, Any]]]:
+    """:func:`collections` one at a time, as ``tasks`` come."""
+    for texts in iter_collection_texts(tasks):
+        yield [json.loads(text) for text in texts]
+
+
+def iter_collection_texts(tasks: Iterable[Dict[str, Any]]) -> Iterator[List[str]]:
+    """The collections as the JSON text of each task (compact: the C encoder, about ten
+    times faster than an indented dump, which 100,000 tasks notice)."""
+    current: List[str] = []
+    size = 2
     for task in tasks:
-        length = len(json.dumps(task)) + 2
-        if not out or len(out[-1]) == COLLECTION_SIZE or size + length > COLLECTION_BYTES:
-            out.append([])
-            size = 2
-        out[-1].append(task)
+        text = json.dumps(task, ensure_ascii=False)
+        length = len(text.encode("utf-8")) + 2
+        if current and (len(current) == COLLECTION_SIZE or size + length > COLLECTION_BYTES):
+            yield current
+            current, size = [], 2
+        current.append(text)
         size += length
-    return out
+    if current:
+        yield current
 
 
 def duration(seconds: float) -> str:
@@ -218,14 +254,17 @@ def package_of(spec: Spec) -> Tuple[str, str]:
     return spec.require("package", "app"), spec.require("package", "version")
 
 
-def _check_unique(tasks: Sequence[Dict[str, Any]]) -> None:
-    seen = set()
-    for task in tasks:
-        key = task["id"].lower()  # Batch's ids are case-insensitive
-        if key in seen:
-            raise TaskIdError("task id %r is used twice in the job (ids are case-insensitive): "
-                              "give the merge task another [merge] id" % task["id"])
-        seen.add(key)
+def _unique(task: Dict[str, Any], seen: Set[str]) -> Dict[str, Any]:
+    key = task["id"].lower()  # Batch's ids are case-insensitive
+    if key in seen:
+        raise _used_twice(task["id"])
+    seen.add(key)
+    return task
+
+
+def _used_twice(task_id: str) -> TaskIdError:
+    return TaskIdError("task id %r is used twice in the job (ids are case-insensitive): "
+                       "give the merge task another [merge] id" % task_id)
 
 
 def _settings(pairs: Sequence[Tuple[str, str]]) -> List[Dict[str, str]]:

@@ -11,6 +11,7 @@ what was written and the commands that deploy it. A failure is one line on stder
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import shlex
 import sys
@@ -93,13 +94,15 @@ def _make(args: argparse.Namespace) -> Optional[str]:
 
 
 def _write_folder(spec, out: Path, everything: bool, args: Any = None) -> str:
+    """Write the folder; the task collections are written one by one as they are made, so
+    the memory used does not grow with the number of tasks (only the items' list does)."""
     from .documents import (
-        collections,
         items_document,
         items_file,
+        iter_collection_texts,
+        iter_task_documents,
         job_document,
         pool_template,
-        task_documents,
     )
     from .fanout import resolve_items
 
@@ -108,18 +111,21 @@ def _write_folder(spec, out: Path, everything: bool, args: Any = None) -> str:
         documents["pool.json"] = pool_template(spec)
         documents["job.json"] = job_document(spec)
     items = resolve_items(spec.require("tasks", "items"))
-    tasks = task_documents(spec, items)
-    for n, collection in enumerate(collections(tasks), 1):
-        documents["tasks-%03d.json" % n] = collection
     job_id = spec.require("job", "id")
     if spec.has("merge"):
         documents["lake/" + items_file(job_id)] = items_document(
             job_id, spec.get("tasks", "first_id"), items)
+    collections = iter_collection_texts(iter_task_documents(spec, items))
+    first = next(collections)  # a bad id or template fails before anything is written
     for stale in out.glob("tasks-*.json"):  # an earlier run's collections must not linger
         stale.unlink()
+    names = []
+    for n, texts in enumerate(itertools.chain([first], collections), 1):
+        names.append("tasks-%03d.json" % n)  # a task per line
+        _write_text(out / names[-1], "[\n" + ",\n".join(texts) + "\n]\n")
     for name, document in documents.items():
         _write(out / name, document)
-    return _summary(out, sorted(documents), job_id, len(items), spec.has("merge"),
+    return _summary(out, sorted(names + list(documents)), job_id, len(items), spec.has("merge"),
                     spec.get("package", "app", "APP"), spec.get("package", "version", "VERSION"),
                     _deploy_command(args),
                     shlex.quote(args.package) if args is not None and args.package
@@ -174,10 +180,13 @@ def _emit(document: Dict[str, Any], out: Optional[str]) -> Optional[str]:
 
 
 def _write(path: Path, document: Any) -> None:
+    _write_text(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+
+
+def _write_text(path: Path, text: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n",
-                        encoding="utf-8")
+        path.write_text(text, encoding="utf-8")
     except OSError as e:
         raise SpecError("cannot write %s: %s: pass another --out" % (path, e.strerror or e)
                         ) from None

@@ -25,6 +25,7 @@ from .batch import cli as batch_cli
 from .config import ConfigError, load_config
 from .emulators import SERVICES, EmulatorSet
 from .faults import add_rules
+from .identity_limits import Limits
 from .options import non_negative, positive
 from .seeding import read_secrets
 from .server import RequestRecord
@@ -61,6 +62,16 @@ ports: a port given with --lake-port/--vault-port/--identity-port must be free (
   port). Without them the lake, vault and IMDS listen on %(ports)s, or under --data
   on the ports of the last run; a port that is taken falls back to any free one, and a line
   on stderr says which.
+
+identity limits: as Azure's IMDS, each VM's managed-identity endpoint serves at most
+  --identity-concurrent requests at once (default 5) and --identity-per-second a second
+  (default 20); beyond them it answers 429 {"error": "invalid_request", "error_description":
+  "Temporarily throttled, too many requests"}. A VM is a path prefix:
+  AZURE_POD_IDENTITY_AUTHORITY_HOST=http://127.0.0.1:PORT/vms/NAME is VM NAME's endpoint, the
+  bare URL VM "default"'s. --identity-latency-ms makes each token request take that long
+  (the emulator answers in about a millisecond, IMDS in tens of them), so that the limit on
+  requests at once bites as on Azure. --no-identity-limits lifts the limits. At the stop a
+  line on stderr counts each VM's token requests, served and throttled.
 
 network model (lake and vault; IMDS is never slowed): --link-mbps is one link shared by
   every connection, as one NIC is: request and response bodies of all connections draw from
@@ -126,6 +137,16 @@ environment: emulate reads XDG_CACHE_HOME (where the CA is kept without --data);
 """
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a whole number, not %s" % text) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more, not %s" % text)
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``emulate`` options (and its help's examples and formats) to ``parser``."""
     parser.description = ("Run loopback Data Lake, Key Vault and managed-identity (IMDS)\n"
@@ -172,6 +193,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency-ms", type=non_negative, default=0.0, metavar="N",
                         help="wait N ms before answering each lake and vault request "
                              "(default 0)")
+    parser.add_argument("--identity-concurrent", type=_positive_int, default=5, metavar="N",
+                        help="token requests one VM's identity endpoint serves at once "
+                             "(default 5, as Azure)")
+    parser.add_argument("--identity-per-second", type=positive, default=20.0, metavar="N",
+                        help="token requests one VM's identity endpoint serves a second "
+                             "(default 20, as Azure)")
+    parser.add_argument("--identity-latency-ms", type=non_negative, default=0.0, metavar="N",
+                        help="each token request takes N ms, counted among the concurrent "
+                             "ones (default 0; IMDS takes tens of ms)")
+    parser.add_argument("--no-identity-limits", action="store_true",
+                        help="no limits on the identity endpoint")
     parser.add_argument("--quiet", "-q", action="store_true",
                         help="no log line per request on stderr")
     parser.add_argument("--flat-namespace", action="store_true",
@@ -240,7 +272,8 @@ def _build(args: argparse.Namespace) -> EmulatorSet:
                             link_mbps=args.link_mbps, latency_ms=args.latency_ms,
                             preferred_ports=preferred, ca_dir=None if data else user_ca_dir(),
                             on_request=None if args.quiet else _RequestPrinter(),
-                            batch=batch_cli.host(args, data, _fault_seed(args)))
+                            batch=batch_cli.host(args, data, _fault_seed(args)),
+                            identity_limits=_identity_limits(args))
     if args.faults:
         with open(args.faults, encoding="utf-8") as f:
             try:
@@ -252,6 +285,22 @@ def _build(args: argparse.Namespace) -> EmulatorSet:
         except ValueError as e:
             raise ConfigError("--faults %s: %s (see emulate --help)" % (args.faults, e)) from e
     return emulators
+
+
+def _identity_limits(args: argparse.Namespace) -> Optional[Limits]:
+    if args.no_identity_limits:
+        return None
+    return Limits(args.identity_concurrent, args.identity_per_second,
+                  args.identity_latency_ms / 1000)
+
+
+def _report_identity(emulators: EmulatorSet) -> None:
+    """One line at the stop: each VM's token requests, served and throttled."""
+    stats = emulators.identity_stats()
+    if stats:
+        print("emulate: identity token requests: %s" % ", ".join(
+            "VM %s %d served, %d throttled (429)" % (vm, n["served"], n["throttled"])
+            for vm, n in stats.items()), file=sys.stderr)
 
 
 def _prepare(args: argparse.Namespace, emulators: EmulatorSet) -> List[Any]:
@@ -357,6 +406,7 @@ def run(args: argparse.Namespace, stop: Optional[threading.Event] = None) -> int
                     _follow(followed)
             finally:
                 _remove_env_file(args.env_file, text)
+                _report_identity(emulators)
     except (ConfigError, OSError) as e:
         print("emulate: %s" % e, file=sys.stderr)
         return USAGE

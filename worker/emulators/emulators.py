@@ -17,6 +17,7 @@ from .config import EmulatorConfig, default_config
 from .counters import Counters
 from .faults import Faults
 from .identity import IdentityApp
+from .identity_limits import Limits, PerVm
 from .lake import LakeApp
 from .lake_disk import Disk
 from .lake_store import DEFAULT_PAGE, LakeError, LakeStore
@@ -81,8 +82,9 @@ class EmulatorSet:
     ``preferred_ports`` (lake, vault, identity) is tried first, then any free port (each
     fallback is described in ``notes``). ``link_mbps`` and ``latency_ms`` set the network
     model of the lake and the vault (``network.py``; change it later with
-    ``network.configure``). ``on_request`` is called with a ``RequestRecord`` for each
-    request served (from the servers' threads).
+    ``network.configure``). ``identity_limits`` throttles the identity endpoint per VM as
+    Azure does (``identity_limits.py``; None: unlimited). ``on_request`` is called with a
+    ``RequestRecord`` for each request served (from the servers' threads).
     """
 
     def __init__(self, config: Optional[EmulatorConfig] = None, data_dir: Optional[str] = None,
@@ -91,7 +93,8 @@ class EmulatorSet:
                  link_mbps: Optional[float] = None, latency_ms: float = 0.0,
                  preferred_ports: Optional[Sequence[int]] = None,
                  on_request: Optional[Callable[[RequestRecord], None]] = None,
-                 batch: Optional[Any] = None, ca_dir: Optional[str] = None) -> None:
+                 batch: Optional[Any] = None, ca_dir: Optional[str] = None,
+                 identity_limits: Optional[Limits] = None) -> None:
         self.config = config or default_config()
         self.data_dir = data_dir
         self.ca_dir = ca_dir
@@ -103,6 +106,7 @@ class EmulatorSet:
         self.network = Network(link_mbps, latency_ms)
         self.on_request = on_request
         self.delete_page_size = delete_page_size
+        self.identity_limits = identity_limits
         self._tmp: Optional[str] = None
         self.lake: Optional[EmulatorServer] = None
         self.vault: Optional[EmulatorServer] = None
@@ -129,8 +133,9 @@ class EmulatorSet:
         try:
             self.lake = self._serve(0, self.lake_app, tls.context, self.network)
             self.vault = self._serve(1, self.vault_app, tls.context, self.network)
-            self.identity = self._serve(2, IdentityApp(self.config, issuer,
-                                                       self.identity_header), None, None)
+            self.identity_app = PerVm(IdentityApp(self.config, issuer, self.identity_header),
+                                      self.identity_limits)
+            self.identity = self._serve(2, self.identity_app, None, None)
         except BaseException:
             self.stop()  # a port was taken: release the ones already bound
             raise
@@ -237,8 +242,16 @@ class EmulatorSet:
         assert self.identity is not None, "start() first"
         return self.identity.base_url
 
+    def vm_identity_url(self, vm: Optional[str]) -> str:
+        """The identity endpoint of VM ``vm`` (its own limits): ``.../vms/<vm>``."""
+        return self.identity_url + ("/vms/%s" % vm if vm else "")
+
+    def identity_stats(self) -> Dict[str, Dict[str, int]]:
+        """Token requests per VM, served and throttled (empty without limits)."""
+        return self.identity_app.stats()
+
     def environment(self, client_id: Optional[str] = None, filesystem: Optional[str] = None,
-                    app_service: bool = True) -> Dict[str, str]:
+                    app_service: bool = True, vm: Optional[str] = None) -> Dict[str, str]:
         """The variables that point a worker, and the Azure clients people reach for, at these
         emulators: loading them (``emulate --env-file``) is all a client needs.
 
@@ -251,6 +264,9 @@ class EmulatorSet:
           FSSPEC_ABFS_ACCOUNT_HOST (fsspec's abfs:// and az://);
         - managed identity for clients that speak App Service's protocol: IDENTITY_ENDPOINT
           and IDENTITY_HEADER, unless ``app_service`` is False (a node's environment).
+
+        With ``vm``, both identity endpoints are that VM's (``.../vms/<vm>``: its own limits),
+        as for a process on that VM.
         """
         if filesystem is None:
             filesystem = self.config.filesystems[0] if self.config.filesystems else "data"
@@ -261,7 +277,7 @@ class EmulatorSet:
             "WORKER_LAKE_URL": "%s/%s" % (url, filesystem),
             "WORKER_VAULT_URL": self.vault_url,
             "AZURE_CLIENT_ID": client_id,
-            "AZURE_POD_IDENTITY_AUTHORITY_HOST": self.identity_url,
+            "AZURE_POD_IDENTITY_AUTHORITY_HOST": self.vm_identity_url(vm),
             "REQUESTS_CA_BUNDLE": self.bundle_path,
             "SSL_CERT_FILE": self.bundle_path,
             "AZURE_STORAGE_ACCOUNT_NAME": account,
@@ -273,7 +289,7 @@ class EmulatorSet:
             "FSSPEC_ABFS_ACCOUNT_HOST": url.split("://", 1)[1],
         }
         if app_service:
-            env["IDENTITY_ENDPOINT"] = self.identity_url + "/msi/token"
+            env["IDENTITY_ENDPOINT"] = self.vm_identity_url(vm) + "/msi/token"
             env["IDENTITY_HEADER"] = self.identity_header
         if self.batch is not None:
             env.update(self.batch.environment())

@@ -64,12 +64,12 @@ class EmulatorHandle:
         return self.set.config.account_key
 
     def environment(self, client_id: Optional[str] = None, filesystem: Optional[str] = None,
-                    app_service: bool = False) -> Dict[str, str]:
+                    app_service: bool = False, vm: Optional[str] = None) -> Dict[str, str]:
         """WORKER_LAKE_URL, WORKER_VAULT_URL, AZURE_CLIENT_ID, ..._AUTHORITY_HOST, the CA
         bundle and the storage account's variables: a worker's environment, as on a node
         (IMDS only); ``app_service=True`` adds IDENTITY_ENDPOINT/IDENTITY_HEADER, as in the
-        env file of ``emulate``."""
-        return self.set.environment(client_id, filesystem, app_service)
+        env file of ``emulate``; with ``vm``, the identity endpoint of that VM."""
+        return self.set.environment(client_id, filesystem, app_service, vm)
 
     # -- data ------------------------------------------------------------------------------
 
@@ -157,6 +157,12 @@ class EmulatorHandle:
 
     def reset_counts(self) -> None:
         self.set.counters.reset()
+        if self.set.identity_app.throttle is not None:
+            self.set.identity_app.throttle.reset()
+
+    def identity_stats(self) -> Dict[str, Dict[str, int]]:
+        """Token requests per VM, ``{"served": n, "throttled": m}`` (with limits only)."""
+        return self.set.identity_stats()
 
     # -- real SDK clients with fast retries -------------------------------------------------------
 

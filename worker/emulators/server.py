@@ -57,6 +57,8 @@ class Request:
     def __init__(self, method: str, target: str, headers: Any, body: bytes) -> None:
         self.method = method
         self.raw_path, _, self.raw_query = target.partition("?")
+        self.sent_path = self.raw_path  # raw_path may be narrowed by an app (a VM's prefix)
+        self.vm = ""  # the VM an identity request is for (identity_limits.py)
         self.query: Dict[str, str] = dict(parse_qsl(self.raw_query, keep_blank_values=True))
         self.headers = headers
         self.body = body
@@ -126,7 +128,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _log(self, request: Request, operation: str, status: str, started: float) -> None:
         on_request = self.server.on_request
         if on_request is not None:
-            on_request(RequestRecord(self.server.app.service, request.method, request.raw_path,
+            on_request(RequestRecord(self.server.app.service, request.method, request.sent_path,
                                      operation, status, (time.monotonic() - started) * 1000))
 
     def _respond(self, app: Any, request: Request, operation: str,

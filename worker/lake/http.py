@@ -50,7 +50,7 @@ from azure.core.pipeline.policies import (
 )
 from azure.core.pipeline.transport import HttpRequest
 
-from .. import __version__
+from ..version import __version__
 from ..connection import is_misconfiguration
 from .transport import Answer, LakeTransport
 

@@ -59,6 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --emulators: files the lake starts with (repeatable; DIR/lake of "
              "--specs is added)")
     add("--secrets", metavar="FILE", help="with --emulators: a JSON object of secrets")
+    add("--no-identity-limits", action="store_true",
+        help="with --emulators: lift Azure's limits on the node's managed-identity endpoint "
+             "(20 token requests a second, 5 at once)")
     add("--env", action="append", default=[], metavar="NAME=VALUE",
         help="a variable for every task, over all others (repeatable)")
     add("--reboot", action="store_true",
@@ -111,7 +114,7 @@ class _Plan:
         self.task_packages: Dict[str, Dict[str, str]] = {}
 
     def execute(self, args: argparse.Namespace, lake_dirs: List[Path]) -> int:
-        from .emulators import LocalEmulators
+        from .emulators import LocalEmulators, forget_tokens
 
         self.node.prepare(self.job.id)
         self.node.variables.update(self.node.install(self.pool.packages))
@@ -121,8 +124,12 @@ class _Plan:
         emulators = None
         try:
             if args.emulators:
+                from .node import NODE_ID
+
                 emulators = LocalEmulators(self.node.root / "emulators", lake_dirs,
-                                           Path(args.secrets) if args.secrets else None)
+                                           Path(args.secrets) if args.secrets else None,
+                                           NODE_ID, limits=not args.no_identity_limits)
+                forget_tokens(self.node.root)
                 self.emulator_env = emulators.env
             boot, runs, job_state = self._run_node(args.reboot, stop)
         finally:

@@ -1,6 +1,9 @@
 """``--emulators``: ``python -m worker emulate`` beside the node, seeded with the sample data
 and the files the job's documents need in the lake, its environment given to every task.
 
+The node is a VM of the identity endpoint (its own path prefix, docs/design.md), throttled
+as Azure throttles a VM's managed-identity requests unless ``limits`` is off.
+
 The emulators keep their state in ``<root>/emulators/data`` until the next run starts them
 afresh, so what the tasks wrote can be looked at after the run:
 ``python -m worker emulate --data <root>/emulators/data``.
@@ -28,7 +31,8 @@ START_TIMEOUT = 60.0
 class LocalEmulators:
     """A running ``emulate`` process and the environment it printed."""
 
-    def __init__(self, folder: Path, lake_dirs: Sequence[Path], secrets: Optional[Path]):
+    def __init__(self, folder: Path, lake_dirs: Sequence[Path], secrets: Optional[Path],
+                 vm: str, limits: bool = True):
         if folder.exists():
             shutil.rmtree(str(folder))
         seed = folder / "lake"
@@ -44,11 +48,14 @@ class LocalEmulators:
                    "--load-dir", str(seed)]
         if secrets is not None:
             command += ["--load-secrets", str(secrets)]
+        if not limits:
+            command.append("--no-identity-limits")
         self.log_path = folder / "emulate.log"
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL)
         self.env = self._wait(env_file)
+        self.env["AZURE_POD_IDENTITY_AUTHORITY_HOST"] += "/vms/" + vm
 
     def _wait(self, env_file: Path) -> Dict[str, str]:
         deadline = time.monotonic() + START_TIMEOUT
@@ -72,6 +79,13 @@ class LocalEmulators:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def forget_tokens(node_root: Path) -> None:
+    """Tokens the node's tasks shared (worker/tokencache.py) in an earlier run: the emulators
+    start afresh with a new signing key, which would refuse them."""
+    for path in (node_root / "shared" / "batch-worker" / "tokens").glob("*/*.json"):
+        path.unlink()
 
 
 def _copy_tree(source: Path, target: Path) -> None:

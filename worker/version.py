@@ -1,0 +1,4 @@
+"""The worker's version, in a module of its own so that any module can name it (the lake's
+user agent, the result record) without importing the package's public API."""
+
+__version__ = "0.1.0"
