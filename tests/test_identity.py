@@ -100,6 +100,23 @@ def credential(env: Dict[str, str]) -> NodeCredential:
     return found
 
 
+def test_a_credential_is_not_reused_for_another_identity_endpoint(tmp_path):
+    """A long-lived process (a test run, the pytest plugin) that meets a second emulator set
+    gets a credential for it: one built for the first would present tokens the second's
+    services refuse (401)."""
+    reset_credential()
+    first = Config.from_env({"AZURE_POD_IDENTITY_AUTHORITY_HOST": "https://identity-a.invalid"})
+    again = Config.from_env({"AZURE_POD_IDENTITY_AUTHORITY_HOST": "https://identity-a.invalid"})
+    other = Config.from_env({"AZURE_POD_IDENTITY_AUTHORITY_HOST": "https://identity-b.invalid"})
+    assert get_credential(first) is get_credential(again)
+    assert get_credential(first) is not get_credential(other)
+    node = {"AZ_BATCH_NODE_ID": "tvm-1", "IDENTITY_ENDPOINT": "https://127.0.0.1:1001/vms/a"}
+    one = get_credential(Config.from_env(dict(node, AZ_BATCH_NODE_SHARED_DIR=str(tmp_path / "a"))))
+    two = get_credential(Config.from_env(dict(node, AZ_BATCH_NODE_SHARED_DIR=str(tmp_path / "b"))))
+    assert one is not two  # another node's token folder
+    reset_credential()
+
+
 # -- the endpoint's answers ----------------------------------------------------------------------
 
 

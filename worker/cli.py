@@ -12,8 +12,8 @@ import logging
 import sys
 from pathlib import Path
 
-from .version import __version__
 from .errors import USAGE, WorkerError
+from .version import __version__
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: typing costs every task's start-up (bench_harness.py)

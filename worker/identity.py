@@ -50,8 +50,13 @@ def on_batch(config) -> bool:
 
 
 def get_credential(config):
-    """The process's credential, built on first use and shared by every client."""
-    key = (on_batch(config), config.client_id, config.token_cache)
+    """The process's credential, built on first use and shared by every client. A task has
+    one configuration; a long-lived process (the pytest plugin, a test run) may meet
+    several, and a credential is never reused for another identity endpoint (its tokens
+    would be refused there)."""
+    endpoints = tuple(config.environ.get(name, "") for name in _ENDPOINT_VARIABLES)
+    key = (on_batch(config), config.client_id, config.token_cache, endpoints,
+           config.environ.get("AZ_BATCH_NODE_SHARED_DIR", ""))
     with _lock:
         if key not in _credentials:
             _credentials[key] = _build(config)

@@ -12,10 +12,10 @@ import os
 import time
 from pathlib import Path
 
-from .version import __version__
 from .errors import ConfigError, exit_meaning
 from .logs import utc_timestamp
 from .redact import redact, redact_value
+from .version import __version__
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: typing costs every task's start-up (bench_harness.py)

@@ -50,8 +50,8 @@ from azure.core.pipeline.policies import (
 )
 from azure.core.pipeline.transport import HttpRequest
 
-from ..version import __version__
 from ..connection import is_misconfiguration
+from ..version import __version__
 from .transport import Answer, LakeTransport
 
 #: The OAuth scope of Azure Storage, as the storage SDK asks for it.
