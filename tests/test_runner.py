@@ -291,3 +291,24 @@ def test_off_batch_no_record_goes_to_the_lake(tmp_path):
                        env=clean_env(WORKER_LAKE_URL=lake.as_uri()))
     assert proc.returncode == 0 and record["status"] == "succeeded"
     assert not (lake / ".worker-jobs").exists()
+
+
+def test_a_secret_that_is_an_ordinary_word_leaves_the_record_s_field_names_alone():
+    """Secrets are masked in everything the record holds, but its own field names are its
+    schema: a secret "value" or "status" must not turn "return_value" into "return_***"."""
+    from worker.redact import forget_all, register_secret
+    from worker.result import Result
+
+    result = Result(handler="h:f", started=0.0, params={"value": "the value", "n": 1})
+    result.status, result.exit_code = "succeeded", 0
+    result.return_value = {"status": "status ok"}
+    register_secret("value")
+    register_secret("status")
+    try:
+        record = result.to_dict()
+    finally:
+        forget_all()
+    assert {"status", "exit_code", "params", "return_value"} <= set(record)
+    assert record["status"] == "succeeded"
+    assert record["params"] == {"***": "the ***", "n": 1}
+    assert record["return_value"] == {"***": "*** ok"}

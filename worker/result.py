@@ -60,7 +60,9 @@ class Result:
             "worker_version": __version__,
         }
         record.update(_return_fields(self.return_value))
-        return redact_value(record)
+        # The record's own field names are its schema, never redacted (a secret that happens
+        # to be a word like "value" must not rename "return_value"); all under them is.
+        return {name: redact_value(value) for name, value in record.items()}
 
 
 def _return_fields(value: Any) -> Dict[str, Any]:

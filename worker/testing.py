@@ -163,13 +163,15 @@ def run_handler(
 
     Unlike a task process, stdout and stderr are not redacted through a pipe and logging is
     left to pytest (``caplog`` sees the records); the result record is redacted as always.
-    Each call starts with a new credential, as each task process does.
+    Each call starts with a new credential and no secret remembered from earlier runs, as
+    each task process does.
     """
     import tempfile
 
     with _environ(env), tempfile.TemporaryDirectory(prefix="worker-run-") as tmp:
         from worker.config import Config
         from worker.identity import reset_credential
+        from worker.redact import forget_all
         from worker.runner import RunRequest, run_task
 
         request = RunRequest(
@@ -178,6 +180,7 @@ def run_handler(
             timeout=timeout,
         )
         reset_credential()
+        forget_all()  # not after: the result's to_dict() redacts when it is called
         try:
             return run_task(request)
         finally:
