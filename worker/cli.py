@@ -180,7 +180,7 @@ def _deploy_module(command: str):
     return importlib.import_module("worker.deploy." + _DEPLOY_COMMANDS[command][0])
 
 
-class _RunParser(argparse.ArgumentParser):
+class _RunParser(_Parser):
     """``run`` parsed without the top-level parser (building every command's costs a task's
     start-up): it takes ``run`` as its first word."""
 

@@ -397,7 +397,29 @@ class NodeCredential:
             return ConfigError(f"no token for {resource}: {error}; check the endpoint "
                                f"{self.endpoint} (AZURE_POD_IDENTITY_AUTHORITY_HOST)",
                                code="config.identity")
-        return RetryableError(f"no token for {resource}: {error}")
+        return RetryableError(f"no token for {resource}: {self._named(str(error))}; "
+                              + self._retry_fix(getattr(error, "status", None)))
+
+    def _named(self, message: str) -> str:
+        """imds's message with the endpoint named, and what set it."""
+        from .imds import IMDS_URL
+
+        where = (f"{self.endpoint} (AZURE_POD_IDENTITY_AUTHORITY_HOST)" if self._setting()
+                 else f"{IMDS_URL} (IMDS, the Azure VM's)")
+        return message.replace("the managed-identity endpoint",
+                               f"the managed-identity endpoint {where}", 1)
+
+    def _setting(self) -> str:
+        return ("AZURE_POD_IDENTITY_AUTHORITY_HOST"
+                if self.config.environ.get("AZURE_POD_IDENTITY_AUTHORITY_HOST", "").strip() else "")
+
+    def _retry_fix(self, status: Optional[int]) -> str:
+        if status is None:  # no answer
+            return _endpoint_fix(self.config, self._setting() or "the pool's identity settings")
+        if status == 429:
+            return ("the node's tasks asked faster than the endpoint allows: a retry of the "
+                    "task may succeed (fewer task slots per node ask less)")
+        return "it may be overloaded or restarting: a retry of the task may succeed"
 
 
 def _no_token(error: WorkerError) -> Exception:

@@ -95,7 +95,7 @@ def fetch_token(endpoint: str, resource: str, client_id: Optional[str], retry_to
             if not _transient(status):
                 raise Refused(status, code, description)
             if retries >= retry_total:
-                raise Unavailable(f"{_why(status)} ({status} {description or code})"
+                raise Unavailable(f"{_why(status)} ({status} {_detail(status, code, description)})"
                                   + _tries(retries), status)
             wait = _wait(headers, retry_backoff, retries + 1)
         retries += 1
@@ -123,6 +123,13 @@ def _transient(status: int) -> bool:
 
 def _why(status: int) -> str:
     return _ENDPOINT + (" throttled the requests" if status == 429 else " failed")
+
+
+def _detail(status: int, code: str, description: str) -> str:
+    """The error's code and words; a 429's code is left out (IMDS says invalid_request)."""
+    if status == 429:
+        return description or code
+    return ": ".join(part for part in (code, description) if part)
 
 
 def _tries(retries: int) -> str:

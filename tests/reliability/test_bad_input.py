@@ -265,7 +265,7 @@ CASES = [
          env={"AZURE_POD_IDENTITY_AUTHORITY_HOST": "http://127.0.0.1:9"},
          fix="check that AZURE_POD_IDENTITY_AUTHORITY_HOST names a running identity endpoint"),
     Case("imds-500", bi("read", "path=x"), 3, ["managed-identity endpoint http://127.0.0.1:",
-                                               "InternalError", "after its retries"],
+                                               "InternalError", "after 1 retry"],
          setup=fault("*", service="identity", status=500), fix="a retry of the task may succeed"),
     Case("imds-answer-cut", bi("read", "path=x"), 3, ["managed-identity endpoint http://127.0.0.1:",
                                                      "did not answer"],
