@@ -38,6 +38,8 @@ PORTS_FILE = "ports.json"
 
 def _epilog() -> str:
     from . import identity, lake, vault
+    from .batch import app as batch_app
+    from .batch import arm
 
     def names(operations) -> str:
         return textwrap.fill(", ".join(operations), 78, subsequent_indent=" " * 6).lstrip()
@@ -45,6 +47,8 @@ def _epilog() -> str:
     return _EPILOG % {"lake": names(lake.OPERATIONS), "vault": names(vault.OPERATIONS),
                       "batch": batch_cli.HELP,
                       "identity": names(identity.OPERATIONS),
+                      "batch_operations": names(batch_app.OPERATIONS),
+                      "arm": names(arm.OPERATIONS),
                       "ports": "/".join(str(p) for p in DEFAULT_PORTS)}
 
 
@@ -88,7 +92,8 @@ fault file (--faults FILE): a JSON list of rules; for each request the first rul
     "probability": 0.2},
    {"service": "lake", "operation": "delete", "kind": "late", "delay": 0.5}]
   keys (all optional):
-    service      lake, vault, identity or * (default *)
+    service      lake, vault, identity, batch (the --batch account's data plane), arm (its
+                 account plane) or * (default *)
     operation    one of the service's operations below, or * (default *)
     kind         status: answer an error in the service's own shape (default)
                  latency: wait `delay` seconds, then serve the request
@@ -98,6 +103,8 @@ fault file (--faults FILE): a JSON list of rules; for each request the first rul
                    (an answer lost on its way back: the client's retry meets the state
                    its first try made, e.g. a retried delete finds nothing, 404)
                  late: apply the request, then answer after `delay` seconds
+                 item: in a batch task.addcollection, answer one task with `status` and
+                   `code` inside the 200 (Batch's per-task serverError/clientError)
     status       the HTTP status of kind status (default 503)
     code         the service's error code (default ServerBusy for 503, InternalError for
                  500, TooManyRequests for 429)
@@ -113,6 +120,8 @@ fault file (--faults FILE): a JSON list of rules; for each request the first rul
     lake: %(lake)s
     vault: %(vault)s
     identity: %(identity)s
+    batch: %(batch_operations)s
+    arm: %(arm)s
 
 --load-secrets FILE: a JSON object of secret name -> string value, e.g.
   {"db-password": "s3cret", "api-key": "k"}; seeded at each start like --config's secrets.
