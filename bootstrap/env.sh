@@ -41,7 +41,7 @@ find_worker() {
     WORKER_SHA256=$REPLY
     WORKER_VERSION+=" sha256:$REPLY"
   elif [[ -f $APP_DIR/worker/__init__.py && -f $APP_DIR/pyproject.toml ]]; then
-    WORKER_VERSION=$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$APP_DIR/worker/__init__.py")
+    WORKER_VERSION=$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$APP_DIR/worker/version.py")
     WORKER_VERSION+=" (checkout)"
   else
     die "no worker wheel (batch_worker-*.whl) in ${WHEELHOUSE:-the wheelhouse} and no checkout at $APP_DIR"

@@ -47,7 +47,7 @@ class WorkerSource:
 
     @property
     def version(self) -> str:
-        text = (self.root / "worker" / "__init__.py").read_text(encoding="utf-8")
+        text = (self.root / "worker" / "version.py").read_text(encoding="utf-8")
         match = re.search(r'^__version__ = "([^"]+)"', text, re.M)
         return match.group(1) if match else "0"
 
