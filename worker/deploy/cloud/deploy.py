@@ -40,7 +40,8 @@ what it does, each step skipped when already done (run it again after an interru
   6. the job set to end once all its tasks have completed
 
 """ + ACCOUNT_HELP + """
-  lake: [job] lake_url, else WORKER_LAKE_URL (the items file; a fan-out over {lake = ...})
+  lake: the items file goes to [job] lake_url (the lake the job gets), else WORKER_LAKE_URL;
+    a fan-out over {lake = ...} lists WORKER_LAKE_URL
 
 exit codes:
   0 deployed (or nothing left to do), 2 a bad spec or option, a missing role, a wrong account,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 import time
@@ -35,8 +34,9 @@ EPILOG = """examples:
   python -m worker status sales-daily --watch --interval 30
 
 """ + ACCOUNT_HELP + """
-  lake: [job] lake_url, else WORKER_LAKE_URL: the failure of a task whose node is gone is read
-    from the job's folder there (.worker-jobs/JOB/results/TASK.json)
+  lake: the one the job's tasks wrote to (the job's own WORKER_LAKE_URL, which deploy set
+    from [job] lake_url), else WORKER_LAKE_URL, else [job] lake_url: the failure of a task
+    whose node is gone is read from the job's folder there (.worker-jobs/JOB/results/TASK.json)
 
 exit codes:
   0 every task succeeded; 40 the tasks ended and some failed (or wait on failed ones: blocked);
@@ -64,10 +64,8 @@ def _status(args: argparse.Namespace, out: IO[str]) -> int:
 
     spec = load_spec(args)
     clients = Clients(resolve(spec, args.account_url, args.shared_key))
-    lake_url = (spec.get("job", "lake_url") if spec is not None else None) or os.environ.get(
-        "WORKER_LAKE_URL")
     try:
-        view = JobView(clients, args.job, lake_url)
+        view = JobView(clients, args.job, spec=spec)
         return watch(view, out, args.interval) if args.watch else show(view, out)
     finally:
         clients.close()
@@ -122,7 +120,8 @@ class JobView:
 
     clients: Any
     job_id: str
-    lake_url: Optional[str] = None
+    lake_url: Optional[str] = None  # None: the job's lake (lake.job_lake_url), once read
+    spec: Any = None
     failures: Dict[str, Failure] = field(default_factory=dict)
     requeued: Set[str] = field(default_factory=set)  # ids of tasks seen requeued
     _blocked_for: Any = ((None, None), 0)
@@ -134,13 +133,18 @@ class JobView:
         batch, where = self.clients.batch, self.clients.target.where()
         try:
             job = batch.get_job(self.job_id, select=["id", "state", "poolInfo",
-                                                     "executionInfo"])
+                                                     "executionInfo",
+                                                     "commonEnvironmentSettings"])
             counts = batch.get_job_task_counts(self.job_id).task_counts
         except Exception as e:  # the SDK's errors, translated at this boundary
             raise translate(e, "reading job %s" % self.job_id, where,
                             not_found="there is no job %s in account %s: check the id"
                             % (self.job_id, self.clients.target.account or
                                self.clients.target.url)) from None
+        if self.lake_url is None:
+            from .lake import job_lake_url
+
+            self.lake_url = job_lake_url(job.common_environment_settings, self.spec)
         snap = Snapshot(state=_value(job.state), pool_id=(job.pool_info.pool_id or "")
                         if job.pool_info else "", active=counts.active, running=counts.running,
                         succeeded=counts.succeeded, failed=counts.failed,
