@@ -146,7 +146,9 @@ class Deploy:
         self.job_and_tasks(documents["job"], documents["tasks"])
         counts = self.clients.requests
         self.line("requests", "%d to the Batch account, %d to its account plane, %d for the "
-                  "package upload" % (counts["batch"], counts["account"], counts["package"]))
+                  "package upload%s" % (counts["batch"], counts["account"], counts["upload"],
+                                        ", %d reading the package there" % counts["compare"]
+                                        if counts["compare"] else ""))
         if not self.args.dry_run:
             self.say("watch it: python -m worker status %s --watch" % documents["job"]["id"])
 
@@ -198,7 +200,8 @@ class Deploy:
         with Bar("adding tasks", len(tasks), "tasks") as bar:
             adder = TaskAdder(batch, job["id"], where, progress=bar.advance)
             if state.finished or self.args.dry_run:
-                missing = [t for t in tasks if t["id"].lower() not in adder.ids()]
+                there = set() if state.created else adder.ids()  # no job: no tasks yet
+                missing = [t for t in tasks if t["id"].lower() not in there]
                 if state.finished and missing:
                     raise ConflictError(
                         "job %s has %s and Batch adds no tasks to it, but %d of the spec's %d "

@@ -24,7 +24,8 @@ import time
 from dataclasses import dataclass, field
 from typing import IO, Any, Dict, List, Optional, Set
 
-from ...errors import OK, exit_meaning
+from ...errors import OK
+from ..commandline import task_exit_meaning
 from ..errors import STATUS_FAILED, STATUS_RUNNING
 from .options import ACCOUNT_HELP, add_account_options, load_spec, run_command
 
@@ -327,7 +328,8 @@ def report(view: JobView, snap: Snapshot) -> str:
 
 def _why(failure: Failure) -> str:
     code = failure.exit_code
-    meaning = "exit %d (%s)" % (code, exit_meaning(code)) if code is not None else "no exit code"
+    meaning = "exit %d (%s)" % (code, task_exit_meaning(code)) if code is not None \
+        else "no exit code"
     return "%s: %s" % (meaning, failure.reason)
 
 
