@@ -3,7 +3,8 @@
 # the pytest plugin, at exactly the nodes' versions, in a venv of its own.
 #
 # Usage: bash bootstrap/devenv.sh [--python 3.8|3.12] [--venv DIR] [-r REQUIREMENTS]...
-#   --python X.Y  the nodes' Python to match (default 3.8, the nodes' default)
+#   --python X.Y  the nodes' Python to match (default 3.8, the nodes' default; 3.12 also for
+#                 deploy, status, logs, results and rerun, which need Python 3.9 or later)
 #   --venv DIR    where the venv goes (default .worker/dev-pyXY in this checkout)
 #   -r FILE       also install a project's requirements, the worker's pins held fixed
 # Environment: WORKER_PYTHON (the interpreter to use), PYENV_ROOT (where pyenv's Pythons are).
@@ -25,6 +26,8 @@ REQUIREMENTS=()
 
 log() { printf '%s devenv: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
 die() { printf 'devenv: %s\n' "$2" >&2; exit "$1"; }
+# The comment block at the top of this file, without its "# " (and nothing after it).
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; }
 trap 'die 7 "failed at line $LINENO: $BASH_COMMAND"' ERR
 
 parse_args() {
@@ -33,7 +36,7 @@ parse_args() {
       --python) PY_VERSION=${2:-}; shift 2 || die 2 "--python needs X.Y" ;;
       --venv) VENV=${2:-}; shift 2 || die 2 "--venv needs a folder" ;;
       -r | --requirements) REQUIREMENTS+=("$(realpath -- "${2:?}")"); shift 2 ;;
-      -h | --help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+      -h | --help) usage; exit 0 ;;
       *) die 2 "unknown option $1; see bash bootstrap/devenv.sh --help" ;;
     esac
   done

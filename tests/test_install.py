@@ -151,3 +151,12 @@ def test_every_lock_pin_lies_in_its_pyproject_range():
     for requirement in (Requirement(r) for r in project["dependencies"]):
         low = next(s.version for s in requirement.specifier if s.operator == ">=")
         assert Version(low) == Version(node38[requirement.name]), requirement
+
+
+def test_devenv_help_is_the_script_s_comment_block_and_nothing_more():
+    shown = devenv("--help")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0].startswith("A handler author's environment")
+    assert lines[-1] == "7 an install failed."  # not the first line of code after the block
+    assert not any(line.startswith(("#", "set ")) for line in lines)

@@ -384,9 +384,16 @@ def test_the_table_gives_each_failed_task_its_one_line_reason(tmp_path, capsys):
         task("ok", "exit 0"),
         task("bad", "echo noise >&2; echo 'task failed: exit 4 (bad input data)' >&2; exit 4"),
         task("quiet", "exit 5"),
+        task("harness", "echo '2026-12-04T17:26:09.713Z ERROR j/harness worker: task failed "
+                        "after 0.15s: exit 4 (bad input data, retrying will not help): "
+                        "RepeatedFailure: raw/x.csv row 7 has no amount; not run again' >&2; "
+                        "exit 4"),
     ])
     report = local_batch(tmp_path, specs, "--env", "WORKER_LAKE_URL=file:///tmp/lake")
     assert report["by_id"]["bad"]["reason"] == "exit 4: task failed: exit 4 (bad input data)"
+    # the harness's own line: its preamble left out, so the cause fits the column
+    assert report["by_id"]["harness"]["reason"] == (
+        "exit 4: RepeatedFailure: raw/x.csv row 7 has no amount; not run again")
     assert report["by_id"]["quiet"]["reason"] == "exit 5"
     assert report["by_id"]["ok"]["reason"] is None
     out = capsys.readouterr().out.splitlines()

@@ -37,11 +37,10 @@ def test_a_retry_of_bad_input_exits_4_at_once_without_running_the_handler(tmp_pa
     assert (second.returncode, third.returncode) == (4, 4)
     assert runs(tmp_path) == 1
     assert last_line(second.stderr).endswith(
-        "exit 4 (bad input data, retrying will not help): RepeatedFailure: not run again: "
-        "attempt 1 of this task failed with exit 4 (bad input data, retrying will not help): "
-        "raw/sales/2024-01-31.csv row 7 has no amount: fix the file; Batch retries every "
-        "failure (maxTaskRetryCount 2) but this one repeats: fix the cause, then python -m "
-        "worker rerun job --failed (or az batch task reactivate)")
+        "exit 4 (bad input data, retrying will not help): RepeatedFailure: "
+        "raw/sales/2024-01-31.csv row 7 has no amount: fix the file; not run again: attempt 1 "
+        "failed so (exit 4), and Batch's retries (maxTaskRetryCount 2) would only repeat it: "
+        "fix the cause, then python -m worker rerun job --failed (or az batch task reactivate)")
     assert "Traceback" not in second.stderr
     assert record["error"]["code"] == "retry.repeated_failure"
     assert record["task"]["attempt"] == 2
@@ -56,7 +55,7 @@ def test_a_bad_parameter_is_not_run_again_either(tmp_path):
     assert first.returncode == 2
     second, record = batch_run(tmp_path, "handlers.retries:bad_input", "--param", "zzz=1")
     assert second.returncode == 2
-    assert "not run again: attempt 1 of this task failed with exit 2" in last_line(second.stderr)
+    assert "not run again: attempt 1 failed so (exit 2)" in last_line(second.stderr)
     assert record["exit_code"] == 2
 
 

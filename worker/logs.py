@@ -80,6 +80,16 @@ class JsonFormatter(logging.Formatter):
         return redact(json.dumps(entry, default=str, ensure_ascii=False))
 
 
+def failure_of(line: str) -> str:
+    """The failure a task's last stderr line states, without the harness's preamble (time,
+    level, job/task, "task failed after 0.01s: exit 4 (bad input data, ...): "), which a
+    report already says in its own columns; any other line as it is."""
+    import re  # only where a report reads lines back (the task path compiles no regex)
+
+    found = re.search(r" worker: task \w+ after [\d.]+s: exit -?\d+ \([^)]*\): ", line)
+    return line[found.end():] if found else line
+
+
 def setup_logging(
     fmt: str, level: str, job_id: str, task_id: str, stream: Optional[IO[str]] = None
 ) -> logging.Handler:

@@ -122,12 +122,12 @@ def _repeated_failure(request: RunRequest, task: TaskInfo) -> Optional[RepeatedF
                               lambda: _fingerprint(request))
     if record is None:
         return None
+    # The cause first: a reason column or a status line cut to its width still shows it.
     return RepeatedFailure(
-        f"not run again: attempt {record['attempt']} of this task failed with exit "
-        f"{record['exit_code']} ({exit_meaning(record['exit_code'])}): {record['message']}; "
-        f"Batch retries every failure (maxTaskRetryCount {retries}) but this one repeats: "
-        f"fix the cause, then python -m worker rerun {task.job_id} --failed (or az batch task "
-        "reactivate)",
+        f"{record['message']}; not run again: attempt {record['attempt']} failed so (exit "
+        f"{record['exit_code']}), and Batch's retries (maxTaskRetryCount {retries}) would only "
+        f"repeat it: fix the cause, then python -m worker rerun {task.job_id} --failed (or az "
+        "batch task reactivate)",
         record["exit_code"])
 
 

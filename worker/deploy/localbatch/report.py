@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from ...logs import failure_of
+
 REASON_WIDTH = 200  # characters of a stderr line kept in a reason
 
 
@@ -58,7 +60,7 @@ def failure_reasons(runs: Sequence[Any], folder: Callable[[Any], Path],
 
 def _reason(run: Any, folder: Callable[[Any], Path], by_id: Dict[str, Any]) -> str:
     if run.state == "failed" and run.exit_code is not None:
-        last = last_line(folder(run.task) / "stderr.txt")
+        last = last_line(folder(run.task) / "stderr.txt", cause=True)
         return "exit %s: %s" % (run.exit_code, last) if last else "exit %s" % run.exit_code
     if run.state == "blocked" and run.blocked_by in by_id:
         dep = by_id[run.blocked_by]
@@ -67,8 +69,9 @@ def _reason(run: Any, folder: Callable[[Any], Path], by_id: Dict[str, Any]) -> s
     return run.failure or run.state.replace("_", " ")
 
 
-def last_line(path: Path) -> str:
-    """The last non-empty line of a text file (its end only is read), or ""."""
+def last_line(path: Path, cause: bool = False) -> str:
+    """The last non-empty line of a text file (its end only is read), or ""; with ``cause``,
+    the failure it states without the harness's preamble (:func:`worker.logs.failure_of`)."""
     try:
         with path.open("rb") as handle:
             handle.seek(0, 2)
@@ -79,7 +82,7 @@ def last_line(path: Path) -> str:
     lines = [line.strip() for line in tail.splitlines() if line.strip()]
     if not lines:
         return ""
-    line = lines[-1]
+    line = failure_of(lines[-1]) if cause else lines[-1]
     return line if len(line) <= REASON_WIDTH else line[:REASON_WIDTH - 3] + "..."
 
 
