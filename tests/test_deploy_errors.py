@@ -299,8 +299,9 @@ def test_on_python_38_the_commands_refuse_in_one_line(command):
     assert proc.returncode == 2
     assert proc.stderr == (
         "%s: error: %s needs Python >= 3.9 and the deploy extra (azure-batch 15, "
-        "azure-mgmt-batch 19); this is Python 3.8: run it from a 3.9+ environment with pip "
-        "install 'batch-worker[deploy]'\n" % (command[0], command[0]))
+        "azure-mgmt-batch 19); this is Python 3.8: in a checkout, bash bootstrap/devenv.sh "
+        "--python 3.12 then .worker/dev-py312/bin/python -m worker ...; elsewhere pip install "
+        "'batch-worker[deploy]' in a Python >= 3.9\n" % (command[0], command[0]))
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["deploy", "--help"], ["status", "--help"]])
