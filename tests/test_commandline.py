@@ -89,3 +89,22 @@ def test_without_its_variable_the_line_fails_with_exit_21_naming_it():
         "worker-task: no AZ_BATCH_APP_PACKAGE_app_1 or AZ_BATCH_APP_PACKAGE_app variable on "
         "this node: the task needs application package app version 1 referenced by its pool or "
         "task\n")
+
+
+def test_the_launchers_codes_are_task_sh_s_and_status_explains_them():
+    """One table of the launcher's own codes (``LAUNCHER_MEANINGS``): task.sh's constant
+    agrees with it, and ``status`` explains a task's exit 20 or 21 as the launcher's, not as
+    the handler's own exit code (the docs' table: tests/test_docs.py)."""
+    import re
+
+    from worker.deploy.cloud.status import Failure, _why
+    from worker.deploy.commandline import EXIT_PROVISION, LAUNCHER_MEANINGS
+
+    script = (Path(__file__).resolve().parent.parent / "task.sh").read_text()
+    assert re.search(r"\bEXIT_PROVISION=(\d+)", script).group(1) == str(EXIT_PROVISION)
+    assert sorted(LAUNCHER_MEANINGS) == [20, 21]
+    line = _why(Failure("1", "a", 21, "worker-task: no AZ_BATCH_APP_PACKAGE_app_1 ..."))
+    assert line.startswith("exit 21 (the launcher's: no AZ_BATCH_APP_PACKAGE_* variable for "
+                           "the package on the node: ")
+    assert "own exit code" not in _why(Failure("1", "a", 20, "task.sh: ..."))
+    assert "own exit code" in _why(Failure("1", "a", 22, "..."))

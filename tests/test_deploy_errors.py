@@ -55,9 +55,15 @@ def test_a_package_version_is_uploaded_once_and_refused_with_other_bytes(loop):
     assert code == 0, err
     assert "  package  mini 2.0.0: uploaded (%d bytes) and activated" % first.stat().st_size \
         in out
+    assert re.search(r"^  requests \d+ to the Batch account, \d+ to its account plane, 1 for "
+                     r"the package upload\n", out, re.MULTILINE), out
     code, out, err = loop.cli("deploy", "--package", str(first))
     assert code == 0, err
     assert "  package  mini 2.0.0: there with the same bytes: not uploaded again" in out
+    # what was sent: nothing uploaded, the version there read to compare
+    assert re.search(r"^  requests \d+ to the Batch account, \d+ to its account plane, 0 for "
+                     r"the package upload, [12] reading the package there\n", out,
+                     re.MULTILINE), out
     other = loop.folder / "b" / "mini-2.0.0.zip"
     other.parent.mkdir()
     import zipfile
@@ -73,6 +79,67 @@ def test_a_package_version_is_uploaded_once_and_refused_with_other_bytes(loop):
         "bytes than %s: give the package a new version (python -m worker package --version X, "
         "or [package] version), or delete that version (az batch application package delete)"
         % (loop.env["AZURE_BATCH_ACCOUNT"], other))
+
+
+@needs_sdk
+def test_a_new_package_version_on_a_pool_with_nodes_is_refused_before_the_job(loop):
+    """Azure gives a pool's new package version only to nodes that join, reboot or are
+    reimaged: a job of it on the nodes there would fail every task (exit 21). deploy stops
+    before it changes the pool or creates the job, and names the fix; once the pool has no
+    nodes, the same deploy goes through and its tasks run with the new version."""
+    from deploy_support import mini_package
+
+    assert loop.cli("deploy")[0] == 0
+    mgmt = loop.service.management_client()
+
+    def pool():
+        return mgmt.pool.get(loop.env["AZURE_RESOURCE_GROUP"], loop.env["AZURE_BATCH_ACCOUNT"],
+                             "loop").as_dict()["properties"]
+
+    def wait_nodes(count):
+        deadline = time.monotonic() + 120
+        while (pool().get("currentDedicatedNodes") or 0) != count:
+            assert time.monotonic() < deadline, "the pool did not reach %d node(s)" % count
+            time.sleep(0.2)
+
+    wait_nodes(2)
+    new = mini_package(loop.folder / "b", version="1.1.0")
+    argv = ["deploy", "--package", str(new), "--set", "package.version=1.1.0",
+            "--set", "job.id=loop2"]
+    refusal = ("deploy: error: pool loop has 2 node(s), and Azure gives a pool's new "
+               "application package (mini 1.1.0) only to nodes that join, reboot or are "
+               "reimaged: the job's tasks would fail there (exit 21, no package variable): "
+               "deploy to a new pool (--set pool.id=NAME), or resize pool loop to 0 nodes (az "
+               "batch pool resize) and deploy again")
+    code, out, err = loop.cli(*argv, "--dry-run")
+    assert code == 2 and one_line(err) == refusal
+    assert "  package  mini 1.1.0: would upload" in out
+    code, out, err = loop.cli(*argv)
+    assert code == 2 and one_line(err) == refusal
+    assert "  package  mini 1.1.0: uploaded" in out and "  job " not in out
+    assert [r["version"] for r in pool()["applicationPackages"]] == ["1.0.0"]
+    from azure.core.exceptions import ResourceNotFoundError
+
+    from worker.deploy.cloud.account import Clients, resolve
+
+    own = Clients(resolve())
+    with pytest.raises(ResourceNotFoundError):
+        own.batch.get_job("loop2")
+
+    assert loop.cli("deploy", "--set", "pool.nodes=0")[0] == 0  # the fix: no nodes
+    wait_nodes(0)
+    code, out, err = loop.cli(*argv, "--set", "pool.nodes=1", "--dry-run")
+    assert code == 0, err
+    assert "  pool     loop: would update startTask, applicationPackages, scaleSettings" in out
+    assert "  job      loop2: would create it\n  tasks    5: would add 5, 0 there\n" in out
+    code, out, err = loop.cli(*argv, "--set", "pool.nodes=1")
+    assert code == 0, err
+    assert "  pool     loop: updated startTask, applicationPackages, scaleSettings" in out, out
+    code, out, err = loop.cli("status", "loop2", "--watch", "--interval", "0.3")
+    assert code == 40, out + err  # in/3.txt is bad: exit 4, and the others ran (no exit 21)
+    assert "3 succeeded, 1 failed" in out and "exit 21" not in out
+    assert "failed tasks:\n  3 (in/3.txt): exit 4 (" in out
+    own.close()
 
 
 @needs_sdk
@@ -144,8 +211,8 @@ def test_a_pool_key_azure_cannot_change_is_named_and_one_it_can_is_updated(loop)
     code, out, err = loop.cli("deploy", "--set", "pool.nodes=1",
                               "--set", "pool.environment={COLOUR = \"blue\"}")
     assert code == 0, err
-    assert "  pool     loop: updated startTask; its 1 node(s) get the new start task or " \
-           "package after a reboot" in out
+    assert "  pool     loop: updated startTask; its 1 node(s) get the new start task after " \
+           "a reboot" in out
 
 
 @needs_sdk
@@ -232,8 +299,9 @@ def test_on_python_38_the_commands_refuse_in_one_line(command):
     assert proc.returncode == 2
     assert proc.stderr == (
         "%s: error: %s needs Python >= 3.9 and the deploy extra (azure-batch 15, "
-        "azure-mgmt-batch 19); this is Python 3.8: run it from a 3.9+ environment with pip "
-        "install 'batch-worker[deploy]'\n" % (command[0], command[0]))
+        "azure-mgmt-batch 19); this is Python 3.8: in a checkout, bash bootstrap/devenv.sh "
+        "--python 3.12 then .worker/dev-py312/bin/python -m worker ...; elsewhere pip install "
+        "'batch-worker[deploy]' in a Python >= 3.9\n" % (command[0], command[0]))
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["deploy", "--help"], ["status", "--help"]])

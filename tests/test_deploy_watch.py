@@ -115,18 +115,31 @@ def test_logs_follow_reads_the_file_as_it_grows_until_the_task_ends(loop, tmp_pa
     assert len(lines) >= 3  # it printed while it waited: more than one read
 
 
-def test_without_nodes_results_read_the_lake_status_its_copy_and_logs_say_so(loop):
+def test_without_nodes_results_read_the_lake_status_its_copy_and_logs_say_so(loop,
+                                                                             monkeypatch):
+    """The lake is the one the job's tasks wrote to (the job's own WORKER_LAKE_URL, from
+    ``--set job.lake_url``), not the spec file's placeholder (a host that does not resolve)
+    nor this shell's WORKER_LAKE_URL (here an empty file system: the records not there)."""
+    lake_url = loop.env["WORKER_LAKE_URL"]
     loop.lake.seed_file(loop.filesystem, "in/3.txt", b"bad")
-    loop.spec.write_text(loop.spec.read_text().replace("retries = 1", "retries = 0"))
-    assert loop.cli("deploy")[0] == 0
+    loop.spec.write_text(loop.spec.read_text().replace("retries = 1", "retries = 0").replace(
+        lake_url, "abfss://data@mydatalake.dfs.core.windows.net/"))
+    monkeypatch.setenv("WORKER_LAKE_URL", "%s/%s" % (loop.lake.account_url,
+                                                     loop.lake.new_filesystem("other")))
+    lake = ["--set", "job.lake_url=" + lake_url]
+    assert loop.cli("deploy", *lake)[0] == 0
     assert loop.cli("status", "loop1", "--watch", "--interval", "0.3")[0] == 40
-    assert loop.cli("deploy", "--set", "pool.nodes=0")[0] == 0  # the nodes go
+    # the merge waits on the failed task: not finished, and not counted as failed
+    code, out, err = loop.cli("results", "loop1")
+    assert code == 0, err
+    assert out.splitlines()[-1] == "5 task(s): 3 succeeded, 1 failed, 1 not finished"
+    assert loop.cli("deploy", "--set", "pool.nodes=0", *lake)[0] == 0  # the nodes go
     own = clients()
     wait_for(lambda: not list(own.batch.list_nodes("loop")), 120, "the nodes to go")
     own.close()
     from worker.jobfiles import result_file
 
-    _delete(result_file("loop1", "2"))
+    _delete(result_file("loop1", "2"), lake_url)
 
     code, out, err = loop.cli("results", "loop1", "--out", "r.json")
     assert code == 0, err
@@ -146,12 +159,12 @@ def test_without_nodes_results_read_the_lake_status_its_copy_and_logs_say_so(loo
         "(python -m worker results loop1 reads its result record from the lake)")
 
 
-def _delete(path):
+def _delete(path, url):
     from worker.config import Config
     from worker.lake import Lake, open_store
 
     config = Config.from_env()
-    lake = Lake(open_store(config.lake_url, config=config), "test")
+    lake = Lake(open_store(url, config=config), "test")
     try:
         lake.delete(path)
     finally:

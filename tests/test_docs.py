@@ -190,6 +190,11 @@ def test_the_exit_codes_reference_has_every_code_and_error_of_errors_py():
     for name, code in codes.items():
         row = r"^\| %d\+N " % code if name == "SIGNALLED" else r"^\| %d +\|" % code
         assert re.search(row, task, re.MULTILINE), (name, code)
+    from worker.deploy.commandline import LAUNCHER_MEANINGS
+
+    launcher = sections(REFERENCE / "exit-codes.md")["The task launcher (task.sh)"]
+    for code in LAUNCHER_MEANINGS:  # status explains a task's exit with these too
+        assert re.search(r"^\| %d +\|" % code, launcher, re.MULTILINE), code
     classes = [c for c in vars(errors).values() if inspect.isclass(c)
                and issubclass(c, BaseException) and c.__module__ == errors.__name__]
     assert len(classes) >= 20

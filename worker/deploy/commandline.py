@@ -22,6 +22,18 @@ from .errors import PackageUsageError
 
 #: The script's exit code when the node has no variable for the package.
 EXIT_NO_PACKAGE = 21
+#: task.sh's exit code when the start task could not provision the environment (its
+#: ``EXIT_PROVISION``; its other own code, 2, is the harness's configuration error).
+EXIT_PROVISION = 20
+#: What a task's exit code means when the launcher ended it, not the harness: the table of
+#: docs/reference/exit-codes.md "The task launcher" (``status`` explains failures with it).
+LAUNCHER_MEANINGS = {
+    EXIT_PROVISION: "the launcher's: the start task could not provision the package's "
+                    "environment",
+    EXIT_NO_PACKAGE: "the launcher's: no AZ_BATCH_APP_PACKAGE_* variable for the package on "
+                     "the node: its pool does not reference that version, or the node started "
+                     "before the pool did",
+}
 PREFIX = "AZ_BATCH_APP_PACKAGE_"
 
 _APP_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -71,6 +83,14 @@ def _command_line(app_id: str, version: Optional[str], script: str, name: str,
         version_text=" version %s" % version if version else "", code=EXIT_NO_PACKAGE,
         script=script)
     return " ".join(["/bin/bash", "-c", shlex.quote(body), name, *map(shlex.quote, args)])
+
+
+def task_exit_meaning(exit_code: int) -> str:
+    """The meaning of a Batch task's exit code: the launcher's own (20, 21), else the
+    harness's (``worker.errors.exit_meaning``)."""
+    from ..errors import exit_meaning
+
+    return LAUNCHER_MEANINGS.get(exit_code) or exit_meaning(exit_code)
 
 
 def _check(app_id: str, version: Optional[str]) -> None:

@@ -105,7 +105,8 @@ def _name_from(url: str) -> str:
 
 class Clients:
     """The SDK clients of one command, made on first use, sharing one credential; every
-    request they send is counted (``requests``: data plane, account plane, package upload)."""
+    request they send is counted (``requests``: ``batch`` the data plane, ``account`` the
+    account plane, ``upload`` the package's upload, ``compare`` reading the version there)."""
 
     def __init__(self, target: Target, environ: Optional[Mapping[str, str]] = None,
                  **sdk_options: Any) -> None:

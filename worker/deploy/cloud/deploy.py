@@ -40,7 +40,8 @@ what it does, each step skipped when already done (run it again after an interru
   6. the job set to end once all its tasks have completed
 
 """ + ACCOUNT_HELP + """
-  lake: [job] lake_url, else WORKER_LAKE_URL (the items file; a fan-out over {lake = ...})
+  lake: the items file goes to [job] lake_url (the lake the job gets), else WORKER_LAKE_URL;
+    a fan-out over {lake = ...} lists WORKER_LAKE_URL
 
 exit codes:
   0 deployed (or nothing left to do), 2 a bad spec or option, a missing role, a wrong account,
@@ -145,7 +146,9 @@ class Deploy:
         self.job_and_tasks(documents["job"], documents["tasks"])
         counts = self.clients.requests
         self.line("requests", "%d to the Batch account, %d to its account plane, %d for the "
-                  "package upload" % (counts["batch"], counts["account"], counts["package"]))
+                  "package upload%s" % (counts["batch"], counts["account"], counts["upload"],
+                                        ", %d reading the package there" % counts["compare"]
+                                        if counts["compare"] else ""))
         if not self.args.dry_run:
             self.say("watch it: python -m worker status %s --watch" % documents["job"]["id"])
 
@@ -197,7 +200,8 @@ class Deploy:
         with Bar("adding tasks", len(tasks), "tasks") as bar:
             adder = TaskAdder(batch, job["id"], where, progress=bar.advance)
             if state.finished or self.args.dry_run:
-                missing = [t for t in tasks if t["id"].lower() not in adder.ids()]
+                there = set() if state.created else adder.ids()  # no job: no tasks yet
+                missing = [t for t in tasks if t["id"].lower() not in there]
                 if state.finished and missing:
                     raise ConflictError(
                         "job %s has %s and Batch adds no tasks to it, but %d of the spec's %d "

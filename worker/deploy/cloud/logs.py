@@ -20,6 +20,7 @@ from .options import ACCOUNT_HELP, add_account_options, load_spec, run_command
 
 EPILOG = """examples:
   python -m worker logs sales-daily 3                   # the harness's log (stderr.txt)
+  python -m worker logs sales-daily 3 --stderr          # the same, said
   python -m worker logs sales-daily 3 --stdout          # what the handler printed
   python -m worker logs sales-daily merge --follow      # new lines until the task ends
   python -m worker logs sales-daily 3 --attempt 1       # the first run's (stderr.1.txt)

@@ -62,8 +62,9 @@ def run_command(name: str, body: Callable[[], int]) -> int:
         print("%s: error: %s" % (name, e), file=sys.stderr)
         return e.exit_code
     except ImportError as e:  # tomli on Python < 3.11 comes with the deploy extra
-        print("%s: error: %s: install the deploy extra with pip install "
-              "'batch-worker[deploy]'" % (name, e), file=sys.stderr)
+        from .sdk import FIX
+
+        print("%s: error: %s: install the deploy extra: %s" % (name, e, FIX), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("%s: interrupted; run it again to go on" % name, file=sys.stderr)

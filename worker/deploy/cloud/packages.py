@@ -126,9 +126,10 @@ def _has_sas(url: str) -> bool:
     return "sig=" in url.partition("?")[2]
 
 
-def _blob_client(clients: Clients, signed: bool) -> Any:
+def _blob_client(clients: Clients, signed: bool, purpose: str) -> Any:
     """A pipeline for the package's blob: the URL's SAS (``signed``), else a bearer token of
-    the caller's for storage."""
+    the caller's for storage; its requests counted as ``purpose`` (``upload``: the zip sent,
+    ``compare``: the version there read)."""
     from azure.core import PipelineClient
     from azure.core.pipeline.policies import (
         BearerTokenCredentialPolicy,
@@ -144,14 +145,14 @@ def _blob_client(clients: Clients, signed: bool) -> Any:
                 UserAgentPolicy("batch-worker-deploy"), RetryPolicy(retry_total=3)]
     if not signed:
         policies.append(BearerTokenCredentialPolicy(clients.credential, STORAGE_SCOPE))
-    return PipelineClient("", policies=policies + [clients.counter("package")])
+    return PipelineClient("", policies=policies + [clients.counter(purpose)])
 
 
 def _upload(clients: Clients, url: str, archive: Path, md5: str, size: int,
             progress: Optional[Callable[[int], None]]) -> None:
     from azure.core.rest import HttpRequest
 
-    with archive.open("rb") as handle, _blob_client(clients, _has_sas(url)) as client:
+    with archive.open("rb") as handle, _blob_client(clients, _has_sas(url), "upload") as client:
         body = _Counted(handle, progress)
         request = HttpRequest("PUT", url, content=body, headers={
             "x-ms-blob-type": "BlockBlob", "Content-MD5": md5, "Content-Length": str(size),
@@ -174,7 +175,7 @@ def _same_blob(clients: Clients, package: dict, md5: str, size: int) -> bool:
 def _compare(clients: Clients, url: str, signed: bool, md5: str, size: int) -> bool:
     from azure.core.rest import HttpRequest
 
-    with _blob_client(clients, signed) as client:
+    with _blob_client(clients, signed, "compare") as client:
         head = _send(client, HttpRequest("HEAD", url), "reading the package there", clients)
         if int(head.headers.get("Content-Length") or -1) != size:
             return False

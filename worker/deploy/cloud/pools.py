@@ -5,9 +5,10 @@ A pool that does not exist is created (``If-None-Match: *``, so a create whose a
 lost and is sent again cannot replace what another deploy made). An existing pool is
 compared key by key: Azure changes ``startTask``, ``applicationPackages`` and
 ``scaleSettings`` on a pool with nodes (the first two reach a node when it reboots or is
-reimaged), so those are updated (PATCH); any other difference (``vmSize``, the image,
-``taskSlotsPerNode``, ``taskSchedulingPolicy``, the identity) is a clear error naming the key:
-Azure takes those only at creation or on a pool with no nodes.
+reimaged), so those are updated (PATCH), except a package version new to a pool that has
+nodes: its tasks would fail on them, so that is refused with the fix; any other difference
+(``vmSize``, the image, ``taskSlotsPerNode``, ``taskSchedulingPolicy``, the identity) is a
+clear error naming the key: Azure takes those only at creation or on a pool with no nodes.
 """
 
 from __future__ import annotations
@@ -67,12 +68,33 @@ def ensure_pool(clients: Clients, pool_id: str, body: Dict[str, Any],
                _FIXES.get(key, key)))
     if not changes:
         return "up to date"
+    _check_packages_reach_nodes(pool_id, body, existing)
     if not dry_run:
         _update(clients, pool_id, {"properties": {k: body["properties"][k] for k in changes}})
     nodes = _nodes(existing)
-    note = "; its %d node(s) get the new start task or package after a reboot" % nodes \
-        if nodes and ("startTask" in changes or "applicationPackages" in changes) else ""
+    note = "; its %d node(s) get the new start task after a reboot" % nodes \
+        if nodes and "startTask" in changes else ""
     return "%s %s%s" % ("updated" if not dry_run else "would update", ", ".join(changes), note)
+
+
+def _check_packages_reach_nodes(pool_id: str, body: Dict[str, Any],
+                                existing: Dict[str, Any]) -> None:
+    """Refuse a package version new to a pool that has nodes: Azure gives a pool's changed
+    packages only to nodes that join, reboot or are reimaged (BATCH.md 1.3), so the job's
+    tasks would find no package variable on the nodes there and fail (the launcher's exit 21).
+    Checked before anything changes, so the pool stays as it was."""
+    nodes = _nodes(existing)
+    added = sorted(set(normalized(body)["applicationPackages"] or []) -
+                   set(normalized(existing)["applicationPackages"] or []))
+    if not nodes or not added:
+        return
+    names = ", ".join("%s %s" % (ref.rsplit("/", 1)[-1], version) for ref, version in added)
+    raise ConflictError(
+        "pool %s has %d node(s), and Azure gives a pool's new application package (%s) only "
+        "to nodes that join, reboot or are reimaged: the job's tasks would fail there (exit "
+        "21, no package variable): deploy to a new pool (--set pool.id=NAME), or resize pool "
+        "%s to 0 nodes (az batch pool resize) and deploy again" % (pool_id, nodes, names,
+                                                                 pool_id))
 
 
 def _get(clients: Clients, pool_id: str) -> Optional[Dict[str, Any]]:

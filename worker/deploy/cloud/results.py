@@ -18,7 +18,6 @@ import argparse
 import csv
 import io
 import json
-import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,8 +33,9 @@ EPILOG = """examples:
   python -m worker results sales-daily --out results.csv     # or .json
 
 """ + ACCOUNT_HELP + """
-  lake: [job] lake_url, else WORKER_LAKE_URL (the job's folder: the records of tasks whose
-    node is gone)
+  lake: the one the job's tasks wrote to (the job's own WORKER_LAKE_URL, which deploy set
+    from [job] lake_url), else WORKER_LAKE_URL, else [job] lake_url: the records in the
+    job's folder there (.worker-jobs/JOB/results/TASK.json)
 
 exit codes:
   0 written; 2 no such job, an --out of another kind, a missing role, a wrong account;
@@ -68,10 +68,8 @@ def _results(args: argparse.Namespace, out: IO[str]) -> int:
         raise CloudError("--out %s: write .parquet, .csv or .json" % args.out)
     spec = load_spec(args)
     clients = Clients(resolve(spec, args.account_url, args.shared_key))
-    lake_url = (spec.get("job", "lake_url") if spec is not None else None) or os.environ.get(
-        "WORKER_LAKE_URL")
     try:
-        rows = collect(clients, args.job, lake_url)
+        rows = collect(clients, args.job, job_lake(clients, args.job, spec))
     finally:
         clients.close()
     if args.out:
@@ -82,6 +80,20 @@ def _results(args: argparse.Namespace, out: IO[str]) -> int:
     else:
         out.write(text_table(rows))
     return OK
+
+
+def job_lake(clients: Any, job_id: str, spec: Any) -> Optional[str]:
+    """The lake the job's tasks wrote their records to (``lake.job_lake_url``)."""
+    from .failures import translate
+    from .lake import job_lake_url
+
+    try:
+        job = clients.batch.get_job(job_id, select=["id", "commonEnvironmentSettings"])
+    except Exception as e:  # the SDK's errors, translated at this boundary
+        raise translate(e, "reading job %s" % job_id, clients.target.where(),
+                        not_found="there is no job %s in account %s: check the id"
+                        % (job_id, clients.target.account or clients.target.url)) from None
+    return job_lake_url(job.common_environment_settings, spec)
 
 
 def collect(clients: Any, job_id: str, lake_url: Optional[str]) -> List[Dict[str, Any]]:
@@ -239,9 +251,17 @@ def text_table(rows: List[Dict[str, Any]]) -> str:
     widths = [max([len(h)] + [len(str(line[i])) for line in body]) for i, h in enumerate(head)]
     lines = ["  ".join(str(v).ljust(w) for v, w in zip(line, widths)).rstrip()
              for line in [head] + body]
-    failed = sum(1 for r in rows if r.get("status") not in (None, "succeeded"))
-    lines.append("%d task(s), %d succeeded, %d not" % (len(rows), len(rows) - failed, failed))
+    lines.append(summary(rows))
     return "\n".join(lines) + "\n"
+
+
+def summary(rows: List[Dict[str, Any]]) -> str:
+    """``5 task(s): 3 succeeded, 1 failed, 1 not finished``: a task that has not completed
+    (active, preparing, running) is not finished, whatever an earlier run's record says."""
+    done = [r for r in rows if r["state"] == "completed"]
+    succeeded = sum(1 for r in done if r.get("status") == "succeeded")
+    return "%d task(s): %d succeeded, %d failed, %d not finished" % (
+        len(rows), succeeded, len(done) - succeeded, len(rows) - len(done))
 
 
 def _order(task_id: str) -> List[Any]:

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import IO, Any, Dict, List, Optional, Set
 
-from ...errors import OK, exit_meaning
+from ...errors import OK
+from ..commandline import task_exit_meaning
 from ..errors import STATUS_FAILED, STATUS_RUNNING
 from .options import ACCOUNT_HELP, add_account_options, load_spec, run_command
 
@@ -35,8 +35,9 @@ EPILOG = """examples:
   python -m worker status sales-daily --watch --interval 30
 
 """ + ACCOUNT_HELP + """
-  lake: [job] lake_url, else WORKER_LAKE_URL: the failure of a task whose node is gone is read
-    from the job's folder there (.worker-jobs/JOB/results/TASK.json)
+  lake: the one the job's tasks wrote to (the job's own WORKER_LAKE_URL, which deploy set
+    from [job] lake_url), else WORKER_LAKE_URL, else [job] lake_url: the failure of a task
+    whose node is gone is read from the job's folder there (.worker-jobs/JOB/results/TASK.json)
 
 exit codes:
   0 every task succeeded; 40 the tasks ended and some failed (or wait on failed ones: blocked);
@@ -64,10 +65,8 @@ def _status(args: argparse.Namespace, out: IO[str]) -> int:
 
     spec = load_spec(args)
     clients = Clients(resolve(spec, args.account_url, args.shared_key))
-    lake_url = (spec.get("job", "lake_url") if spec is not None else None) or os.environ.get(
-        "WORKER_LAKE_URL")
     try:
-        view = JobView(clients, args.job, lake_url)
+        view = JobView(clients, args.job, spec=spec)
         return watch(view, out, args.interval) if args.watch else show(view, out)
     finally:
         clients.close()
@@ -122,7 +121,8 @@ class JobView:
 
     clients: Any
     job_id: str
-    lake_url: Optional[str] = None
+    lake_url: Optional[str] = None  # None: the job's lake (lake.job_lake_url), once read
+    spec: Any = None
     failures: Dict[str, Failure] = field(default_factory=dict)
     requeued: Set[str] = field(default_factory=set)  # ids of tasks seen requeued
     _blocked_for: Any = ((None, None), 0)
@@ -134,13 +134,18 @@ class JobView:
         batch, where = self.clients.batch, self.clients.target.where()
         try:
             job = batch.get_job(self.job_id, select=["id", "state", "poolInfo",
-                                                     "executionInfo"])
+                                                     "executionInfo",
+                                                     "commonEnvironmentSettings"])
             counts = batch.get_job_task_counts(self.job_id).task_counts
         except Exception as e:  # the SDK's errors, translated at this boundary
             raise translate(e, "reading job %s" % self.job_id, where,
                             not_found="there is no job %s in account %s: check the id"
                             % (self.job_id, self.clients.target.account or
                                self.clients.target.url)) from None
+        if self.lake_url is None:
+            from .lake import job_lake_url
+
+            self.lake_url = job_lake_url(job.common_environment_settings, self.spec)
         snap = Snapshot(state=_value(job.state), pool_id=(job.pool_info.pool_id or "")
                         if job.pool_info else "", active=counts.active, running=counts.running,
                         succeeded=counts.succeeded, failed=counts.failed,
@@ -323,7 +328,8 @@ def report(view: JobView, snap: Snapshot) -> str:
 
 def _why(failure: Failure) -> str:
     code = failure.exit_code
-    meaning = "exit %d (%s)" % (code, exit_meaning(code)) if code is not None else "no exit code"
+    meaning = "exit %d (%s)" % (code, task_exit_meaning(code)) if code is not None \
+        else "no exit code"
     return "%s: %s" % (meaning, failure.reason)
 
 
