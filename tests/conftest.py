@@ -39,3 +39,17 @@ def _example_package(tmp_path_factory, python: str) -> Path:
     assert result.returncode == 0, result.stderr
     (out.parent / "stdout.txt").write_text(result.stdout)
     return out
+
+
+@pytest.fixture
+def env_file_environ(emulators, emulator_filesystem, monkeypatch):
+    """This process's environment as ``emulate``'s env file sets it (the App Service identity
+    variables included), nothing else of Azure's: what a client of the emulators sees."""
+    from worker.emulators import CLEARED_VARIABLES
+
+    for name in CLEARED_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    env = emulators.environment(filesystem=emulator_filesystem, app_service=True)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env

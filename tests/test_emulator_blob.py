@@ -18,16 +18,9 @@ from azure.storage.blob import BlobBlock, BlobPrefix, BlobServiceClient, Content
 
 
 @pytest.fixture
-def blob_environ(emulators, emulator_filesystem, monkeypatch):
+def blob_environ(env_file_environ):
     """The whole env file of ``emulate`` in this process (App Service identity included)."""
-    from worker.emulators import CLEARED_VARIABLES
-
-    for name in CLEARED_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    env = emulators.environment(filesystem=emulator_filesystem, app_service=True)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return env
+    return env_file_environ
 
 
 @pytest.fixture

@@ -13,16 +13,9 @@ import pytest
 
 
 @pytest.fixture
-def app_service(emulators, emulator_filesystem, monkeypatch):
+def app_service(env_file_environ):
     """This process's environment as the env file of ``emulate`` sets it."""
-    from worker.emulators import CLEARED_VARIABLES
-
-    for name in CLEARED_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    env = emulators.environment(filesystem=emulator_filesystem, app_service=True)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return env
+    return env_file_environ
 
 
 @pytest.fixture

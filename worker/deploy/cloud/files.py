@@ -6,7 +6,7 @@ deletion. A task whose node is gone (or that never ran) has no files: Batch answ
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from .failures import Where, translate
 
@@ -19,36 +19,41 @@ def gone(error: Any) -> bool:
     return status in (404, 409)
 
 
-def size(batch: Any, job_id: str, task_id: str, path: str, where: Where) -> Optional[int]:
-    """The file's length, None when it (or its node) is gone."""
+_GONE = object()  # what _call returns for a file (or node) that is not there
+
+
+def _call(doing: str, where: Where, action: Callable[[], Any]) -> Any:
+    """``action()``, or ``_GONE`` when Batch says the file or its node is not there; any
+    other failure translated at this boundary (the SDK's errors), naming ``doing``."""
     from azure.core.exceptions import HttpResponseError
 
     try:
-        return int(batch.get_task_file_properties(job_id, task_id, path).content_length)
+        return action()
     except HttpResponseError as e:
         if gone(e):
-            return None
-        raise translate(e, "reading %s of task %s" % (path, task_id), where) from None
-    except Exception as e:  # the SDK's errors, translated at this boundary
-        raise translate(e, "reading %s of task %s" % (path, task_id), where) from None
+            return _GONE
+        raise translate(e, doing, where) from None
+    except Exception as e:
+        raise translate(e, doing, where) from None
+
+
+def size(batch: Any, job_id: str, task_id: str, path: str, where: Where) -> Optional[int]:
+    """The file's length, None when it (or its node) is gone."""
+    found = _call("reading %s of task %s" % (path, task_id), where,
+                  lambda: batch.get_task_file_properties(job_id, task_id, path))
+    return None if found is _GONE else int(found.content_length)
 
 
 def read(batch: Any, job_id: str, task_id: str, path: str, where: Where,
          start: int = 0, end: Optional[int] = None) -> Optional[bytes]:
     """Bytes ``start`` to ``end`` (inclusive; None: to the end) of the file; None when gone."""
-    from azure.core.exceptions import HttpResponseError
-
     span = None
     if start or end is not None:
         span = "bytes=%d-%s" % (start, "" if end is None else end)
-    try:
-        return b"".join(batch.download_task_file(job_id, task_id, path, ocp_range=span))
-    except HttpResponseError as e:
-        if gone(e):
-            return None
-        raise translate(e, "reading %s of task %s" % (path, task_id), where) from None
-    except Exception as e:  # the SDK's errors, translated at this boundary
-        raise translate(e, "reading %s of task %s" % (path, task_id), where) from None
+    found = _call("reading %s of task %s" % (path, task_id), where,
+                  lambda: b"".join(batch.download_task_file(job_id, task_id, path,
+                                                            ocp_range=span)))
+    return None if found is _GONE else found
 
 
 def last_line(batch: Any, job_id: str, task_id: str, path: str, where: Where
@@ -64,14 +69,6 @@ def last_line(batch: Any, job_id: str, task_id: str, path: str, where: Where
 
 def delete(batch: Any, job_id: str, task_id: str, path: str, where: Where) -> bool:
     """Delete the file; False when it (or its node) was not there."""
-    from azure.core.exceptions import HttpResponseError
-
-    try:
-        batch.delete_task_file(job_id, task_id, path)
-        return True
-    except HttpResponseError as e:
-        if gone(e):
-            return False
-        raise translate(e, "deleting %s of task %s" % (path, task_id), where) from None
-    except Exception as e:  # the SDK's errors, translated at this boundary
-        raise translate(e, "deleting %s of task %s" % (path, task_id), where) from None
+    found = _call("deleting %s of task %s" % (path, task_id), where,
+                  lambda: batch.delete_task_file(job_id, task_id, path))
+    return found is not _GONE
