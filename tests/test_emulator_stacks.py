@@ -12,9 +12,11 @@ skipped (CI runs them on 3.12).
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -111,3 +113,31 @@ def test_the_blob_sdk_reads_and_is_read(emulators, seeded, monkeypatch):
         assert container.download_blob(path).readall() == payload(path, size)
     container.upload_blob("blob/chunked.bin", payload("blob/chunked.bin", 200_000))
     _read_back(emulators, seeded, {"blob/chunked.bin": 200_000})
+
+
+@pytest.mark.skipif(not shutil.which("curl"), reason="no curl on this machine")
+def test_curl_with_the_env_file_loaded_over_a_shell_that_trusts_the_system_bundle(
+        emulators, seeded, tmp_path):
+    """curl reads CURL_CA_BUNDLE before SSL_CERT_FILE: a shell that set it to the system's
+    bundle must still reach the emulators once the env file is loaded. A token through App
+    Service's protocol, then a Get Blob with it, as a shell script would."""
+    env_file = tmp_path / "emu.env"
+    env_file.write_text(envfile.format_environment(
+        emulators.environment(filesystem=seeded, app_service=True)))
+    script = r"""
+set -euo pipefail
+set -a; . "$1"; set +a
+token=$(curl -sS -f -H "X-IDENTITY-HEADER: $IDENTITY_HEADER" \
+  "$IDENTITY_ENDPOINT?resource=https://storage.azure.com&api-version=2019-08-01" |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
+curl -sS -f -H "Authorization: Bearer $token" -H "x-ms-version: 2021-08-06" \
+  "$AZURE_STORAGE_ENDPOINT/$2/seeded/dfs.bin" | sha256sum
+"""
+    env = {k: v for k, v in os.environ.items()
+           if k not in CLEARED_VARIABLES and not k.startswith(("AZURE_", "FSSPEC_"))}
+    env.update(CURL_CA_BUNDLE="/etc/ssl/certs/ca-certificates.crt", SSL_CERT_DIR="/etc/ssl/certs")
+    proc = subprocess.run(["bash", "-c", script, "curl", str(env_file), seeded], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    expected = hashlib.sha256(payload("seeded/dfs.bin", 300_000)).hexdigest()
+    assert proc.stdout.split()[0] == expected

@@ -257,8 +257,9 @@ class EmulatorSet:
 
         - the worker: WORKER_LAKE_URL, WORKER_VAULT_URL, AZURE_CLIENT_ID and IMDS's
           AZURE_POD_IDENTITY_AUTHORITY_HOST;
-        - trust in the emulators' CA: REQUESTS_CA_BUNDLE (requests) and SSL_CERT_FILE
-          (OpenSSL's default paths: aiohttp, curl, Rust's native roots), both the bundle;
+        - trust in the emulators' CA: REQUESTS_CA_BUNDLE (requests), SSL_CERT_FILE
+          (OpenSSL's default paths: aiohttp, Rust's native roots) and CURL_CA_BUNDLE (curl,
+          which reads it before SSL_CERT_FILE), all the bundle;
         - the storage account: AZURE_STORAGE_ACCOUNT_NAME/_KEY, AZURE_STORAGE_ENDPOINT
           (obstore), AZURE_STORAGE_CONNECTION_STRING (the Blob SDK, adlfs, az),
           FSSPEC_ABFS_ACCOUNT_HOST (fsspec's abfs:// and az://);
@@ -280,6 +281,7 @@ class EmulatorSet:
             "AZURE_POD_IDENTITY_AUTHORITY_HOST": self.vm_identity_url(vm),
             "REQUESTS_CA_BUNDLE": self.bundle_path,
             "SSL_CERT_FILE": self.bundle_path,
+            "CURL_CA_BUNDLE": self.bundle_path,
             "AZURE_STORAGE_ACCOUNT_NAME": account,
             "AZURE_STORAGE_ACCOUNT_KEY": key,
             "AZURE_STORAGE_ENDPOINT": url,
