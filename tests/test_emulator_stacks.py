@@ -141,3 +141,35 @@ curl -sS -f -H "Authorization: Bearer $token" -H "x-ms-version: 2021-08-06" \
     assert proc.returncode == 0, proc.stderr
     expected = hashlib.sha256(payload("seeded/dfs.bin", 300_000)).hexdigest()
     assert proc.stdout.split()[0] == expected
+
+
+AZ = Path(os.environ.get("WORKER_TEST_AZ") or
+          Path(__file__).resolve().parent.parent / ".ci-venvs" / "azure-cli" / "bin" / "az")
+
+
+@pytest.mark.skipif(not AZ.exists(), reason="no az CLI at %s: bash tests/run.sh installs it "
+                                            "when it tests Python 3.12 (or set WORKER_TEST_AZ)"
+                                            % AZ)
+def test_az_storage_with_the_env_file_loaded(emulators, seeded, tmp_path):
+    """`az storage blob` with the connection string the env file sets, as a shell would:
+    it lists what the DataLake SDK wrote, and what it uploads ctx.lake reads back."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in CLEARED_VARIABLES and not k.startswith(("AZURE_", "FSSPEC_"))}
+    text = envfile.format_environment(emulators.environment(filesystem=seeded, app_service=True))
+    env.update(envfile.parse(text))
+    env.update(AZURE_CONFIG_DIR=str(tmp_path / ".azure"), AZURE_CORE_COLLECT_TELEMETRY="no",
+               AZURE_CORE_ONLY_SHOW_ERRORS="true")
+    local = tmp_path / "up.bin"
+    local.write_bytes(payload("from-az/up.bin", 200_000))
+
+    def az(*args: str) -> str:
+        done = subprocess.run([str(AZ), "storage", "blob", *args, "--container-name", seeded,
+                               "--output", "json"], env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    names = [b["name"] for b in json.loads(az("list", "--prefix", "seeded/"))]
+    assert names == ["seeded/dfs.bin", "seeded/lake.bin"]
+    az("upload", "--name", "from-az/up.bin", "--file", str(local))
+    _read_back(emulators, seeded, {"from-az/up.bin": 200_000})

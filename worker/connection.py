@@ -61,9 +61,29 @@ def connection_error(error: BaseException, service: str, setting: str,
             "Required); check the user and password in HTTPS_PROXY (http://USER:PASSWORD@HOST:"
             "PORT, with @ : / % in them percent-encoded), or set NO_PROXY to bypass it",
             code="config.proxy")
+    local = environ.get(setting, "")
+    if refused_locally(error, local):
+        from urllib.parse import urlsplit
+
+        return RetryableError(
+            f"{service}: nothing answers at {urlsplit(local.strip()).netloc} on this machine "
+            f"(connection refused): is the emulator running (python -m worker emulate), and "
+            f"does {setting} name its port? ('python -m worker doctor' checks each endpoint)")
     return RetryableError(
         f"{service} failed after the retries: {type(error).__name__}: "
         f"{first_line(error)}")
+
+
+def refused_locally(error: BaseException, url: str) -> bool:
+    """Whether a host on this machine refused the connection: nothing listens on that port
+    (an emulator that is not running, or the wrong port), which retrying will not change."""
+    if not url or not _has(error, ConnectionRefusedError):
+        return False
+    from urllib.parse import urlsplit
+
+    from .probe import is_loopback
+
+    return is_loopback(urlsplit(url.strip()).hostname or "")
 
 
 def is_misconfiguration(error: BaseException) -> bool:

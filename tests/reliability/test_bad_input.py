@@ -257,6 +257,19 @@ CASES = [
          setup=fault("rename", status=429, retry_after=0.01), fix="worth a retry"),
     Case("lake-connections-dropped", bi("read", "path=x"), 3, ["'x'", "retries"],
          setup=fault("*", kind="drop"), fix="worth a retry"),
+    # nothing listens on a port of this machine: said at once, not after minutes of retries
+    # (the retries set here would outlast the test's 90 s)
+    Case("lake-port-nothing-listens", bi("read", "path=x"), 3,
+         ["nothing answers at 127.0.0.1:9 on this machine", "WORKER_LAKE_URL"],
+         fix="is the emulator running",
+         setup=lambda emulators, fs, tmp: {
+             "WORKER_LAKE_URL": "https://127.0.0.1:9/%s/%s" % (emulators.account_name, fs),
+             "WORKER_RETRY_TOTAL": "8", "WORKER_RETRY_BACKOFF": "5"}),
+    # a lake URL with the vault's port: a 401 (the token refused), no role to grant
+    Case("lake-url-at-the-vault", bi("read", "path=x"), 2,
+         ["the service refused the token", "WORKER_LAKE_URL"], fix="not their vault",
+         setup=lambda emulators, fs, tmp: {
+             "WORKER_LAKE_URL": "%s/%s/%s" % (emulators.vault_url, emulators.account_name, fs)}),
     Case("vault-503", bi("secret", "name=x"), 3, ["secret 'x'", "503"],
          setup=fault("*", service="vault", status=503), fix="worth a retry"),
     Case("imds-down", bi("read", "path=x"), 3, [

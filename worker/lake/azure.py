@@ -13,8 +13,9 @@ builtin ones here, in :func:`_translate`, so handlers never see ``azure.core.exc
 | 409 PathAlreadyExists, 412          | FileExistsError (the commit decides what it means)   |
 | 412 on a read pinned to an etag     | RetryableError: the file changed (exit 3)            |
 | 409 DirectoryNotEmpty               | OSError(ENOTEMPTY)                                   |
-| 401, 403, no token                  | AccessDenied, a PermissionError naming identity,     |
+| 403, no token                       | AccessDenied, a PermissionError naming identity,     |
 |                                     | path and role (exit 2)                               |
+| 401 (the token refused)             | AccessDenied naming the endpoint to check (exit 2)   |
 | 408, 429, 5xx, connection errors    | RetryableError (exit 3)                              |
 | untrusted certificate, unknown host | ConfigError (exit 2)                                 |
 
@@ -379,7 +380,9 @@ def _translated(error: Exception, store: AzureStore, action: str, key: str,
     status = getattr(error, "status_code", None)
     code = _error_code(error)
     reason = said or f"{status or ''} {code}".strip()
-    if status in (401, 403):
+    if status == 401:  # the token itself refused: no role assignment fixes that
+        return AccessDenied(_unauthenticated(store, action, where, reason))
+    if status == 403:
         return AccessDenied(_forbidden(store, action, where, write, reason))
     if isinstance(error, ClientAuthenticationError):  # the credential gave no token
         return token_error(error, store.config, f"the lake {store.url}")
@@ -411,6 +414,16 @@ def _translated(error: Exception, store: AzureStore, action: str, key: str,
             f"lake {action} of {where} failed after the retries ({reason})"
         )
     return OSError(f"lake {action} of {where} failed ({reason})")
+
+
+def _unauthenticated(store: AzureStore, action: str, where: str, reason: str) -> str:
+    return (
+        f"lake {action} of {where}: the service refused the token of "
+        f"{identity_name(store.config)} ({reason}); a token for Azure Storage it does not "
+        "accept (another audience, tenant or cloud, or one expired): check that WORKER_LAKE_URL "
+        f"names the storage account's Data Lake endpoint (abfss://FILESYSTEM@ACCOUNT{_DFS_SUFFIX}, "
+        "or the emulators' lake, not their vault) and that the identity is in its tenant"
+    )
 
 
 def _forbidden(store: AzureStore, action: str, where: str, write: bool, reason: str) -> str:

@@ -50,7 +50,7 @@ from azure.core.pipeline.policies import (
 )
 from azure.core.pipeline.transport import HttpRequest
 
-from ..connection import is_misconfiguration
+from ..connection import is_misconfiguration, refused_locally
 from ..version import __version__
 from .transport import Answer, LakeTransport
 
@@ -119,13 +119,20 @@ class LakeHttp:
 
 class _Retry(RetryPolicy):
     """azure-core's retries, except of what retrying cannot fix: an untrusted certificate,
-    a host name that does not resolve, a proxy that refuses the credentials."""
+    a host name that does not resolve, a proxy that refuses the credentials, a port on this
+    machine where nothing listens (an emulator not running, or the wrong port)."""
 
     def increment(self, settings: Dict[str, Any], response: Any = None,
                   error: Optional[Exception] = None) -> bool:
-        if error is not None and is_misconfiguration(error):
+        if error is not None and (is_misconfiguration(error) or
+                                  refused_locally(error, _url_of(response))):
             return False
         return super().increment(settings, response=response, error=error)
+
+
+def _url_of(pipeline_request: Any) -> str:
+    """The URL of the request azure-core's retry policy passes as ``response`` on an error."""
+    return str(getattr(getattr(pipeline_request, "http_request", None), "url", "") or "")
 
 
 class _Bearer(BearerTokenCredentialPolicy):
