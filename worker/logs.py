@@ -81,13 +81,21 @@ class JsonFormatter(logging.Formatter):
 
 
 def failure_of(line: str) -> str:
-    """The failure a task's last stderr line states, without the harness's preamble (time,
-    level, job/task, "task failed after 0.01s: exit 4 (bad input data, ...): "), which a
-    report already says in its own columns; any other line as it is."""
+    """The failure a task's last stderr line states, without what a report says in columns
+    of its own: the log line's time, level, ids and logger (text or JSON format) and the
+    harness's "task failed after 0.01s: exit 4 (bad input data, ...): "; any other line as
+    it is."""
     import re  # only where a report reads lines back (the task path compiles no regex)
 
-    found = re.search(r" worker: task \w+ after [\d.]+s: exit -?\d+ \([^)]*\): ", line)
-    return line[found.end():] if found else line
+    message = line
+    if line.startswith("{"):
+        try:
+            message = str(json.loads(line).get("msg", line))
+        except (ValueError, AttributeError):
+            pass
+    else:
+        message = re.sub(r"^\d{4}-\d\d-\d\dT[\d:.]+Z [A-Z]+ \S+ [\w.]+: ", "", line)
+    return re.sub(r"^task [a-z_]+ after [\d.]+s: exit -?\d+ \([^)]*\): ", "", message)
 
 
 def setup_logging(

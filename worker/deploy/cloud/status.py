@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import IO, Any, Dict, List, Optional, Set
 
 from ...errors import OK
+from ...logs import failure_of
 from ..commandline import task_exit_meaning
 from ..errors import STATUS_FAILED, STATUS_RUNNING
 from .options import ACCOUNT_HELP, add_account_options, load_spec, run_command
@@ -200,7 +200,7 @@ class JobView:
         where = self.clients.target.where()
         line = files.last_line(self.clients.batch, self.job_id, task.id, "stderr.txt", where)
         if line:
-            return _FINAL_LINE.sub("", log_message(line))
+            return failure_of(line)
         record = self._lake_record(task.id)
         if record and record.get("error"):
             return "%s (from the lake's copy of its result.json)" % record["error"].get(
@@ -258,20 +258,6 @@ class JobView:
 
 
 #: The harness's final line starts with what the status line says already.
-_FINAL_LINE = re.compile(r"^task [a-z_]+ after [\d.]+s: exit -?\d+ \([^)]*\): ")
-_LOG_PREFIX = re.compile(r"^\d{4}-\d\d-\d\dT[\d:.]+Z [A-Z]+ \S+ [\w.]+: ")
-
-
-def log_message(line: str) -> str:
-    """A harness log line without its time, level, ids and logger (text or JSON format)."""
-    if line.startswith("{"):
-        try:
-            return str(json.loads(line).get("msg", line))
-        except (ValueError, AttributeError):
-            return line
-    return _LOG_PREFIX.sub("", line)
-
-
 def _value(enum: Any) -> str:
     return str(getattr(enum, "value", enum) or "").lower()
 
