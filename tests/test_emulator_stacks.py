@@ -120,18 +120,19 @@ def test_curl_with_the_env_file_loaded_over_a_shell_that_trusts_the_system_bundl
         emulators, seeded, tmp_path):
     """curl reads CURL_CA_BUNDLE before SSL_CERT_FILE: a shell that set it to the system's
     bundle must still reach the emulators once the env file is loaded. A token through App
-    Service's protocol, then a Get Blob with it, as a shell script would."""
+    Service's protocol, then a Get Blob with it, as a shell script would (the header and the
+    token go to curl on stdin, never on its command line, where any process could read them)."""
     env_file = tmp_path / "emu.env"
     env_file.write_text(envfile.format_environment(
         emulators.environment(filesystem=seeded, app_service=True)))
     script = r"""
 set -euo pipefail
 set -a; . "$1"; set +a
-token=$(curl -sS -f -H "X-IDENTITY-HEADER: $IDENTITY_HEADER" \
+token=$(printf 'X-IDENTITY-HEADER: %s\n' "$IDENTITY_HEADER" | curl -sS -f -H @- \
   "$IDENTITY_ENDPOINT?resource=https://storage.azure.com&api-version=2019-08-01" |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
-curl -sS -f -H "Authorization: Bearer $token" -H "x-ms-version: 2021-08-06" \
-  "$AZURE_STORAGE_ENDPOINT/$2/seeded/dfs.bin" | sha256sum
+printf 'Authorization: Bearer %s\nx-ms-version: 2021-08-06\n' "$token" |
+  curl -sS -f -H @- "$AZURE_STORAGE_ENDPOINT/$2/seeded/dfs.bin" | sha256sum
 """
     env = {k: v for k, v in os.environ.items()
            if k not in CLEARED_VARIABLES and not k.startswith(("AZURE_", "FSSPEC_"))}
