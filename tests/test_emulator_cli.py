@@ -286,15 +286,19 @@ def test_bad_network_options_are_usage_errors(capsys):
 
 def test_help_documents_the_fault_file_and_the_network_model(capsys):
     from worker.cli import main
-    from worker.emulators import lake, vault
+    from worker.emulators import faults, lake, vault
+    from worker.emulators.batch import app, arm
 
     assert main(["emulate", "--help"]) == 0
     out = capsys.readouterr().out
     for key in ("service", "operation", "kind", "status", "code", "retry_after", "delay",
                 "times", "probability", "truncate", "drop", "latency", "lost", "late",
-                "headers", "retry-after-ms"):
+                "headers", "retry-after-ms", "item"):
         assert re.search(r"\b%s\b" % key, out), key
-    assert all(op in out for op in list(lake.OPERATIONS) + list(vault.OPERATIONS))
+    assert all(re.search(r"\b%s\b" % name, out) for name in faults.SERVICES if name != "*")
+    unwrapped = " ".join(out.split())  # the operation lists are wrapped at hyphens too
+    assert all(op in unwrapped for op in list(lake.OPERATIONS) + list(vault.OPERATIONS)
+               + list(app.OPERATIONS) + list(arm.OPERATIONS))
     for option in ("--link-mbps", "--latency-ms", "--load-dir", "--load-secrets", "--quiet",
                    "--fault-seed", "10014/10015/10016", "examples:", "--flat-namespace"):
         assert option in out
